@@ -1,0 +1,61 @@
+"""The data-source contract every data adapter follows.
+
+A data source is a fixed, indexable collection of inputs. Input ``i`` has ``input_id == i``.
+It gives a table with one row per input (labels and attributes) and the raw items for any
+set of indices, so extraction can stream it in chunks, resume at any offset and shard it
+across workers.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import pandas as pd
+
+Modality = Literal["image", "text", "array"]
+
+
+class DataSource(ABC):
+    """An indexable set of inputs.
+
+    Subclasses set ``spec``, ``modality`` and ``class_names`` and implement
+    :meth:`table` and :meth:`get`.
+
+    Raw items are, by modality:
+
+    - ``"image"``: ``uint8`` arrays of shape ``(H, W, 3)``
+    - ``"text"``: ``str``
+    - ``"array"``: ``float32`` numpy arrays, fed to the model as they are
+    """
+
+    spec: str
+    modality: Modality
+    class_names: list[str] | None = None
+
+    @abstractmethod
+    def table(self) -> pd.DataFrame:
+        """One row per input, in input order.
+
+        Required column: ``input_id`` (``0..N-1``). Optional: ``label`` (int, ``-1`` when
+        unknown), ``label_name``, ``split`` (``"train"``/``"test"``), ``text`` and any
+        attribute column (planted attributes, user metadata).
+        """
+
+    @abstractmethod
+    def get(self, indices: Sequence[int] | np.ndarray) -> list[Any]:
+        """The raw items for ``indices``, in that order."""
+
+    def __len__(self) -> int:
+        return len(self.table())
+
+    def labels(self) -> np.ndarray | None:
+        """Integer labels per input, or ``None`` when the source has none."""
+        t = self.table()
+        if "label" not in t.columns:
+            return None
+        return t["label"].to_numpy(dtype=np.int64)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.spec!r}: {len(self)} {self.modality} inputs>"
