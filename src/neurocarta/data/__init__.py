@@ -1,0 +1,71 @@
+"""Data sources: built-in sets and adapters for the user's files.
+
+``load_data(spec)`` turns a spec string into a :class:`DataSource`:
+
+==========================  ===================================================
+``shapes[:n=..,seed=..]``   synthetic shapes with planted attributes (built in)
+``digits``                  scikit-learn's 8x8 digits (built in)
+``folder:PATH``             one subfolder of images per class
+``text:PATH``               one text per line, optional tab + label
+``npz:PATH``                arrays ``x`` and optional ``y``
+``py:module:callable``      any map-style torch Dataset (or a DataSource)
+==========================  ===================================================
+"""
+
+from __future__ import annotations
+
+from .base import DataSource
+from .subset import SubsetSource, limit_source
+from ..errors import SpecError
+from ..specs import existing_path, import_callable, parse_options, split_spec
+
+DATA_FORMS = "shapes, digits, folder:PATH, text:PATH, npz:PATH or py:module:callable"
+
+
+def load_data(spec: "str | DataSource") -> DataSource:
+    """Resolve a data spec (or pass a DataSource through)."""
+    if isinstance(spec, DataSource):
+        return spec
+    kind, rest = split_spec(spec)
+    if kind == "shapes":
+        from .shapes import ShapesSource
+
+        return _build(ShapesSource, rest, spec)
+    if kind == "digits":
+        from .digits import DigitsSource
+
+        return _build(DigitsSource, rest, spec)
+    if kind == "folder":
+        from .files import FolderSource
+
+        return FolderSource(existing_path(rest, "folder"))
+    if kind == "text":
+        from .files import TextSource
+
+        return TextSource(existing_path(rest, "text"))
+    if kind == "npz":
+        from .files import NpzSource
+
+        return NpzSource(existing_path(rest, "npz"))
+    if kind == "py":
+        from .python import TorchDatasetSource
+
+        made = import_callable(rest, "the data spec")()
+        if isinstance(made, DataSource):
+            return made
+        return TorchDatasetSource(made, spec)
+    raise SpecError(f"unknown data spec {spec!r}; use {DATA_FORMS}")
+
+
+def _build(cls, rest: str, spec: str) -> DataSource:
+    try:
+        options = parse_options(rest)
+    except SpecError as e:
+        raise SpecError(f"data spec {spec!r}: {e}") from e
+    try:
+        return cls(**options)
+    except TypeError as e:
+        raise SpecError(f"data spec {spec!r} has an unknown option ({e}); see the docs of {cls.__name__}") from e
+
+
+__all__ = ["DataSource", "SubsetSource", "limit_source", "load_data", "DATA_FORMS"]

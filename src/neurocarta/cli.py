@@ -1,0 +1,181 @@
+"""The ``neurocarta`` command line: argument parsing only, on top of the Python API.
+
+Exit codes: 0 success, 2 a user error (one line on stderr: what is wrong, how to fix it),
+1 an internal error (a traceback: please report it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from ._version import __version__
+from .errors import UserError
+
+
+def _add_extract(sub: Any) -> None:
+    p = sub.add_parser("extract", help="capture layer activations into an atlas",
+                       description="Run a model over a data set and stream the chosen layers' activations "
+                                   "into an atlas folder. Rerun the same command to resume a killed run.")
+    p.add_argument("--model", required=True, help="model spec: demo-cnn, efficientnet-lite0, minilm, "
+                   "torchvision:NAME, timm:NAME, hf:PATH, file:PATH, py:module:callable")
+    p.add_argument("--data", required=True, help="data spec: shapes, digits, folder:PATH, text:PATH, "
+                   "npz:PATH, py:module:callable")
+    p.add_argument("--layers", nargs="+", default=None, metavar="PATTERN",
+                   help="module names or globs (* within a name part, ** across); default: the model's own")
+    p.add_argument("--out", required=True, help="atlas folder to write (or resume)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    p.add_argument("--limit", type=int, default=None, help="a seeded random subset of N inputs")
+    p.add_argument("--topk", type=int, default=100, help="exemplars kept per neuron (default 100)")
+    p.add_argument("--mode", choices=["full", "summary"], default="full",
+                   help="full: every activation; summary: top-k, group sums and a row sample")
+    p.add_argument("--snapshots", default=None, metavar="GLOB",
+                   help="state-dict files of the same architecture (training checkpoints)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--chunk-size", type=int, default=1024, help="inputs per commit and per storage chunk")
+    p.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    p.add_argument("--pool", choices=["mean", "max", "cls"], default=None,
+                   help="sequence layers: one pooled row per input instead of one row per token")
+    p.add_argument("--special-tokens", action="store_true", help="keep [CLS]/[SEP]-like tokens as rows")
+    p.add_argument("--group-by", nargs="+", default=None, metavar="COLUMN",
+                   help="summary mode: columns to keep group statistics for (default: the categorical ones)")
+    p.add_argument("--sample-size", type=int, default=50_000, help="summary mode: rows in the seeded sample")
+    p.add_argument("--max-layer-gb", type=float, default=8.0,
+                   help="full mode refuses a layer bigger than this (default 8)")
+    p.add_argument("--thumb-size", type=int, default=64)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing atlas at --out")
+    p.add_argument("--trust", action="store_true", help="allow file:PATH to unpickle a full module")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _cmd_extract(a: argparse.Namespace) -> int:
+    from .capture import extract
+
+    atlas = extract(
+        a.model, a.data, a.out, layers=a.layers, batch_size=a.batch_size, device=a.device, limit=a.limit,
+        topk=a.topk, mode=a.mode, snapshots=a.snapshots, seed=a.seed, chunk_size=a.chunk_size,
+        dtype=a.dtype, pool=a.pool, special_tokens=a.special_tokens, group_by=a.group_by,
+        sample_size=a.sample_size, max_layer_bytes=a.max_layer_gb * 1e9, thumb_size=a.thumb_size,
+        overwrite=a.overwrite, trust=a.trust, progress=not a.quiet,
+    )
+    print(format_info(atlas_info(atlas)))
+    return 0
+
+
+def _add_layers(sub: Any) -> None:
+    p = sub.add_parser("layers", help="list a model's hookable layers with their output shapes")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", default=None, help="one sample is taken from here (default: a built-in one)")
+    p.add_argument("--json", action="store_true")
+
+
+def _cmd_layers(a: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .capture import list_layers
+
+    rows = list_layers(a.model, a.data)
+    if a.json:
+        print(json.dumps([asdict(r) for r in rows]))
+        return 0
+    width = max(len(r.name) for r in rows)
+    twidth = max(len(r.type) for r in rows)
+    for r in rows:
+        print(f"{r.name:<{width}}  {r.type:<{twidth}}  {r.output}")
+    return 0
+
+
+def _add_info(sub: Any) -> None:
+    p = sub.add_parser("info", help="describe an atlas: layers, inputs, snapshots, completeness, size")
+    p.add_argument("atlas")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+
+
+def atlas_info(atlas: Any) -> dict[str, Any]:
+    done, total = atlas.progress()
+    m = atlas.manifest
+    return {
+        "path": str(atlas.root), "complete": atlas.complete, "n_inputs": atlas.n_inputs,
+        "inputs_done": done, "inputs_total": total,
+        "mode": atlas.mode, "model": m.model.get("spec"), "data": m.data.get("spec"),
+        "snapshots": atlas.snapshots,
+        "layers": [{"name": l.name, "kind": l.kind, "n_neurons": l.n_neurons, "rows": l.rows,
+                    "n_rows": l.n_rows, "output_shape": l.output_shape} for l in atlas.layers],
+        "size_bytes": atlas.size_on_disk(), "created": m.created, "neurocarta_version": m.neurocarta_version,
+        "schema_version": m.schema_version,
+    }
+
+
+def format_info(info: dict[str, Any]) -> str:
+    state = "complete" if info["complete"] else f"incomplete: {info['inputs_done']} of {info['inputs_total']} inputs"
+    lines = [
+        f"atlas     {info['path']} ({state})",
+        f"model     {info['model']}",
+        f"data      {info['data']} ({info['n_inputs']} inputs, mode {info['mode']})",
+        f"snapshots {', '.join(info['snapshots'])}",
+        f"size      {info['size_bytes'] / 1e6:.1f} MB",
+        "layers",
+    ]
+    width = max(len(l["name"]) for l in info["layers"])
+    for l in info["layers"]:
+        rows = f"{l['n_rows']} {l['rows']} rows" if l["n_rows"] is not None else f"{l['rows']} rows"
+        lines.append(f"  {l['name']:<{width}}  {l['kind']:<8} {l['n_neurons']:>6} neurons  {rows}")
+    return "\n".join(lines)
+
+
+def _cmd_info(a: argparse.Namespace) -> int:
+    from .store import open_atlas
+
+    atlas = open_atlas(a.atlas, allow_incomplete=True)
+    info = atlas_info(atlas)
+    print(json.dumps(info) if a.json else format_info(info))
+    return 0
+
+
+def _add_demo(sub: Any) -> None:
+    p = sub.add_parser("demo", help="train the demo CNN on built-in data and build its atlas, offline")
+    p.add_argument("--data", default="shapes", help="shapes (default) or digits, with options: shapes:n=2000")
+    p.add_argument("--out", default="demo-atlas", help="atlas folder (default ./demo-atlas)")
+    p.add_argument("--epochs", type=int, default=4, help="training epochs = snapshots (at least 3)")
+    p.add_argument("--no-serve", action="store_true", help="do not start the viewer afterwards")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(a.data, a.out, epochs=a.epochs, serve=not a.no_serve, overwrite=a.overwrite, progress=not a.quiet)
+    return 0
+
+
+COMMANDS = {"extract": (_add_extract, _cmd_extract), "layers": (_add_layers, _cmd_layers),
+            "info": (_add_info, _cmd_info), "demo": (_add_demo, _cmd_demo)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neurocarta", description="Map what a trained neural network has learned.")
+    parser.add_argument("--version", action="version", version=f"neurocarta {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add, _ in COMMANDS.values():
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command][1](args)
+    except UserError as e:
+        print(f"neurocarta: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("neurocarta: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

