@@ -59,16 +59,25 @@ def tuple_net() -> nn.Module:
     return TupleNet()
 
 
-class NanNet(nn.Module):
-    """Outputs NaN for inputs whose first feature is negative."""
+class NanIfNegative(nn.Module):
+    """A linear layer whose output is NaN for inputs whose first feature is negative."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.fc = nn.Linear(4, 3)
+        self.lin = nn.Linear(4, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.fc(x)
+        y = self.lin(x)
         return torch.where(x[:, :1] < 0, torch.full_like(y, float("nan")), y)
+
+
+class NanNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = NanIfNegative()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
 
 
 def nan_net() -> nn.Module:

@@ -1,0 +1,80 @@
+"""Kill extraction with SIGKILL mid-run, rerun the same command, get identical arrays."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import neurocarta as nc
+from conftest import run_env
+
+import tiny_models
+
+
+def _cmd(data, out, mode):
+    return [sys.executable, "-m", "neurocarta", "extract", "--model", "py:tiny_models:slow_net",
+            "--data", f"npz:{data}", "--layers", "fc1", "act", "fc2", "--out", str(out),
+            "--batch-size", "16", "--chunk-size", "32", "--topk", "9", "--mode", mode, "--quiet",
+            "--sample-size", "100", "--group-by", "label", "pred"]
+
+
+def _kill_midway(cmd, out, at_least):
+    proc = subprocess.Popen(cmd, env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline:
+        try:
+            done = json.loads((out / "progress.json").read_text()).get("n_done", 0)
+        except (OSError, json.JSONDecodeError):
+            done = 0
+        if done >= at_least:
+            break
+        if proc.poll() is not None:
+            pytest.fail(f"extraction ended before it could be killed: {proc.stderr.read().decode()}")
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return done
+
+
+@pytest.mark.parametrize("mode", ["full", "summary"])
+def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path, mode):
+    data = tiny_models.array_data(800, path=str(tmp_path / "d.npz"))
+    ref = subprocess.run(_cmd(data, tmp_path / "ref", mode), env=run_env(), capture_output=True, text=True)
+    assert ref.returncode == 0, ref.stderr
+    out = tmp_path / "killed"
+    done = _kill_midway(_cmd(data, out, mode), out, at_least=160)
+    assert 0 < done < 800
+    info = subprocess.run([sys.executable, "-m", "neurocarta", "info", str(out), "--json"], env=run_env(),
+                          capture_output=True, text=True)
+    state = json.loads(info.stdout)
+    assert state["complete"] is False and state["inputs_done"] >= done
+    plain = subprocess.run([sys.executable, "-m", "neurocarta", "info", str(out)], env=run_env(),
+                           capture_output=True, text=True)
+    assert f"incomplete: {state['inputs_done']} of 800 inputs" in plain.stdout
+    with pytest.raises(nc.AtlasError, match="incomplete"):
+        nc.open_atlas(out)
+    again = subprocess.run(_cmd(data, out, mode), env=run_env(), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    a, b = nc.open_atlas(tmp_path / "ref"), nc.open_atlas(out)
+    for layer in ("fc1", "act", "fc2"):
+        ta, tb = a.topk(layer), b.topk(layer)
+        np.testing.assert_array_equal(ta.values, tb.values)
+        np.testing.assert_array_equal(ta.input_ids, tb.input_ids)
+        if mode == "full":
+            np.testing.assert_array_equal(a.activations(layer)[:], b.activations(layer)[:])
+        else:
+            np.testing.assert_array_equal(a.sample(layer)[1], b.sample(layer)[1])
+            for by in ("label", "pred"):
+                ga, gb = a.group_stats(layer, by), b.group_stats(layer, by)
+                np.testing.assert_array_equal(ga.count.to_numpy(), gb.count.to_numpy())
+                np.testing.assert_allclose(ga.mean.to_numpy(), gb.mean.to_numpy(), rtol=1e-12)
+    pd.testing.assert_frame_equal(a.inputs, b.inputs)
+    assert len(b.inputs) == 800 and b.inputs["input_id"].is_unique
