@@ -40,7 +40,7 @@ def images_to_tensor(
     target = (size, size) if isinstance(size, int) else size
     tensors = []
     for a in arrs:
-        t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float().div_(255.0)
+        t = torch.from_numpy(np.require(a, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255.0)
         if target is not None and tuple(t.shape[1:]) != tuple(target):
             t = F.interpolate(t[None], size=target, mode="bilinear", align_corners=False,
                               antialias=t.shape[1] > target[0])[0]
