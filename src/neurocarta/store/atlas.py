@@ -81,11 +81,7 @@ class GroupStats:
     @classmethod
     def from_sums(cls, column: str, groups: list, count: np.ndarray, s: np.ndarray,
                   ss: np.ndarray) -> "GroupStats":
-        order = np.argsort(np.array([str(g) for g in groups])) if groups else np.array([], int)
-        try:
-            order = np.argsort(np.array(groups))
-        except TypeError:
-            pass
+        order = sorted(range(len(groups)), key=lambda i: _sort_key(groups[i]))
         groups = [groups[i] for i in order]
         count, s, ss = count[order], s[order], ss[order]
         n = np.maximum(count, 1)[:, None]
@@ -94,6 +90,15 @@ class GroupStats:
         index = pd.Index(groups, name=column)
         return cls(column, pd.Series(count, index=index, name="count"),
                    pd.DataFrame(mean, index=index), pd.DataFrame(np.sqrt(var), index=index))
+
+
+def _sort_key(value) -> tuple:
+    """Order groups: missing values last, numbers numerically, everything else as text."""
+    if value is None:
+        return (2, 0, "")
+    if isinstance(value, (bool, int, float, np.integer, np.floating)):
+        return (0, float(value), "")
+    return (1, 0, str(value))
 
 
 class Atlas:
