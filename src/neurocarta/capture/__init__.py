@@ -1,6 +1,6 @@
 """Capture: run any torch model over a data source with hooks and stream activations."""
 
-from .extract import ExtractOptions, extract
+from .extraction import ExtractOptions, extract
 from .inspect import LayerListing, list_layers
 from .layers import LayerRef, resolve_layers
 

@@ -42,6 +42,7 @@ class AtlasWriter:
         self.manifest = manifest
         self.progress = progress
         self.group = zarr.open_group(str(root), mode="a", zarr_format=3)
+        self._arrays: dict[str, zarr.Array] = {}  # open handles: each lookup would re-read metadata
         (root / layout.WORK).mkdir(exist_ok=True)
 
     # ----------------------------------------------------------------- opening
@@ -92,25 +93,54 @@ class AtlasWriter:
             arr = self.group[path]
             if tuple(arr.shape[1:]) != tuple(shape[1:]):
                 raise AtlasError(f"array {path} in {self.root} has shape {arr.shape}, expected {shape}")
-            return arr
-        return self.group.create_array(path, shape=shape, chunks=chunks, dtype=dtype,
-                                       fill_value=fill_value)
+        else:
+            arr = self.group.create_array(path, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill_value)
+        self._arrays[path] = arr
+        return arr
 
     def array(self, path: str) -> zarr.Array:
-        return self.group[path]
+        if path not in self._arrays:
+            self._arrays[path] = self.group[path]
+        return self._arrays[path]
 
     def write_rows(self, path: str, start: int, values: np.ndarray) -> None:
         """Write rows ``start:start+len(values)``, growing a token-row array when needed."""
-        arr = self.group[path]
+        arr = self.array(path)
         stop = start + values.shape[0]
         if stop > arr.shape[0]:
             arr.resize((stop,) + tuple(arr.shape[1:]))
         if values.shape[0]:
             arr[start:stop] = values
 
+    def write_many(self, writes: list[tuple[str, int, np.ndarray]]) -> None:
+        """Write several ``(path, start, rows)`` blocks in one round trip to Zarr's I/O loop.
+
+        Zarr v3 runs every write on its own event-loop thread; one gathered call per chunk
+        instead of one call per array keeps the GIL hand-offs (which stall the model's
+        forward pass in the main thread) to one per chunk.
+        """
+        import asyncio
+
+        from zarr.core.sync import sync
+
+        coros = []
+        for path, start, values in writes:
+            arr = self.array(path)
+            stop = start + values.shape[0]
+            if stop > arr.shape[0]:
+                arr.resize((stop,) + tuple(arr.shape[1:]))
+            if values.shape[0]:
+                coros.append(arr.async_array.setitem(slice(start, stop), values))
+
+        async def gather() -> None:
+            await asyncio.gather(*coros)
+
+        if coros:
+            sync(gather())
+
     def truncate_rows(self, path: str, n_rows: int) -> None:
         """Cut a growable array back to its committed length (after a resume)."""
-        arr = self.group[path]
+        arr = self.array(path)
         if arr.shape[0] != n_rows:
             arr.resize((n_rows,) + tuple(arr.shape[1:]))
 

@@ -281,17 +281,32 @@ class Extraction:
             if info.rows == "token" and o.mode == "summary":
                 for sig in info.signals + ["rows"]:
                     self.writer.truncate_rows(f"{layout.sample(snap, info.name)}/{sig}", sample_rows)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurocarta-load") as pool:
+        # Three stages overlap: a loader thread prepares the next batch, the main thread runs
+        # the model, and a store thread writes and commits the previous chunk. At most one
+        # chunk waits to be stored, so memory stays bounded by two chunks.
+        counters = {"token_rows": token_rows, "sample_rows": sample_rows}
+
+        def store(c_start: int, c_stop: int, chunk: ChunkBuffer) -> None:
+            counters["token_rows"], counters["sample_rows"] = self._store_chunk(
+                s_index, snap, c_start, c_stop, chunk, topk, stats, counters["token_rows"], counters["sample_rows"])
+            state = {"topk": {k: v.state() for k, v in topk.items()},
+                     "stats": {k: v.state() for k, v in stats.items()}, **counters}
+            self.writer.commit(s_index, c_stop, state)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurocarta-load") as pool, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurocarta-store") as storer:
+            pending = None
             for c_start in range(start, self.n, o.chunk_size):
                 c_stop = min(c_start + o.chunk_size, self.n)
                 chunk = self._run_chunk(c_start, c_stop, pool, first_snapshot=s_index == 0)
-                token_rows, sample_rows = self._store_chunk(
-                    s_index, snap, c_start, c_stop, chunk, topk, stats, token_rows, sample_rows)
-                state = {"topk": {k: v.state() for k, v in topk.items()},
-                         "stats": {k: v.state() for k, v in stats.items()},
-                         "token_rows": token_rows, "sample_rows": sample_rows}
-                self.writer.commit(s_index, c_stop, state)
-                bar.update(c_stop - c_start)
+                if pending is not None:
+                    pending.result()
+                    bar.update(pending_size)
+                pending, pending_size = storer.submit(store, c_start, c_stop, chunk), c_stop - c_start
+            if pending is not None:
+                pending.result()
+                bar.update(pending_size)
+        token_rows = counters["token_rows"]
         self._store_summaries(snap, topk, stats)
         if s_index + 1 < len(self.snapshots):
             self.writer.commit(s_index + 1, 0, self._new_state())
@@ -306,6 +321,7 @@ class Extraction:
 
     def _create_arrays(self, snap: str) -> None:
         o = self.opts
+        self._argmax_dtype: dict[str, type] = {}
         for info in self.infos.values():
             rows_chunk = o.chunk_size * (4 if info.rows == "token" else 1)
             item = np.dtype(self.store_dtype).itemsize
@@ -317,6 +333,7 @@ class Extraction:
                                              (rows_chunk, cols_chunk), self.store_dtype)
                 if info.kind == "conv":
                     am_dtype = np.uint16 if int(np.prod(info.spatial)) < 65536 else np.uint32
+                    self._argmax_dtype[info.name] = am_dtype
                     self.writer.create_array(layout.argmax(snap, info.name), (self.n, info.n_neurons),
                                              (rows_chunk, cols_chunk), am_dtype)
             else:
@@ -405,14 +422,15 @@ class Extraction:
         return {"value": self._rounded(name, pooled, ids)}
 
     def _rounded(self, name: str, x: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """Check finiteness, then round to the storage dtype, so every downstream statistic
-        (top-k, group sums) sees exactly the stored values."""
-        check_finite(name, [x], ids)
+        """Round to the storage dtype once, so every downstream statistic (top-k, group
+        sums) sees exactly the stored values; one finiteness pass catches NaN, Inf and
+        float16 overflow together."""
         r = x.astype(self.store_dtype)
-        if self.store_dtype == np.float16 and not np.isfinite(r).all():
+        if not np.isfinite(r).all():
+            check_finite(name, [x], ids)  # raises for NaN or Inf in the layer output itself
             raise NonFiniteError(f"layer {name!r} has activations beyond the float16 range (|x| > 65504); "
                                  "pass --dtype float32")
-        return r.astype(np.float32)
+        return r
 
     def _outputs(self, logits: torch.Tensor, ids: np.ndarray) -> pd.DataFrame:
         logits = logits.float().cpu()
@@ -444,6 +462,7 @@ class Extraction:
         n_tok = len(tokens) if tokens is not None else 0
         group_values = self._group_values(c_start, c_stop, outputs) if o.mode == "summary" else {}
         sample_rows_new = sample_rows
+        writes: list[tuple[str, int, np.ndarray]] = []
         for name, info in self.infos.items():
             arrays = buf.arrays(name)
             if info.rows == "token":
@@ -464,10 +483,11 @@ class Extraction:
             acc.update(arrays[top_signal], rows, row_inputs, pos2)
             if o.mode == "full":
                 for sig in info.signals:
-                    w.write_rows(layout.acts(snap, name, sig), row_start, arrays[sig].astype(self.store_dtype))
+                    writes.append((layout.acts(snap, name, sig), row_start,
+                                   arrays[sig].astype(self.store_dtype, copy=False)))
                 if info.kind == "conv":
                     path = layout.argmax(snap, name)
-                    w.write_rows(path, row_start, arrays["argmax"].astype(w.array(path).dtype))
+                    writes.append((path, row_start, arrays["argmax"].astype(self._argmax_dtype[name])))
             else:
                 sample_rows_new = self._store_sample(snap, info, arrays, rows, row_inputs, c_start, c_stop,
                                                      sample_rows)
@@ -483,7 +503,8 @@ class Extraction:
                 tokens.insert(0, "row", np.arange(token_rows, token_rows + n_tok, dtype=np.int64))
                 w.write_part("tokens", 0, c_start, tokens)
             if buf.thumbs:
-                w.write_rows(layout.THUMBNAILS, c_start, np.concatenate(buf.thumbs))
+                writes.append((layout.THUMBNAILS, c_start, np.concatenate(buf.thumbs)))
+        w.write_many(writes)
         if outputs is not None:
             outputs.insert(0, "snapshot", snap)
             w.write_part("outputs", s_index, c_start, outputs)
@@ -497,11 +518,11 @@ class Extraction:
             if hi > lo:
                 picked = self.sample_ids[lo:hi] - c_start
                 for sig in info.signals:
-                    self.writer.array(f"{base}/{sig}")[lo:hi] = arrays[sig][picked].astype(self.store_dtype)
+                    self.writer.array(f"{base}/{sig}")[lo:hi] = arrays[sig][picked].astype(self.store_dtype, copy=False)
             return sample_rows
         keep = np.isin(row_inputs, self.sample_ids)
         for sig in info.signals:
-            self.writer.write_rows(f"{base}/{sig}", sample_rows, arrays[sig][keep].astype(self.store_dtype))
+            self.writer.write_rows(f"{base}/{sig}", sample_rows, arrays[sig][keep].astype(self.store_dtype, copy=False))
         self.writer.write_rows(f"{base}/rows", sample_rows, rows[keep])
         return sample_rows + int(keep.sum())
 

