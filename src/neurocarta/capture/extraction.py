@@ -390,7 +390,7 @@ class Extraction:
                 buf.add(name, value=self._rounded(name, cap.value, ids))
             else:
                 buf.add(name, **self._sequence_rows(name, info, cap.value, row_mask, ids))
-        if row_mask is not None and any(i.rows == "token" for i in self.infos.values()):
+        if row_mask is not None:  # text inputs: always record the tokens
             b_idx, pos = np.nonzero(row_mask)
             buf.tokens.append(pd.DataFrame({
                 "input_id": ids[b_idx], "position": pos.astype(np.int32),

@@ -26,7 +26,7 @@ def list_layers(model: Any, data: Any = None, device: str = "cpu", progress: boo
     source: DataSource | None = load_data(data) if data is not None else None
     bundle: ModelBundle = load_model(model, data=source, progress=progress)
     if source is None:
-        source = load_data(_default_data(bundle))
+        source = _default_data(bundle)
     dev = pick_device(device)
     module = bundle.module.to(dev).eval()
     outputs: dict[str, Any] = {}
@@ -57,16 +57,9 @@ def _strip_batch(out: Any) -> Any:
     return out
 
 
-def _default_data(bundle: ModelBundle) -> str:
+def _default_data(bundle: ModelBundle) -> DataSource:
+    from ..data.files import TextListSource
+
     if bundle.modality == "text":
-        return "text:" + _sample_text_file()
-    return "shapes:n=16"
-
-
-def _sample_text_file() -> str:
-    import tempfile
-
-    f = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
-    f.write("The quick brown fox jumps over the lazy dog.\n")
-    f.close()
-    return f.name
+        return TextListSource(["The quick brown fox jumps over the lazy dog."])
+    return load_data("shapes:n=16")

@@ -98,6 +98,22 @@ class TextSource(DataSource):
         return [str(texts[int(i)]) for i in indices]
 
 
+class TextListSource(DataSource):
+    """Texts given in memory (``neurocarta layers`` uses one sentence of it)."""
+
+    modality = "text"
+
+    def __init__(self, texts: Sequence[str], spec: str = "texts"):
+        self.spec = spec
+        self._table = pd.DataFrame({"input_id": np.arange(len(texts), dtype=np.int64), "text": list(texts)})
+
+    def table(self) -> pd.DataFrame:
+        return self._table
+
+    def get(self, indices: Sequence[int] | np.ndarray) -> list[str]:
+        return [str(self._table.at[int(i), "text"]) for i in indices]
+
+
 class NpzSource(DataSource):
     """``npz:PATH``: arrays ``x`` (inputs) and optional ``y`` (integer labels).
 

@@ -56,6 +56,9 @@ class AtlasWriter:
         """
         root = Path(root)
         if root.exists() and overwrite:
+            # Only ever delete an atlas (or an empty folder), never whatever else --out points at.
+            if any(root.iterdir()) and not (root / MANIFEST).exists():
+                raise UserError(f"{root} exists and is not an atlas; --overwrite only replaces atlases")
             shutil.rmtree(root)
         if root.exists() and any(root.iterdir()):
             if not (root / MANIFEST).exists():
