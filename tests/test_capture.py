@@ -134,7 +134,7 @@ def test_tiny_bert_token_rows_exclude_padding(tmp_path):
         model(**enc)
         h.remove()
     rows = tok.index[tok["input_id"] == 1]
-    pos = tok.loc[rows, "position"].to_numpy()
+    pos = tok.loc[rows, "position"].to_numpy().copy()
     np.testing.assert_allclose(acts[rows.min():rows.max() + 1], hidden["x"][0, pos].numpy(), rtol=1e-4, atol=1e-5)
 
 

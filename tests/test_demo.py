@@ -36,6 +36,9 @@ def test_training_writes_snapshots_and_is_cached(tmp_path):
     second = train_demo_cnn(source, epochs=3, cache_dir=tmp_path, progress=False)
     assert second.cached and second.checkpoints == first.checkpoints and time.time() - t0 < 2
     bundle = load_demo_cnn(source, epochs=3, cache_dir=tmp_path, progress=False)
+    # a split-restricted source trains on (and shares the cache of) the whole set
+    test_only = train_demo_cnn(source.with_split("test"), epochs=3, cache_dir=tmp_path, progress=False)
+    assert test_only.cached and test_only.checkpoints == first.checkpoints
     state = torch.load(first.checkpoints[-1])
     assert torch.equal(bundle.module.state_dict()["head.fc2.weight"], state["head.fc2.weight"])
 

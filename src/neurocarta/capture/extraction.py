@@ -281,31 +281,21 @@ class Extraction:
             if info.rows == "token" and o.mode == "summary":
                 for sig in info.signals + ["rows"]:
                     self.writer.truncate_rows(f"{layout.sample(snap, info.name)}/{sig}", sample_rows)
-        # Three stages overlap: a loader thread prepares the next batch, the main thread runs
-        # the model, and a store thread writes and commits the previous chunk. At most one
-        # chunk waits to be stored, so memory stays bounded by two chunks.
+        # The loader thread prepares the next batch while the model runs; storing stays in
+        # this thread. (A store thread was measured slower on 2 cores: Zarr's Python-heavy
+        # write path holds the GIL and stalls the forward pass more than it overlaps.)
         counters = {"token_rows": token_rows, "sample_rows": sample_rows}
-
-        def store(c_start: int, c_stop: int, chunk: ChunkBuffer) -> None:
-            counters["token_rows"], counters["sample_rows"] = self._store_chunk(
-                s_index, snap, c_start, c_stop, chunk, topk, stats, counters["token_rows"], counters["sample_rows"])
-            state = {"topk": {k: v.state() for k, v in topk.items()},
-                     "stats": {k: v.state() for k, v in stats.items()}, **counters}
-            self.writer.commit(s_index, c_stop, state)
-
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurocarta-load") as pool, \
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurocarta-store") as storer:
-            pending = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurocarta-load") as pool:
             for c_start in range(start, self.n, o.chunk_size):
                 c_stop = min(c_start + o.chunk_size, self.n)
                 chunk = self._run_chunk(c_start, c_stop, pool, first_snapshot=s_index == 0)
-                if pending is not None:
-                    pending.result()
-                    bar.update(pending_size)
-                pending, pending_size = storer.submit(store, c_start, c_stop, chunk), c_stop - c_start
-            if pending is not None:
-                pending.result()
-                bar.update(pending_size)
+                counters["token_rows"], counters["sample_rows"] = self._store_chunk(
+                    s_index, snap, c_start, c_stop, chunk, topk, stats, counters["token_rows"],
+                    counters["sample_rows"])
+                state = {"topk": {k: v.state() for k, v in topk.items()},
+                         "stats": {k: v.state() for k, v in stats.items()}, **counters}
+                self.writer.commit(s_index, c_stop, state)
+                bar.update(c_stop - c_start)
         token_rows = counters["token_rows"]
         self._store_summaries(snap, topk, stats)
         if s_index + 1 < len(self.snapshots):
@@ -432,32 +422,32 @@ class Extraction:
                                  "pass --dtype float32")
         return r
 
-    def _outputs(self, logits: torch.Tensor, ids: np.ndarray) -> pd.DataFrame:
+    def _outputs(self, logits: torch.Tensor, ids: np.ndarray) -> dict[str, np.ndarray]:
+        """pred, confidence, and (when labels match the model's classes) loss and correct.
+
+        Plain arrays per batch; the chunk builds one DataFrame (see :func:`_outputs_frame`).
+        """
         logits = logits.float().cpu()
-        probs = logits.softmax(dim=1)
-        conf, pred = probs.max(dim=1)
-        df = pd.DataFrame({"input_id": ids, "pred": pred.numpy().astype(np.int64),
-                           "confidence": conf.numpy().astype(np.float32)})
+        conf, pred = logits.softmax(dim=1).max(dim=1)
+        out = {"input_id": ids, "pred": pred.numpy().astype(np.int64), "confidence": conf.numpy()}
         n_classes = len(self.source.class_names or [])
         if self.labels is not None and n_classes == logits.shape[1]:
-            labels = torch.from_numpy(self.labels[ids])
+            labels = self.labels[ids]
             known = labels >= 0
-            loss = F.cross_entropy(logits, labels.clamp(min=0), reduction="none").numpy().astype(np.float32)
-            df["loss"] = np.where(known.numpy(), loss, np.nan).astype(np.float32)
-            correct = pd.array(pred.numpy() == labels.numpy(), dtype="boolean")
-            correct[~known.numpy()] = pd.NA
-            df["correct"] = correct
+            loss = F.cross_entropy(logits, torch.from_numpy(np.maximum(labels, 0)), reduction="none").numpy()
+            out["loss"] = np.where(known, loss, np.nan).astype(np.float32)
+            out["correct"] = np.where(known, (out["pred"] == labels).astype(np.int8), -1)
         else:
-            df["loss"] = np.float32(np.nan)
-            df["correct"] = pd.array([pd.NA] * len(ids), dtype="boolean")
-        return df
+            out["loss"] = np.full(len(ids), np.nan, dtype=np.float32)
+            out["correct"] = np.full(len(ids), -1, dtype=np.int8)
+        return out
 
     # ------------------------------------------------------------------ store
     def _store_chunk(self, s_index: int, snap: str, c_start: int, c_stop: int, buf: "ChunkBuffer",
                      topk: dict, stats: dict, token_rows: int, sample_rows: int) -> tuple[int, int]:
         o = self.opts
         w = self.writer
-        outputs = pd.concat(buf.outputs, ignore_index=True) if buf.outputs else None
+        outputs = _outputs_frame(buf.outputs) if buf.outputs else None
         tokens = pd.concat(buf.tokens, ignore_index=True) if buf.tokens else None
         n_tok = len(tokens) if tokens is not None else 0
         group_values = self._group_values(c_start, c_stop, outputs) if o.mode == "summary" else {}
@@ -560,6 +550,15 @@ class Extraction:
                     del w.group[path]
                 w.group.create_array(path, shape=arr.shape, chunks=arr.shape, dtype=arr.dtype)[...] = arr
             w.group[base].attrs["groups"] = [_plain(g) for g in acc.groups]
+
+
+def _outputs_frame(parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    correct = cols.pop("correct")
+    df = pd.DataFrame(cols)
+    df["correct"] = pd.array(correct == 1, dtype="boolean")
+    df.loc[correct < 0, "correct"] = pd.NA
+    return df
 
 
 def _plain(v: Any) -> Any:

@@ -24,6 +24,7 @@ class DigitsSource(DataSource):
     def __init__(self, split: str | None = None, seed: int = 0):
         from sklearn.datasets import load_digits
 
+        self.split, self.seed = split, seed
         d = load_digits()
         images = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)
         n = len(images)
@@ -51,8 +52,18 @@ class DigitsSource(DataSource):
         self.spec = "digits" + (f":split={split}" if split else "") + (f",seed={seed}" if seed else "")
         self.spec = self.spec.replace("digits,", "digits:")
 
+    def with_split(self, split: str | None) -> "DigitsSource":
+        """The same set restricted to ``split`` (``None``: all of it)."""
+        return DigitsSource(split=split, seed=self.seed)
+
     def table(self) -> pd.DataFrame:
-        return self._table
+        return self._table.copy()
 
     def get(self, indices: Sequence[int] | np.ndarray) -> list[np.ndarray]:
-        return [np.repeat(self._images[int(i)][:, :, None], 3, axis=2) for i in indices]
+        n = len(self._images)
+        out = []
+        for i in indices:
+            if not 0 <= int(i) < n:
+                raise IndexError(f"digits has inputs 0..{n - 1}, not {int(i)}")
+            out.append(np.repeat(self._images[int(i)][:, :, None], 3, axis=2))
+        return out

@@ -102,6 +102,9 @@ def train_demo_cnn(source: DataSource, epochs: int = 4, seed: int = 0, batch_siz
     ``training.json`` last, so a killed run is never mistaken for a finished one.
     """
     _check_source(source)
+    if hasattr(source, "with_split"):
+        # Train on the whole built-in set whatever split the user extracts (and share its cache).
+        source = source.with_split(None)
     folder = Path(cache_dir or default_cache_dir()) / f"demo-cnn-{_key(source, epochs, seed)}"
     ckpts = [folder / f"epoch{e}.pt" for e in range(1, epochs + 1)]
     record = folder / "training.json"
