@@ -2,13 +2,14 @@
 
     .venv/bin/python benchmarks/bench_extract.py            # throughput + memory
     .venv/bin/python benchmarks/bench_extract.py --peers    # also TorchLens, in its own venv
+    .venv/bin/python benchmarks/bench_extract.py --parts rss   # one part only
 
 What it measures (CPU, batch 64):
 
 1. Throughput of `neurocarta.extract` (full mode, the model's default layers, float16 Zarr
    writes, top-k) against the bare forward pass over the same in-memory batches with the same
    preprocessing, for demo-cnn (64x64 shapes) and EfficientNet-Lite0 (224x224). Goal: >= 0.85.
-2. Peak RSS of a whole extraction process at N and 10 N inputs. Goal: flat.
+2. Peak RSS (VmHWM) of a whole extraction process at N and 10 N inputs. Goal: flat.
 3. With --peers: TorchLens (`log_forward_pass` saving the same modules) on EfficientNet-Lite0,
    run in benchmarks/.peers/torchlens, a venv this script creates, as a subprocess.
 """
@@ -204,26 +205,29 @@ def main() -> None:
     p.add_argument("--n-effnet", type=int, default=512)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--rss-n", type=int, default=2000, help="memory test at N and 10 N inputs")
-    p.add_argument("--peers", action="store_true", help="also run TorchLens in its own venv")
-    p.add_argument("--only-peers", action="store_true", help="skip the throughput and memory runs")
+    p.add_argument("--rss-n", type=int, default=5000,
+                   help="memory test at N and 10 N inputs (RSS settles after ~10 chunks, so N >= 5000)")
+    p.add_argument("--parts", default="throughput,rss", help="comma list of throughput, rss, peers")
+    p.add_argument("--peers", action="store_true", help="also run TorchLens in its own venv (= --parts +peers)")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU", flush=True)
+    parts = set(a.parts.split(",")) | ({"peers"} if a.peers else set())
     result: dict = {}
-    if not a.only_peers:
+    if "throughput" in parts:
         result["throughput"] = throughput(a.n_demo, a.n_effnet, a.batch, a.repeats)
     rss = {}
-    for mode in () if a.only_peers else ("full", "summary"):
+    for mode in ("full", "summary") if "rss" in parts else ():
         small, t_small = peak_rss(a.rss_n, mode)
         big, t_big = peak_rss(10 * a.rss_n, mode)
         rss[mode] = {"n": a.rss_n, "rss_mb": small, "n10": 10 * a.rss_n, "rss10_mb": big, "growth": big / small,
                      "seconds": t_small, "seconds10": t_big}
         print(f"peak RSS {mode:<7} {a.rss_n:>6} inputs {small:7.0f} MB ({t_small:.0f} s)   "
               f"{10 * a.rss_n:>6} inputs {big:7.0f} MB ({t_big:.0f} s)   growth {big / small:.2f}x", flush=True)
-    result["rss"] = rss
-    if a.peers:
+    if rss:
+        result["rss"] = rss
+    if "peers" in parts:
         result["torchlens"] = torchlens_peer(min(a.n_effnet, 256), a.batch)
     if a.json:
         a.json.write_text(json.dumps(result, indent=1))

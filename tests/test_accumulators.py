@@ -65,3 +65,14 @@ def test_group_stats_match_pandas():
         assert acc.count[slot] == len(sel)
         np.testing.assert_allclose(acc.sum[slot] / acc.count[slot], sel.mean(0), rtol=1e-12)
         np.testing.assert_allclose(acc.sumsq[slot], (sel ** 2).sum(0), rtol=1e-12)
+
+
+def test_group_stats_accept_missing_and_mixed_values():
+    x = np.arange(12, dtype=np.float64).reshape(6, 2)
+    acc = GroupStatsAccumulator(2)
+    acc.update(np.array([True, None, False, None, True, True], dtype=object), x)
+    acc.update(np.array([None, None], dtype=object), x[:2])
+    slot = {g: i for i, g in enumerate(acc.groups)}
+    assert set(slot) == {True, False, None}
+    assert acc.count[slot[None]] == 4 and acc.count[slot[True]] == 3
+    np.testing.assert_allclose(acc.sum[slot[None]], x[[1, 3]].sum(0) + x[:2].sum(0))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 _LOW32 = np.uint64(0xFFFFFFFF)
 
@@ -138,20 +139,21 @@ class GroupStatsAccumulator:
         self.sumsq = np.zeros((0, n_neurons), dtype=np.float64)
 
     def _slots(self, values: np.ndarray) -> np.ndarray:
-        uniq, inverse = np.unique(values, return_inverse=True)
-        new = [u.item() if hasattr(u, "item") else u for u in uniq]
-        fresh = [u for u in new if u not in self._slot]
+        # factorize, not np.unique: group values may mix types and hold None (unknown labels)
+        codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)
+        keys = [None if u is None or u is pd.NA or (isinstance(u, float) and np.isnan(u)) else
+                (u.item() if hasattr(u, "item") else u) for u in uniques]
+        fresh = [u for u in keys if u not in self._slot]
         if fresh:
             for u in fresh:
                 self._slot[u] = len(self.groups)
                 self.groups.append(u)
-            g = len(self.groups)
-            grow = g - self.count.shape[0]
+            grow = len(self.groups) - self.count.shape[0]
             self.count = np.concatenate([self.count, np.zeros(grow, np.int64)])
             self.sum = np.concatenate([self.sum, np.zeros((grow, self.n_neurons))])
             self.sumsq = np.concatenate([self.sumsq, np.zeros((grow, self.n_neurons))])
-        lookup = np.array([self._slot[u] for u in new], dtype=np.int64)
-        return lookup[inverse.reshape(-1)]
+        lookup = np.array([self._slot[u] for u in keys], dtype=np.int64)
+        return lookup[codes]
 
     def update(self, group_values: np.ndarray, x: np.ndarray) -> None:
         """Add rows ``x`` (B, C) whose group is ``group_values`` (B,)."""

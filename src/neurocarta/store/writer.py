@@ -154,13 +154,16 @@ class AtlasWriter:
         write_parquet_atomic(df, folder / f"{snap_index:04d}-{start:012d}.parquet")
 
     def _merge_parts(self, kind: str, target: str) -> None:
+        """Stream the parts into one Parquet file, one part in memory at a time."""
         folder = self.root / layout.WORK / kind
         parts = sorted(folder.glob("*.parquet")) if folder.exists() else []
         if not parts:
             return
-        table = pa.concat_tables([pq.read_table(p) for p in parts])
         tmp = self.root / f".{target}.tmp"
-        pq.write_table(table, tmp)
+        schema = pq.read_schema(parts[0])
+        with pq.ParquetWriter(tmp, schema) as out:
+            for part in parts:
+                out.write_table(pq.read_table(part).cast(schema))
         os.replace(tmp, self.root / target)
 
     # ----------------------------------------------------------------- commits
