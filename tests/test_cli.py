@@ -110,3 +110,16 @@ def test_layers_lists_names_and_shapes(data):
     lines = r.stdout.splitlines()
     assert lines[0].split()[:2] == ["fc1", "Linear"] and "(16,)" in lines[0]
     assert any(l.startswith("fc2") and "(3,)" in l for l in lines)
+
+
+def test_layers_of_demo_cnn_do_not_train_it(tmp_path):
+
+    env = run_env()
+    env["NEUROCARTA_CACHE"] = str(tmp_path / "cache")
+    r = subprocess.run([sys.executable, "-m", "neurocarta", "layers", "--model", "demo-cnn", "--json"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    assert rows["features.block1"]["output"] == "tensor (16, 32, 32)"
+    assert rows["head.fc2"]["output"] == "tensor (8,)"
+    assert not (tmp_path / "cache").exists()

@@ -24,7 +24,13 @@ class LayerListing:
 def list_layers(model: Any, data: Any = None, device: str = "cpu", progress: bool = False) -> list[LayerListing]:
     """Run one input through ``model`` and describe every module's output (batch axis dropped)."""
     source: DataSource | None = load_data(data) if data is not None else None
-    bundle: ModelBundle = load_model(model, data=source, progress=progress)
+    if model == "demo-cnn":
+        # Listing needs the architecture only: skip training the demo model.
+        from ..models.demo_cnn import untrained_bundle
+
+        bundle: ModelBundle = untrained_bundle(source or load_data("shapes:n=16"))
+    else:
+        bundle = load_model(model, data=source, progress=progress)
     if source is None:
         source = _default_data(bundle)
     dev = pick_device(device)

@@ -164,18 +164,26 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((pred == y).float().mean()) if len(y) else float("nan")
 
 
+def _bundle(model: DemoCNN, source: DataSource, info: dict) -> ModelBundle:
+    size = input_size(source)
+    return ModelBundle(
+        module=model.eval(), spec="demo-cnn", modality="image",
+        preprocess=lambda items: ModelInputs(images_to_tensor(items, size, MEAN, STD)),
+        class_names=source.class_names, default_layers=list(DEFAULT_LAYERS), info=info,
+    )
+
+
+def untrained_bundle(source: DataSource) -> ModelBundle:
+    """demo-cnn with random weights, for looking at its layers without training it."""
+    return _bundle(DemoCNN(len(source.class_names or []) or 8), source, {"trained": False})
+
+
 def load_demo_cnn(source: DataSource, epochs: int = 4, seed: int = 0, cache_dir: Path | None = None,
                   progress: bool = True) -> ModelBundle:
     """demo-cnn for ``source``: trained (or loaded from the cache) with its final weights."""
     training = train_demo_cnn(source, epochs=epochs, seed=seed, cache_dir=cache_dir, progress=progress)
     model = DemoCNN(len(source.class_names or []))
     model.load_state_dict(torch.load(training.checkpoints[-1], map_location="cpu", weights_only=True))
-    model.eval()
-    size = input_size(source)
-    return ModelBundle(
-        module=model, spec="demo-cnn", modality="image",
-        preprocess=lambda items: ModelInputs(images_to_tensor(items, size, MEAN, STD)),
-        class_names=source.class_names, default_layers=list(DEFAULT_LAYERS),
-        info={"test_accuracy": training.test_accuracy, "trained_on": source.spec, "training": str(training.folder),
-              "checkpoints": [str(p) for p in training.checkpoints]},
-    )
+    return _bundle(model, source, {
+        "test_accuracy": training.test_accuracy, "trained_on": source.spec, "training": str(training.folder),
+        "checkpoints": [str(p) for p in training.checkpoints]})
