@@ -113,7 +113,6 @@ def test_layers_lists_names_and_shapes(data):
 
 
 def test_layers_of_demo_cnn_do_not_train_it(tmp_path):
-
     env = run_env()
     env["NEUROCARTA_CACHE"] = str(tmp_path / "cache")
     r = subprocess.run([sys.executable, "-m", "neurocarta", "layers", "--model", "demo-cnn", "--json"], env=env,
