@@ -110,3 +110,29 @@ def array_data(n: int = 500, seed: int = 0, path: str = "data.npz") -> str:
     rng = np.random.default_rng(seed)
     np.savez(path, x=rng.normal(size=(n, 4)).astype(np.float32), y=rng.integers(0, 3, n))
     return path
+
+
+def mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(OrderedDict(fc1=nn.Linear(4, 16), act=nn.ReLU(), fc2=nn.Linear(16, 3)))
+
+
+class PairDataset(torch.utils.data.Dataset):
+    """A map-style torch Dataset of (tensor, label) pairs, for ``py:`` data specs."""
+
+    classes = ["neg", "pos"]
+
+    def __init__(self) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(50, 4, generator=g)
+        self.targets = (self.x[:, 0] > 0).long().tolist()
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int):
+        return self.x[i], self.targets[i]
+
+
+def pair_dataset() -> PairDataset:
+    return PairDataset()

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import NonFiniteError
+from ..errors import LayerError, NonFiniteError
 from .layers import LayerRef, output_kind, pick_element
 
 
@@ -45,7 +45,14 @@ class LayerRecorder:
         for ref in self.refs:
             by_module.setdefault(ref.module_name, []).append(ref)
         for name, refs in by_module.items():
-            self._handles.append(modules[name].register_forward_hook(self._hook(refs)))
+            module = modules[name]
+            if isinstance(module, torch.jit.ScriptModule):
+                raise LayerError(
+                    f"layer {name!r} belongs to a TorchScript model, and PyTorch cannot hook "
+                    "TorchScript modules; save the model with torch.save(model) and pass --trust, "
+                    "or load it with a py:module:callable spec"
+                )
+            self._handles.append(module.register_forward_hook(self._hook(refs)))
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -39,6 +39,10 @@ def list_layers(model: Any, data: Any = None, device: str = "cpu", progress: boo
     handles = []
     mods = dict(module.named_modules())
     for name in module_names(module):
+        if isinstance(mods[name], torch.jit.ScriptModule):
+            outputs[name] = "TorchScript: cannot be hooked (save with torch.save and pass --trust)"
+            continue
+
         def hook(_m, _a, out, name=name):
             outputs.setdefault(name, describe_output(_strip_batch(out)))
         handles.append(mods[name].register_forward_hook(hook))
