@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurocarta.capture.accumulators import GroupStatsAccumulator, TopKAccumulator
+from neurocarta.streaming import GroupStatsAccumulator, TopKAccumulator
 
 
 def _full_sort_topk(x: np.ndarray, k: int) -> np.ndarray:

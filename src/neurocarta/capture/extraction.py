@@ -31,7 +31,7 @@ from ..store import layout
 from ..store.atlas import Atlas, open_atlas
 from ..store.manifest import LayerInfo, Manifest
 from ..store.writer import AtlasWriter
-from .accumulators import GroupStatsAccumulator, TopKAccumulator
+from ..streaming import GroupStatsAccumulator, TopKAccumulator
 from .device import pick_device
 from .hooks import Captured, LayerRecorder, check_finite, find_logits
 from .layers import LayerRef, resolve_layers

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import zarr
 
-from ..capture.accumulators import GroupStatsAccumulator, TopK
+from ..streaming import GroupStatsAccumulator, TopK
 from ..errors import AtlasError
 from . import layout
 from .manifest import PROGRESS, LayerInfo, Manifest, read_manifest
