@@ -157,3 +157,15 @@ def test_snapshots_capture_each_checkpoint(tmp_path, npz):
         np.testing.assert_array_equal(atlas.activations("head", snapshot=name)[:], want)
         assert (atlas.outputs(name)["pred"].to_numpy() == want.argmax(1)).all()
     assert not np.array_equal(atlas.outputs("epoch1")["pred"], atlas.outputs("epoch2")["pred"])
+
+
+def test_reading_an_atlas_never_imports_torch(tmp_path, npz):
+    import subprocess
+    import sys
+
+    _extract(npz, tmp_path / "a")
+    code = ("import sys, neurocarta as nc; a = nc.open_atlas(sys.argv[1]); a.activations('act')[:5]; "
+            "a.group_stats('act', 'label'); a.topk('conv'); print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
