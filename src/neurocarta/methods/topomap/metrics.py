@@ -1,0 +1,140 @@
+"""How faithfully a 2-D neuron layout keeps the neurons' distances.
+
+Smoothness of the rendered map alone rewards blur, so neurocarta measures faithfulness:
+
+- **trustworthiness@k**: are a neuron's neighbours on the map also its neighbours in
+  profile space? Map neighbours that are far in profile space are penalised by their rank
+  (Venna and Kaski, 2001). 1 is perfect; a random layout scores about 0.5.
+- **continuity@k**: the converse: are profile-space neighbours kept together on the map?
+- **neighbourhood preservation@k**: the mean share of the k nearest profile-space
+  neighbours that are also among the k nearest map neighbours.
+- **distance Spearman**: rank correlation of all (or a seeded sample of) pairwise distances.
+
+Everything is computed on float arrays, block by block: memory is O(block x n), not n^2.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+from scipy.spatial.distance import cdist
+from scipy.stats import spearmanr
+
+METRICS = ("cosine", "correlation", "euclidean")
+
+
+def _check(high: np.ndarray, low: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    high = np.asarray(high, dtype=np.float64)
+    low = np.asarray(low, dtype=np.float64)
+    if high.ndim != 2 or low.ndim != 2 or high.shape[0] != low.shape[0]:
+        raise ValueError(f"need (n, d) profiles and an (n, 2) layout with the same n, got {high.shape} and {low.shape}")
+    n = high.shape[0]
+    if not 1 <= k < n / 2:
+        raise ValueError(f"k must be at least 1 and below n/2 = {n / 2:g}, got {k}")
+    if not (np.isfinite(high).all() and np.isfinite(low).all()):
+        raise ValueError("profiles and layout must be finite (no NaN or Inf)")
+    return high, low
+
+
+def _rows(x: np.ndarray, metric: str, block: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Distance rows ``x[s:s+block]`` to every point, self-distance set to +inf."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, not {metric!r}")
+    for s in range(0, x.shape[0], block):
+        d = cdist(x[s:s + block], x, metric=metric)
+        d = np.nan_to_num(d, nan=1.0)  # cosine/correlation of a constant profile
+        d[np.arange(d.shape[0]), np.arange(s, s + d.shape[0])] = np.inf
+        yield s, d
+
+
+def _ranks(d: np.ndarray) -> np.ndarray:
+    """Rank of every point in each row, 1 = nearest (ties broken by index, as in a stable sort)."""
+    order = np.argsort(d, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    rows = np.arange(d.shape[0])[:, None]
+    ranks[rows, order] = np.arange(1, d.shape[1] + 1)
+    return ranks
+
+
+def _rank_penalty(space_a: np.ndarray, metric_a: str, space_b: np.ndarray, metric_b: str, k: int,
+                  block: int) -> float:
+    """Sum over i of (rank in A - k) for j among i's k nearest in B but not in A."""
+    total = 0.0
+    for (s, da), (_, db) in zip(_rows(space_a, metric_a, block), _rows(space_b, metric_b, block)):
+        ranks_a = _ranks(da)
+        near_b = np.argsort(db, axis=1, kind="stable")[:, :k]  # stable: ties resolve as in sklearn
+        r = np.take_along_axis(ranks_a, near_b, axis=1)
+        total += np.clip(r - k, 0, None).sum()
+    return total
+
+
+def _normalise(total: float, n: int, k: int) -> float:
+    return float(1.0 - 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0)) * total)
+
+
+def trustworthiness(high: np.ndarray, low: np.ndarray, k: int = 5, metric: str = "cosine",
+                    block: int = 512) -> float:
+    """Trustworthiness@k of layout ``low`` (n x 2, euclidean) for profiles ``high`` (n x d)."""
+    high, low = _check(high, low, k)
+    return _normalise(_rank_penalty(high, metric, low, "euclidean", k, block), high.shape[0], k)
+
+
+def continuity(high: np.ndarray, low: np.ndarray, k: int = 5, metric: str = "cosine", block: int = 512) -> float:
+    """Continuity@k: trustworthiness with the two spaces' roles swapped."""
+    high, low = _check(high, low, k)
+    return _normalise(_rank_penalty(low, "euclidean", high, metric, k, block), high.shape[0], k)
+
+
+def neighbourhood_preservation(high: np.ndarray, low: np.ndarray, k: int = 5, metric: str = "cosine",
+                               block: int = 512) -> float:
+    """Mean share of each neuron's k nearest profile neighbours that are k-nearest on the map."""
+    high, low = _check(high, low, k)
+    kept = 0
+    for (_, dh), (_, dl) in zip(_rows(high, metric, block), _rows(low, "euclidean", block)):
+        nh = np.argsort(dh, axis=1, kind="stable")[:, :k]
+        nl = np.argsort(dl, axis=1, kind="stable")[:, :k]
+        kept += sum(len(np.intersect1d(a, b, assume_unique=True)) for a, b in zip(nh, nl))
+    return kept / (high.shape[0] * k)
+
+
+def distance_spearman(high: np.ndarray, low: np.ndarray, metric: str = "cosine", max_pairs: int = 200_000,
+                      seed: int = 0) -> float:
+    """Spearman correlation of pairwise distances: all pairs, or a seeded sample of them."""
+    high, low = _check(high, low, 1)
+    n = high.shape[0]
+    n_pairs = n * (n - 1) // 2
+    if n_pairs <= max_pairs:
+        i, j = np.triu_indices(n, 1)
+    else:
+        rng = np.random.default_rng(seed)
+        i = rng.integers(0, n, max_pairs)
+        j = (i + rng.integers(1, n, max_pairs)) % n  # never equal to i
+    dh = _pair_distance(high, i, j, metric)
+    dl = np.linalg.norm(low[i] - low[j], axis=1)
+    rho = spearmanr(dh, dl).statistic
+    return float(rho) if np.isfinite(rho) else 0.0
+
+
+def _pair_distance(x: np.ndarray, i: np.ndarray, j: np.ndarray, metric: str) -> np.ndarray:
+    if metric == "euclidean":
+        return np.linalg.norm(x[i] - x[j], axis=1)
+    if metric == "correlation":
+        x = x - x.mean(axis=1, keepdims=True)
+    elif metric != "cosine":
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, not {metric!r}")
+    norm = np.linalg.norm(x, axis=1)
+    norm[norm == 0] = 1.0
+    u = x / norm[:, None]
+    return 1.0 - np.einsum("ij,ij->i", u[i], u[j])
+
+
+def layout_quality(high: np.ndarray, low: np.ndarray, k: int = 5, metric: str = "cosine") -> dict[str, float]:
+    """All faithfulness metrics of one layout, as a dict (what ``--json`` reports)."""
+    return {
+        "trustworthiness": trustworthiness(high, low, k, metric),
+        "continuity": continuity(high, low, k, metric),
+        "neighbourhood_preservation": neighbourhood_preservation(high, low, k, metric),
+        "spearman": distance_spearman(high, low, metric),
+        "k": k,
+    }
