@@ -1,5 +1,7 @@
 """Topographic activation maps (after Krug et al.): neuron layouts and how faithful they are."""
 
 from .metrics import continuity, distance_spearman, layout_quality, neighbourhood_preservation, trustworthiness
+from .profiles import Profiles, atlas_profiles, nap
 
-__all__ = ["continuity", "distance_spearman", "layout_quality", "neighbourhood_preservation", "trustworthiness"]
+__all__ = ["Profiles", "atlas_profiles", "continuity", "distance_spearman", "layout_quality", "nap",
+           "neighbourhood_preservation", "trustworthiness"]
