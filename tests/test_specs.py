@@ -65,6 +65,7 @@ def test_py_dataset_spec(tmp_path):
     assert atlas.inputs["correct"].notna().all()  # 2 logits, 2 classes: loss and correct are known
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_file_specs_pickle_needs_trust_and_torchscript_says_why_it_cannot_be_hooked(tmp_path):
     data = tiny_models.array_data(40, path=str(tmp_path / "d.npz"))
     model = tiny_models.mlp().eval()

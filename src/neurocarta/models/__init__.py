@@ -125,7 +125,11 @@ def _load_vision_hub(kind: str, rest: str, spec: str) -> ModelBundle:
 def _load_file(rest: str, spec: str, trust: bool, modality: str) -> ModelBundle:
     path = existing_path(rest, "file")
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        import warnings
+
+        with warnings.catch_warnings():  # torch 2.13 marks TorchScript deprecated; files still load
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError):
         if not trust:
             raise SpecError(
