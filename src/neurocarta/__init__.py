@@ -23,12 +23,13 @@ _LAZY = {
     "load_model": "models", "ModelBundle": "models", "ModelInputs": "models",
     "open_atlas": "store", "Atlas": "store", "GroupStats": "store", "LayerActivations": "store",
     "LayerInfo": "store",
+    "TopoMap": "methods.topomap",
 }
 
 __all__ = [
     "__version__", "extract", "list_layers", "open_atlas", "load_data", "load_model",
     "Atlas", "LayerActivations", "LayerInfo", "GroupStats", "DataSource", "ModelBundle", "ModelInputs",
-    "UserError", "AtlasError", "LayerError", "SpecError", "NonFiniteError",
+    "TopoMap", "UserError", "AtlasError", "LayerError", "SpecError", "NonFiniteError",
 ]
 
 
