@@ -50,3 +50,11 @@ def test_layout_errors():
         layout(np.full((5, 3), np.nan))
     with pytest.raises(nc.UserError, match="unknown layout"):
         layout(np.zeros((5, 3)), method="pso")
+
+
+def test_grid_mode_gives_distinct_cells_and_keeps_most_faithfulness(clustered):
+    free = nc.TopoMap(method="tsne", seed=0).fit(clustered)
+    grid = nc.TopoMap(method="tsne", seed=0, grid=True).fit(clustered)
+    assert grid.grid_shape_ == (8, 8) and len(np.unique(grid.grid_cells_)) == 60
+    np.testing.assert_array_equal(grid.layout_, free.layout_)
+    assert grid.metrics_["trustworthiness"] > 0.8

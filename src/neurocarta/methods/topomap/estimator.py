@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .grid import cell_centres, grid_assign
 from .layouts import METHODS, align, layout
 from .metrics import METRICS, layout_quality
 from .profiles import Profiles
@@ -19,20 +20,25 @@ class TopoMap:
     k : neighbourhood size of the quality metrics.
     seed : every layout is seeded and deterministic.
     n_neighbors : neighbourhood size for ``umap`` and ``graph``.
+    grid : also give each neuron its own cell of a near-square grid (exact assignment up to
+        2,048 neurons, a windowed approximation beyond); the metrics then measure the grid.
 
     Attributes
     ----------
     layout_ : (n_neurons, 2) coordinates in the unit square.
+    grid_cells_ : (grid only) each neuron's row-major cell index.
+    grid_shape_ : (grid only) (rows, cols).
     metrics_ : trustworthiness, continuity, neighbourhood preservation and distance Spearman.
     """
 
     def __init__(self, method: str = "umap", distance: str = "cosine", k: int = 5, seed: int = 0,
-                 n_neighbors: int = 15):
+                 n_neighbors: int = 15, grid: bool = False):
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
         if distance not in METRICS:
             raise ValueError(f"distance must be one of {', '.join(METRICS)}, not {distance!r}")
         self.method, self.distance, self.k, self.seed, self.n_neighbors = method, distance, k, seed, n_neighbors
+        self.grid = grid
 
     def fit(self, profiles: Profiles | np.ndarray, reference: np.ndarray | None = None) -> "TopoMap":
         """Lay out the rows of ``profiles``; with ``reference``, align onto that layout."""
@@ -41,10 +47,14 @@ class TopoMap:
         if reference is not None:
             y = align(y, reference)
         self.layout_ = y
+        shown = y
+        if self.grid:
+            self.grid_cells_, self.grid_shape_ = grid_assign(y)
+            shown = cell_centres(*self.grid_shape_, np.zeros(2), np.ones(2))[self.grid_cells_]
         k = min(self.k, max(1, (x.shape[0] - 1) // 2))
-        self.metrics_ = layout_quality(x, y, k=k, metric=self.distance)
+        self.metrics_ = layout_quality(x, shown, k=k, metric=self.distance)
         return self
 
     def __repr__(self) -> str:
         return (f"TopoMap(method={self.method!r}, distance={self.distance!r}, k={self.k}, seed={self.seed}, "
-                f"n_neighbors={self.n_neighbors})")
+                f"n_neighbors={self.n_neighbors}, grid={self.grid})")
