@@ -17,7 +17,7 @@ def clustered():
     return np.repeat(centres, 15, axis=0) + 0.3 * rng.normal(size=(60, 10))
 
 
-@pytest.mark.parametrize("method", ["umap", "tsne", "pca", "graph"])
+@pytest.mark.parametrize("method", ["umap", "tsne", "pca", "graph", "som"])
 def test_every_method_is_seeded_and_beats_random(clustered, method):
     a = nc.TopoMap(method=method, seed=3).fit(clustered)
     b = nc.TopoMap(method=method, seed=3).fit(clustered)
@@ -58,3 +58,14 @@ def test_grid_mode_gives_distinct_cells_and_keeps_most_faithfulness(clustered):
     assert grid.grid_shape_ == (8, 8) and len(np.unique(grid.grid_cells_)) == 60
     np.testing.assert_array_equal(grid.layout_, free.layout_)
     assert grid.metrics_["trustworthiness"] > 0.8
+
+
+def test_batch_som_spreads_shared_units_and_lowers_error_with_epochs(clustered):
+    from neurocarta.methods.topomap.som import BatchSOM
+
+    short = BatchSOM(epochs=2, seed=0).fit(clustered)
+    long = BatchSOM(epochs=15, seed=0).fit(clustered)
+    assert long.side_ == 8 and long.weights_.shape == (64, 10)
+    assert long.quantization_error_ < short.quantization_error_
+    pos = long.positions()
+    assert len(np.unique(pos.round(6), axis=0)) == 60  # neurons sharing a unit sit on a circle

@@ -8,6 +8,7 @@ with a neighbour-list refinement):
 - ``pca``: the first two principal components of the profiles
 - ``graph``: link each neuron to its nearest neighbours, join components to the largest
   through their closest pair, and lay the graph out with igraph's Fruchterman-Reingold
+- ``som``: neurocarta's batch SOM (see som.py), the original's grid rule
 - ``random``: the baseline every faithfulness metric is compared with
 
 Every layout is scaled into the unit square, so layouts can be compared and aligned.
@@ -20,7 +21,7 @@ from scipy.spatial.distance import pdist, squareform
 
 from ...errors import UserError
 
-METHODS = ("umap", "tsne", "pca", "graph", "random")
+METHODS = ("umap", "tsne", "pca", "graph", "som", "random")
 
 
 def distances(profiles: np.ndarray, metric: str = "cosine") -> np.ndarray:
@@ -58,9 +59,24 @@ def layout(profiles: np.ndarray, method: str = "umap", metric: str = "cosine", s
 
         y = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, n - 1), metric=metric, random_state=seed,
                       init="random" if n < 10 else "spectral", n_jobs=1).fit_transform(x)
+    elif method == "som":
+        from .som import BatchSOM
+
+        y = BatchSOM(seed=seed).fit(_som_space(x, metric)).positions()
     else:
         y = _graph_layout(distances(x, metric), n_neighbors=min(n_neighbors, n - 1), seed=seed)
     return unit_square(y)
+
+
+def _som_space(x: np.ndarray, metric: str) -> np.ndarray:
+    """Rows where euclidean distance follows ``metric``: unit rows for cosine, centred unit
+    rows for correlation."""
+    if metric == "euclidean":
+        return x
+    if metric == "correlation":
+        x = x - x.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norm > 0, norm, 1.0)
 
 
 def _graph_layout(d: np.ndarray, n_neighbors: int, seed: int) -> np.ndarray:
