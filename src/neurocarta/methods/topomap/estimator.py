@@ -20,6 +20,8 @@ class TopoMap:
     k : neighbourhood size of the quality metrics.
     seed : every layout is seeded and deterministic.
     n_neighbors : neighbourhood size for ``umap`` and ``graph``.
+    refine : follow the layout with the O(n k) force-directed refinement that keeps the
+        distance forces (see refine.py).
     grid : also give each neuron its own cell of a near-square grid (exact assignment up to
         2,048 neurons, a windowed approximation beyond); the metrics then measure the grid.
 
@@ -32,18 +34,23 @@ class TopoMap:
     """
 
     def __init__(self, method: str = "umap", distance: str = "cosine", k: int = 5, seed: int = 0,
-                 n_neighbors: int = 15, grid: bool = False):
+                 n_neighbors: int = 15, refine: bool = False, grid: bool = False):
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
         if distance not in METRICS:
             raise ValueError(f"distance must be one of {', '.join(METRICS)}, not {distance!r}")
         self.method, self.distance, self.k, self.seed, self.n_neighbors = method, distance, k, seed, n_neighbors
-        self.grid = grid
+        self.grid, self.refine = grid, refine
 
     def fit(self, profiles: Profiles | np.ndarray, reference: np.ndarray | None = None) -> "TopoMap":
         """Lay out the rows of ``profiles``; with ``reference``, align onto that layout."""
         x = profiles.values if isinstance(profiles, Profiles) else np.asarray(profiles, dtype=np.float64)
         y = layout(x, self.method, self.distance, self.seed, self.n_neighbors)
+        if self.refine:
+            from .layouts import unit_square
+            from .refine import refine
+
+            y = unit_square(refine(y, x, metric=self.distance, n_neighbors=self.n_neighbors, seed=self.seed))
         if reference is not None:
             y = align(y, reference)
         self.layout_ = y
@@ -57,4 +64,4 @@ class TopoMap:
 
     def __repr__(self) -> str:
         return (f"TopoMap(method={self.method!r}, distance={self.distance!r}, k={self.k}, seed={self.seed}, "
-                f"n_neighbors={self.n_neighbors}, grid={self.grid})")
+                f"n_neighbors={self.n_neighbors}, refine={self.refine}, grid={self.grid})")
