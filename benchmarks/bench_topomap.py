@@ -1,7 +1,8 @@
-"""Topographic-map benchmarks (issue 3). So far: grid assignment and the SOM.
+"""Topographic-map benchmarks (issue 3). So far: grid assignment, the SOM and the refinement.
 
     .venv/bin/python benchmarks/bench_topomap.py --grid
     .venv/bin/python benchmarks/bench_topomap.py --som    # MiniSom runs in its own venv
+    .venv/bin/python benchmarks/bench_topomap.py --refine
 
 Grid assignment at 1k, 4k and 16k neurons on a UMAP-like clustered layout: neurocarta's
 windowed approximation (used above 2,048 neurons) against SciPy's exact
@@ -91,17 +92,33 @@ def som_bench(sizes: list[int]) -> None:
               f"{peer['seconds'] / ours:>8.1f}x", flush=True)
 
 
+def refine_bench(sizes: list[int]) -> None:
+    """Time of the O(n k) refinement (200 steps, k = 15 + 5 random) from a random start."""
+    from neurocarta.methods.topomap.refine import refine
+
+    print(f"{'neurons':>8} {'refine s':>9}")
+    for n in sizes:
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(n, 20))
+        t = time.perf_counter()
+        refine(rng.uniform(size=(n, 2)), x, steps=200)
+        print(f"{n:>8} {time.perf_counter() - t:>9.2f}", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--grid", action="store_true", help="grid assignment at 1k, 4k, 16k neurons")
     p.add_argument("--som", action="store_true", help="batch SOM vs MiniSom (own venv) at 256, 1k, 4k profiles")
+    p.add_argument("--refine", action="store_true", help="refinement time at 1k, 4k, 16k neurons")
     p.add_argument("--exact-up-to", type=int, default=4096, help="largest n solved exactly for the gap")
     a = p.parse_args()
-    everything = not (a.grid or a.som)
+    everything = not (a.grid or a.som or a.refine)
     if a.grid or everything:
         grid_bench([1024, 4096, 16384], a.exact_up_to)
     if a.som or everything:
         som_bench([256, 1024, 4096])
+    if a.refine or everything:
+        refine_bench([1024, 4096, 16384])
 
 
 if __name__ == "__main__":
