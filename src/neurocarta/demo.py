@@ -20,7 +20,7 @@ def run_demo(data: str = "shapes", out: str | Path = "demo-atlas", epochs: int =
     """Train (or load) demo-cnn on ``data`` and build the demo atlas at ``out``."""
     from .capture import extract
     from .cli import atlas_info, format_info
-    from .models.demo_cnn import DEFAULT_LAYERS, load_demo_cnn, train_demo_cnn
+    from .models.demo_cnn import DEFAULT_LAYERS, load_demo_cnn
 
     kind = data.split(":", 1)[0]
     if kind not in ("shapes", "digits"):
@@ -29,13 +29,13 @@ def run_demo(data: str = "shapes", out: str | Path = "demo-atlas", epochs: int =
         raise UserError("the demo needs at least 3 epochs, one snapshot each, to show training")
     source = load_data(data)
     t0 = time.time()
-    training = train_demo_cnn(source, epochs=epochs, progress=progress)
-    how = "loaded from the cache" if training.cached else f"trained in {time.time() - t0:.0f} s"
-    say(f"demo-cnn {how}: test accuracy {training.test_accuracy:.3f} on {data} "
-        f"({len(training.checkpoints)} snapshots in {training.folder})")
     bundle = load_demo_cnn(source, epochs=epochs, progress=progress)
+    info = bundle.info
+    how = "loaded from the cache" if info["cached"] else f"trained in {time.time() - t0:.0f} s"
+    say(f"demo-cnn {how}: test accuracy {info['test_accuracy']:.3f} on {data} "
+        f"({len(info['checkpoints'])} snapshots in {info['training']})")
     t0 = time.time()
-    atlas = extract(bundle, source, out, layers=list(DEFAULT_LAYERS), snapshots=[str(p) for p in training.checkpoints],
+    atlas = extract(bundle, source, out, layers=list(DEFAULT_LAYERS), snapshots=info["checkpoints"],
                     overwrite=overwrite, progress=progress)
     say(f"atlas written in {time.time() - t0:.0f} s")
     print(format_info(atlas_info(atlas)))

@@ -164,7 +164,10 @@ class Extraction:
         item = np.dtype(self.store_dtype).itemsize
         for info in infos:
             rows = self.n * (info.output_shape[0] if info.rows == "token" else 1)
-            per = 2 * item + (2 if np.prod(info.spatial or [1]) < 65536 else 4) if info.kind == "conv" else item
+            if info.kind == "conv":  # mean + max + argmax
+                per = 2 * item + (2 if np.prod(info.spatial) < 65536 else 4)
+            else:
+                per = item
             size = rows * info.n_neurons * per
             if size > self.opts.max_layer_bytes:
                 raise UserError(
@@ -284,19 +287,17 @@ class Extraction:
         # The loader thread prepares the next batch while the model runs; storing stays in
         # this thread. (A store thread was measured slower on 2 cores: Zarr's Python-heavy
         # write path holds the GIL and stalls the forward pass more than it overlaps.)
-        counters = {"token_rows": token_rows, "sample_rows": sample_rows}
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurocarta-load") as pool:
             for c_start in range(start, self.n, o.chunk_size):
                 c_stop = min(c_start + o.chunk_size, self.n)
                 chunk = self._run_chunk(c_start, c_stop, pool, first_snapshot=s_index == 0)
-                counters["token_rows"], counters["sample_rows"] = self._store_chunk(
-                    s_index, snap, c_start, c_stop, chunk, topk, stats, counters["token_rows"],
-                    counters["sample_rows"])
+                token_rows, sample_rows = self._store_chunk(
+                    s_index, snap, c_start, c_stop, chunk, topk, stats, token_rows, sample_rows)
                 state = {"topk": {k: v.state() for k, v in topk.items()},
-                         "stats": {k: v.state() for k, v in stats.items()}, **counters}
+                         "stats": {k: v.state() for k, v in stats.items()},
+                         "token_rows": token_rows, "sample_rows": sample_rows}
                 self.writer.commit(s_index, c_stop, state)
                 bar.update(c_stop - c_start)
-        token_rows = counters["token_rows"]
         self._store_summaries(snap, topk, stats)
         if s_index + 1 < len(self.snapshots):
             self.writer.commit(s_index + 1, 0, self._new_state())
@@ -417,7 +418,7 @@ class Extraction:
         float16 overflow together."""
         r = x.astype(self.store_dtype)
         if not np.isfinite(r).all():
-            check_finite(name, [x], ids)  # raises for NaN or Inf in the layer output itself
+            check_finite(name, x, ids)  # raises for NaN or Inf in the layer output itself
             raise NonFiniteError(f"layer {name!r} has activations beyond the float16 range (|x| > 65504); "
                                  "pass --dtype float32")
         return r

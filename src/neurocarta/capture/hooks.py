@@ -97,16 +97,13 @@ def find_logits(output: Any) -> torch.Tensor | None:
     return None
 
 
-def check_finite(name: str, arrays: list[np.ndarray], input_ids: np.ndarray) -> None:
+def check_finite(name: str, values: np.ndarray, input_ids: np.ndarray) -> None:
     """neurocarta's rule for NaN/Inf activations: fail, naming the layer and the inputs."""
-    for a in arrays:
-        if a is None:
-            continue
-        bad = ~np.isfinite(a)
-        if bad.any():
-            rows = np.nonzero(bad.reshape(bad.shape[0], -1).any(axis=1))[0]
-            ids = ", ".join(str(int(input_ids[min(r, len(input_ids) - 1)])) for r in rows[:5])
-            raise NonFiniteError(
-                f"layer {name!r} produced NaN or infinite activations for input(s) {ids}; "
-                "check the model weights and the preprocessing (neurocarta never stores non-finite values)"
-            )
+    bad = ~np.isfinite(values)
+    if bad.any():
+        rows = np.nonzero(bad.reshape(bad.shape[0], -1).any(axis=1))[0]
+        ids = ", ".join(str(int(input_ids[min(r, len(input_ids) - 1)])) for r in rows[:5])
+        raise NonFiniteError(
+            f"layer {name!r} produced NaN or infinite activations for input(s) {ids}; "
+            "check the model weights and the preprocessing (neurocarta never stores non-finite values)"
+        )

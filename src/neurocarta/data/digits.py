@@ -49,8 +49,8 @@ class DigitsSource(DataSource):
         table["input_id"] = np.arange(len(table), dtype=np.int64)
         self._table = table
         self.class_names = [str(i) for i in range(10)]
-        self.spec = "digits" + (f":split={split}" if split else "") + (f",seed={seed}" if seed else "")
-        self.spec = self.spec.replace("digits,", "digits:")
+        options = [f"split={split}"] * bool(split) + [f"seed={seed}"] * bool(seed)
+        self.spec = "digits" + (":" + ",".join(options) if options else "")
 
     def with_split(self, split: str | None) -> "DigitsSource":
         """The same set restricted to ``split`` (``None``: all of it)."""

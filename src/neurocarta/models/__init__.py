@@ -58,8 +58,6 @@ def load_model(spec: "str | ModelBundle | torch.nn.Module", data: Any = None, tr
 
         return load_minilm()
     if kind == "hf":
-        from pathlib import Path
-
         from .text import load_hf_text
 
         if not rest:

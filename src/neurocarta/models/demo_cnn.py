@@ -186,4 +186,4 @@ def load_demo_cnn(source: DataSource, epochs: int = 4, seed: int = 0, cache_dir:
     model.load_state_dict(torch.load(training.checkpoints[-1], map_location="cpu", weights_only=True))
     return _bundle(model, source, {
         "test_accuracy": training.test_accuracy, "trained_on": source.spec, "training": str(training.folder),
-        "checkpoints": [str(p) for p in training.checkpoints]})
+        "checkpoints": [str(p) for p in training.checkpoints], "cached": training.cached})

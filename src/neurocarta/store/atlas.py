@@ -177,8 +177,11 @@ class Atlas:
     @property
     def inputs(self) -> pd.DataFrame:
         """One row per input: id, label, attributes, plus the final snapshot's outputs."""
+        return self._inputs_with_outputs(None)
+
+    def _inputs_with_outputs(self, snapshot: str | None) -> pd.DataFrame:
         table = self._input_table
-        out = self.outputs()
+        out = self.outputs(snapshot)
         if out is not None and len(out):
             table = table.merge(out, on="input_id", how="left")
         return table
@@ -253,12 +256,14 @@ class Atlas:
             raise AtlasError(f"input_id {input_id} is out of range 0..{arr.shape[0] - 1}")
         return np.asarray(arr[int(input_id)])
 
-    def row_table(self, layer: str) -> pd.DataFrame:
-        """The input table aligned to a layer's activation rows (tokens expand inputs)."""
+    def row_table(self, layer: str, snapshot: str | None = None) -> pd.DataFrame:
+        """The input table, with ``snapshot``'s outputs, aligned to a layer's activation rows
+        (token layers expand each input into its tokens)."""
         info = self._layer(layer)
+        table = self._inputs_with_outputs(snapshot)
         if info.rows == "token":
-            return self.tokens.merge(self.inputs, on="input_id", how="left")
-        return self.inputs
+            return self.tokens.merge(table, on="input_id", how="left")
+        return table
 
     def group_stats(self, layer: str, by: str, snapshot: str | None = None,
                     stat: str = "mean") -> GroupStats:
@@ -278,19 +283,11 @@ class Atlas:
             g = self._group[path]
             groups = list(g.attrs["groups"])
             return GroupStats.from_sums(by, groups, g["count"][:], g["sum"][:], g["sumsq"][:])
-        if snapshot is not None or by in ("pred", "confidence", "loss", "correct"):
-            table = self._input_table
-            out = self.outputs(snap)
-            if out is not None:
-                table = table.merge(out, on="input_id", how="left")
-            if info.rows == "token":
-                table = self.tokens.merge(table, on="input_id", how="left")
-        else:
-            table = self.row_table(layer)
+        table = self.row_table(layer, snap)
         if by not in table.columns:
             raise AtlasError(f"no column {by!r} to group by; columns: {', '.join(map(str, table.columns))}")
         keys = table[by].to_numpy()
-        acts = self.activations(layer, snap, stat=stat if info.kind == "conv" else "mean")
+        acts = self.activations(layer, snap, stat=stat)
         acc = GroupStatsAccumulator(info.n_neurons)
         for start, block in acts.iter_chunks():
             acc.update(keys[start:start + block.shape[0]], block)

@@ -108,12 +108,7 @@ class AtlasWriter:
 
     def write_rows(self, path: str, start: int, values: np.ndarray) -> None:
         """Write rows ``start:start+len(values)``, growing a token-row array when needed."""
-        arr = self.array(path)
-        stop = start + values.shape[0]
-        if stop > arr.shape[0]:
-            arr.resize((stop,) + tuple(arr.shape[1:]))
-        if values.shape[0]:
-            arr[start:stop] = values
+        self.write_many([(path, start, values)])
 
     def write_many(self, writes: list[tuple[str, int, np.ndarray]]) -> None:
         """Write several ``(path, start, rows)`` blocks in one round trip to Zarr's I/O loop.
@@ -202,8 +197,9 @@ class AtlasWriter:
         self.manifest.complete = True
         self.progress = {"snapshot": len(self.manifest.snapshots), "n_done": self.manifest.n_inputs,
                          "state": None, "complete": True}
-        write_json_atomic(self.root / PROGRESS, self.progress)
+        # The manifest first: once it says complete the atlas is done, whatever follows.
         write_json_atomic(self.root / MANIFEST, self.manifest.to_json())
+        write_json_atomic(self.root / PROGRESS, self.progress)
         shutil.rmtree(self.root / layout.WORK, ignore_errors=True)
 
 

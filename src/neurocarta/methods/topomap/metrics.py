@@ -37,7 +37,7 @@ def _check(high: np.ndarray, low: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     return high, low
 
 
-def _rows(x: np.ndarray, metric: str, block: int) -> Iterator[tuple[int, np.ndarray]]:
+def distance_rows(x: np.ndarray, metric: str, block: int = 512) -> Iterator[tuple[int, np.ndarray]]:
     """Distance rows ``x[s:s+block]`` to every point, self-distance set to +inf."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}, not {metric!r}")
@@ -61,7 +61,7 @@ def _rank_penalty(space_a: np.ndarray, metric_a: str, space_b: np.ndarray, metri
                   block: int) -> float:
     """Sum over i of (rank in A - k) for j among i's k nearest in B but not in A."""
     total = 0.0
-    for (s, da), (_, db) in zip(_rows(space_a, metric_a, block), _rows(space_b, metric_b, block)):
+    for (s, da), (_, db) in zip(distance_rows(space_a, metric_a, block), distance_rows(space_b, metric_b, block)):
         ranks_a = _ranks(da)
         near_b = np.argsort(db, axis=1, kind="stable")[:, :k]  # stable: ties resolve as in sklearn
         r = np.take_along_axis(ranks_a, near_b, axis=1)
@@ -91,7 +91,7 @@ def neighbourhood_preservation(high: np.ndarray, low: np.ndarray, k: int = 5, me
     """Mean share of each neuron's k nearest profile neighbours that are k-nearest on the map."""
     high, low = _check(high, low, k)
     kept = 0
-    for (_, dh), (_, dl) in zip(_rows(high, metric, block), _rows(low, "euclidean", block)):
+    for (_, dh), (_, dl) in zip(distance_rows(high, metric, block), distance_rows(low, "euclidean", block)):
         nh = np.argsort(dh, axis=1, kind="stable")[:, :k]
         nl = np.argsort(dl, axis=1, kind="stable")[:, :k]
         kept += sum(len(np.intersect1d(a, b, assume_unique=True)) for a, b in zip(nh, nl))

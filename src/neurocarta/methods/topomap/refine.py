@@ -11,7 +11,7 @@ global arrangement. That makes a step O(n (k + r)), not O(n^2).
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.distance import cdist
+from .metrics import distance_rows
 
 
 def _pairs(x: np.ndarray, metric: str, n_neighbors: int, n_random: int, rng: np.random.Generator,
@@ -19,10 +19,8 @@ def _pairs(x: np.ndarray, metric: str, n_neighbors: int, n_random: int, rng: np.
     n = x.shape[0]
     k = min(n_neighbors, n - 1)
     src, dst, dist = [], [], []
-    for s in range(0, n, block):
-        d = np.nan_to_num(cdist(x[s:s + block], x, metric=metric), nan=1.0)
+    for s, d in distance_rows(x, metric, block):
         rows = np.arange(d.shape[0])
-        d[rows, rows + s] = np.inf
         near = np.argpartition(d, k - 1, axis=1)[:, :k] if k < n - 1 else np.argsort(d, axis=1)[:, :k]
         far = rng.integers(0, n - 1, size=(d.shape[0], n_random))
         far = far + (far >= (rows + s)[:, None])  # never the neuron itself
