@@ -1,14 +1,34 @@
-"""Topographic-map benchmarks (issue 3). So far: grid assignment, the SOM and the refinement.
+"""Topographic-map benchmarks (issue 3): grid assignment, the SOM, the refinement, layout
+quality against the original's default, and the 16k-neuron scale.
 
     .venv/bin/python benchmarks/bench_topomap.py --grid
     .venv/bin/python benchmarks/bench_topomap.py --som    # MiniSom runs in its own venv
     .venv/bin/python benchmarks/bench_topomap.py --refine
+    .venv/bin/python benchmarks/bench_topomap.py --quality [--repeat 3] [--json results-topomap.json]
+    .venv/bin/python benchmarks/bench_topomap.py --scale [--repeat 1] [--json results-topomap.json]
+
+With no mode flag, grid, som and refine run (quality and scale only when asked).
 
 Grid assignment at 1k, 4k and 16k neurons on a UMAP-like clustered layout: neurocarta's
 windowed approximation (used above 2,048 neurons) against SciPy's exact
 ``linear_sum_assignment`` on the full cost matrix, where that finishes. The goal is 4k in
 5 s or less. The cost gap is the approximation's total squared displacement over the
 optimum's.
+
+--quality: time and faithfulness of every layout method (TopoMap with each method, with and
+without the O(n k) refinement) against Krug et al.'s default configuration, re-implemented
+here as it was (``reference_umap_pso``: UMAP on the rows of the cosine distance matrix, then
+their "PSO" n-body refinement, 1000 O(n^2) numpy steps that, started from a layout, drop the
+distance forces and only push neurons apart). Data sets: NAP profiles (class mean minus the
+mean over classes) of every demo-cnn layer with 16 neurons or more (shapes, 4 epochs, 2,000
+inputs, final snapshot) and of a 128-unit MLP on scikit-learn's digits. Seconds: best of
+--repeat runs; ours is the whole ``TopoMap.fit`` (metrics included), the reference is its
+layout only. Metrics at k = 5, cosine. The goal: our default (umap, no refinement) at or
+above the reference's trustworthiness@5, in less time.
+
+--scale: ``TopoMap(method="umap", grid=True).fit`` on 16,384 synthetic neurons (seeded
+clustered gaussian profiles, 32 groups) end to end, then the layout, the grid assignment and
+the metrics alone; also pca and som. The goal: 60 s or less end to end.
 """
 
 from __future__ import annotations
@@ -34,7 +54,8 @@ def clustered_layout(n: int, seed: int = 0) -> np.ndarray:
     return centres[rng.integers(0, 20, n)] + 0.05 * rng.normal(size=(n, 2))
 
 
-def grid_bench(sizes: list[int], exact_up_to: int) -> None:
+def grid_bench(sizes: list[int], exact_up_to: int) -> list[dict]:
+    rows = []
     print(f"{'neurons':>8} {'approx s':>9} {'exact s':>8} {'cost gap':>9}")
     for n in sizes:
         y = clustered_layout(n)
@@ -48,8 +69,11 @@ def grid_bench(sizes: list[int], exact_up_to: int) -> None:
             t_exact = time.perf_counter() - t
             gap = assignment_cost(y, centres, approx) / assignment_cost(y, centres, exact)
             print(f"{n:>8} {t_approx:>9.2f} {t_exact:>8.2f} {gap:>9.3f}", flush=True)
+            rows.append({"neurons": n, "approx_s": t_approx, "exact_s": t_exact, "cost_gap": gap})
         else:
             print(f"{n:>8} {t_approx:>9.2f} {'-':>8} {'-':>9}", flush=True)
+            rows.append({"neurons": n, "approx_s": t_approx})
+    return [{"grid": rows}]
 
 
 MINISOM = r"""
@@ -64,7 +88,7 @@ print(json.dumps({"seconds": time.perf_counter() - t, "qe": float(som.quantizati
 """
 
 
-def som_bench(sizes: list[int]) -> None:
+def som_bench(sizes: list[int]) -> list[dict]:
     from neurocarta.methods.topomap.som import BatchSOM
 
     here = Path(__file__).resolve().parent
@@ -73,6 +97,7 @@ def som_bench(sizes: list[int]) -> None:
     if not py.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(py), "-m", "pip", "install", "-q", "minisom", "numpy"], check=True)
+    rows = []
     print(f"{'profiles':>8} {'MiniSom s':>10} {'MiniSom QE':>11} {'batch s':>8} {'batch QE':>9} {'speed-up':>9}")
     for n in sizes:
         rng = np.random.default_rng(0)
@@ -90,19 +115,226 @@ def som_bench(sizes: list[int]) -> None:
         ours = time.perf_counter() - t
         print(f"{n:>8} {peer['seconds']:>10.2f} {peer['qe']:>11.4f} {ours:>8.2f} {som.quantization_error_:>9.4f} "
               f"{peer['seconds'] / ours:>8.1f}x", flush=True)
+        rows.append({"profiles": n, "minisom_s": peer["seconds"], "minisom_qe": peer["qe"], "batch_s": ours,
+                     "batch_qe": som.quantization_error_})
+    return [{"som": rows}]
 
 
-def refine_bench(sizes: list[int]) -> None:
+def refine_bench(sizes: list[int]) -> list[dict]:
     """Time of the O(n k) refinement (200 steps, k = 15 + 5 random) from a random start."""
     from neurocarta.methods.topomap.refine import refine
 
+    rows = []
     print(f"{'neurons':>8} {'refine s':>9}")
     for n in sizes:
         rng = np.random.default_rng(0)
         x = rng.normal(size=(n, 20))
         t = time.perf_counter()
         refine(rng.uniform(size=(n, 2)), x, steps=200)
-        print(f"{n:>8} {time.perf_counter() - t:>9.2f}", flush=True)
+        rows.append({"neurons": n, "refine_s": time.perf_counter() - t})
+        print(f"{n:>8} {rows[-1]['refine_s']:>9.2f}", flush=True)
+    return [{"refine": rows}]
+
+
+# ----------------------------------------------------------------------------- quality
+
+def _best_of(repeat: int, fn):
+    """(best seconds, last result) over ``repeat`` calls of ``fn``."""
+    best, out = np.inf, None
+    for _ in range(max(1, repeat)):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def _axis_minmax(y: np.ndarray) -> np.ndarray:
+    """The original's normalisation after every layout: each axis on its own to [0, 1]."""
+    y = y - y.min(axis=0)
+    return y / y.max(axis=0)
+
+
+def _pso_from_layout(dist: np.ndarray, start: np.ndarray, steps: int = 1000) -> np.ndarray:
+    """Krug et al.'s "PSO" refinement as it runs from a given layout.
+
+    Every step takes all n^2 pairwise differences (O(n^2) memory and time). A pair's force is
+    a local term (a bounded attraction 1.5 / (r + 1)^3 minus a repulsion 15 exp(-r / 2), r
+    the map distance, clamped at 0.01) blended with a global term that pulls each pair
+    towards its profile distance. The local weight rises and the global weight falls along
+    a tanh schedule over the steps. Started from a layout, the original sets the global
+    term's two coefficients to 0, so the profile distances drop out: what is left is a pure
+    repulsion between all points (the bug this baseline keeps). Each neuron then moves by the
+    mean over all partners (itself included) of difference times force. No clipping inside
+    the loop; the caller rescales to the unit square.
+    """
+    d = dist.copy()
+    d[d < 0.01] = 0.01  # as in the original (no effect on the result here)
+    # The global forces, with the coefficients the original uses when it gets a start layout.
+    a_glob, b_glob, c_glob = 0.0, 0.0, 2.0
+    f_glob = a_glob * (1.0 - (d / d.max()) ** 3) - b_glob * np.exp(-d / c_glob)
+    f_glob[~np.isfinite(f_glob)] = 0.0
+    y = np.array(start, dtype=np.float64)
+    schedule = np.linspace(-3.0, 6.0, steps)
+    for s in range(steps):
+        th = np.tanh(schedule[s])
+        w_local, w_glob = (1.0 + th) / 2.0, (1.0 - th) / 2.0
+        diff = y[None, :, :] - y[:, None, :]  # diff[i, j] = y_j - y_i
+        r = np.maximum(np.linalg.norm(diff, axis=-1), 0.01)
+        f_local = 1.5 / (r + 1.0) ** 3 - 15.0 * np.exp(-r / 2.0)
+        f = (f_local * w_local + f_glob * w_glob) / 2.0
+        y = y + (diff * f[:, :, None]).mean(axis=1)
+    return y
+
+
+def reference_umap_pso(profiles: np.ndarray, seed: int = 0, steps: int = 1000) -> np.ndarray:
+    """Krug et al.'s default topomap layout ("UMAP_PSO"), re-implemented as it was.
+
+    1. Cosine distances between the neurons' profiles (a constant profile's NaN set to 1).
+    2. UMAP with its default settings (15 neighbours, euclidean) on the rows of the square
+       distance matrix, as the original passes it; seeded here for repeatability.
+    3. Each axis scaled to [0, 1] on its own.
+    4. The PSO refinement from that layout: ``steps`` O(n^2) steps with the distance forces
+       dropped (see ``_pso_from_layout``), then each axis scaled to [0, 1] again.
+    """
+    import umap
+    from scipy.spatial.distance import pdist, squareform
+
+    x = np.asarray(profiles, dtype=np.float64)
+    dist = np.nan_to_num(squareform(pdist(x, metric="cosine")), nan=1.0)
+    # n_jobs=1: what umap does anyway once it is seeded (said here to silence its warning).
+    start = umap.UMAP(n_components=2, random_state=seed, n_jobs=1).fit_transform(dist)
+    return _axis_minmax(_pso_from_layout(dist, _axis_minmax(start), steps=steps))
+
+
+def demo_cnn_profiles(min_neurons: int = 16, limit: int = 2000) -> list[tuple[str, np.ndarray]]:
+    """NAP profiles (by label) of every demo-cnn layer with ``min_neurons`` or more, final weights."""
+    from neurocarta.capture import extract
+    from neurocarta.data import load_data
+    from neurocarta.methods.topomap import atlas_profiles
+    from neurocarta.models.demo_cnn import DEFAULT_LAYERS, load_demo_cnn
+
+    source = load_data("shapes")
+    bundle = load_demo_cnn(source, epochs=4, progress=False)  # trained once, then cached
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        atlas = extract(bundle, source, Path(tmp) / "atlas", layers=list(DEFAULT_LAYERS), limit=limit,
+                        progress=False)
+        for layer in DEFAULT_LAYERS:
+            values = atlas_profiles(atlas, layer, by="label").values
+            if values.shape[0] >= min_neurons:
+                out.append((f"demo-cnn {layer}", values))
+    return out
+
+
+def digits_mlp_profiles() -> tuple[str, np.ndarray]:
+    """NAP profiles of the 128 hidden units of an MLP trained on scikit-learn's digits (all 1,797)."""
+    import warnings
+
+    from sklearn.datasets import load_digits
+    from sklearn.neural_network import MLPClassifier
+
+    digits = load_digits()
+    x, y = digits.data / 16.0, digits.target
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlp = MLPClassifier(hidden_layer_sizes=(128,), random_state=0, max_iter=500).fit(x, y)
+    hidden = np.maximum(x @ mlp.coefs_[0] + mlp.intercepts_[0], 0.0)
+    means = np.stack([hidden[y == c].mean(axis=0) for c in np.unique(y)])  # classes x neurons
+    return "digits MLP hidden (128)", (means - means.mean(axis=0, keepdims=True)).T
+
+
+def _warm_up() -> None:
+    """Compile umap's numba code (both metrics) and import every method before timing."""
+    from neurocarta.methods.topomap import TopoMap
+    from neurocarta.methods.topomap.layouts import METHODS
+
+    x = np.random.default_rng(1).normal(size=(40, 8))
+    for m in METHODS:
+        TopoMap(method=m, refine=m == "umap", seed=0).fit(x)
+    reference_umap_pso(x, steps=5)
+
+
+def quality_bench(repeat: int) -> list[dict]:
+    from neurocarta.methods.topomap import TopoMap
+    from neurocarta.methods.topomap.layouts import METHODS
+    from neurocarta.methods.topomap.metrics import layout_quality
+
+    t = time.perf_counter()
+    datasets = demo_cnn_profiles() + [digits_mlp_profiles()]
+    print(f"profiles ready in {time.perf_counter() - t:.1f} s "
+          f"(demo-cnn trains once, then comes from ~/.cache/neurocarta)", flush=True)
+    _warm_up()
+    results, summary = [], []
+    for name, x in datasets:
+        dead = int((np.abs(x).max(axis=1) == 0).sum())
+        print(f"\n{name}: {x.shape[0]} neurons x {x.shape[1]} classes ({dead} with an all-zero profile), "
+              f"best of {repeat}")
+        print(f"{'method':<22} {'seconds':>8} {'tw@5':>6} {'cont@5':>7} {'np@5':>6} {'spearman':>9}")
+        rows = []
+        for m in METHODS:
+            for r in (False, True):
+                secs, fit = _best_of(repeat, lambda: TopoMap(method=m, refine=r, seed=0).fit(x))
+                rows.append({"method": m + ("+refine" if r else ""), "seconds": secs, **fit.metrics_})
+        secs, y = _best_of(repeat, lambda: reference_umap_pso(x, seed=0))
+        rows.append({"method": "reference umap+pso", "seconds": secs, **layout_quality(x, y, k=5, metric="cosine")})
+        for row in rows:
+            print(f"{row['method']:<22} {row['seconds']:>8.3f} {row['trustworthiness']:>6.3f} "
+                  f"{row['continuity']:>7.3f} {row['neighbourhood_preservation']:>6.3f} {row['spearman']:>9.3f}",
+                  flush=True)
+        ours, ref = rows[0], rows[-1]
+        line = {"dataset": name, "neurons": int(x.shape[0]), "ours_tw": ours["trustworthiness"],
+                "reference_tw": ref["trustworthiness"], "ours_s": ours["seconds"], "reference_s": ref["seconds"],
+                "time_ratio": ref["seconds"] / ours["seconds"],
+                "goal_met": ours["trustworthiness"] >= ref["trustworthiness"] and ours["seconds"] < ref["seconds"]}
+        summary.append(line)
+        results.append({"dataset": name, "neurons": int(x.shape[0]), "classes": int(x.shape[1]),
+                        "zero_profiles": dead, "rows": rows})
+    print("\nsummary: our default (umap, no refinement) against the reference (umap+pso)")
+    print(f"{'data set':<28} {'neurons':>7} {'ours tw@5':>9} {'ref tw@5':>9} {'ours s':>7} {'ref s':>7} "
+          f"{'ref/ours':>8} {'goal':>5}")
+    for line in summary:
+        print(f"{line['dataset']:<28} {line['neurons']:>7} {line['ours_tw']:>9.3f} {line['reference_tw']:>9.3f} "
+              f"{line['ours_s']:>7.2f} {line['reference_s']:>7.2f} {line['time_ratio']:>7.1f}x "
+              f"{'met' if line['goal_met'] else 'NOT':>5}")
+    return [{"quality": results, "summary": summary}]
+
+
+# ----------------------------------------------------------------------------- scale
+
+def clustered_profiles(n: int, dims: int = 32, clusters: int = 40, seed: int = 0) -> np.ndarray:
+    """Seeded clustered gaussian profiles: ``clusters`` centres, unit-variance clouds of 0.3."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dims))
+    return centres[rng.integers(0, clusters, n)] + 0.3 * rng.normal(size=(n, dims))
+
+
+def scale_bench(n: int, repeat: int, methods: list[str]) -> list[dict]:
+    from neurocarta.methods.topomap import TopoMap
+    from neurocarta.methods.topomap.layouts import layout
+    from neurocarta.methods.topomap.metrics import layout_quality
+
+    x = clustered_profiles(n)
+    # umap's numba code compiles (or loads from its on-disk cache) on first use; above 4,096
+    # points it takes the nearest-neighbour-descent path, so warm up with 5,000 points.
+    t = time.perf_counter()
+    TopoMap(method="umap", grid=True).fit(clustered_profiles(5000, seed=1))
+    print(f"warm-up (first umap + grid fit in this process, 5,000 neurons): {time.perf_counter() - t:.1f} s")
+    print(f"\n{n} neurons x {x.shape[1]} groups, best of {repeat}")
+    print(f"{'method':<8} {'fit s':>7} {'layout s':>9} {'grid s':>7} {'metrics s':>10} {'tw@5':>6} {'cont@5':>7} "
+          f"{'goal':>5}")
+    rows = []
+    for m in methods:
+        secs, fit = _best_of(repeat, lambda: TopoMap(method=m, grid=True, seed=0).fit(x))
+        t_layout, y = _best_of(repeat, lambda: layout(x, m, "cosine", 0, 15))
+        t_grid, (cells, shape) = _best_of(repeat, lambda: grid_assign(y))
+        shown = cell_centres(*shape, np.zeros(2), np.ones(2))[cells]
+        t_metrics, _ = _best_of(1, lambda: layout_quality(x, shown, k=5, metric="cosine"))
+        row = {"method": m, "neurons": n, "fit_s": secs, "layout_s": t_layout, "grid_s": t_grid,
+               "metrics_s": t_metrics, **fit.metrics_, "goal_met": secs <= 60.0}
+        rows.append(row)
+        print(f"{m:<8} {secs:>7.1f} {t_layout:>9.1f} {t_grid:>7.1f} {t_metrics:>10.1f} {row['trustworthiness']:>6.3f} "
+              f"{row['continuity']:>7.3f} {'met' if row['goal_met'] else 'NOT':>5}", flush=True)
+    return [{"scale": rows}]
 
 
 def main() -> None:
@@ -110,15 +342,31 @@ def main() -> None:
     p.add_argument("--grid", action="store_true", help="grid assignment at 1k, 4k, 16k neurons")
     p.add_argument("--som", action="store_true", help="batch SOM vs MiniSom (own venv) at 256, 1k, 4k profiles")
     p.add_argument("--refine", action="store_true", help="refinement time at 1k, 4k, 16k neurons")
+    p.add_argument("--quality", action="store_true",
+                   help="quality and time per layout method against the original's UMAP+PSO")
+    p.add_argument("--scale", action="store_true", help="umap layout + grid (and pca, som) at 16,384 neurons")
     p.add_argument("--exact-up-to", type=int, default=4096, help="largest n solved exactly for the gap")
+    p.add_argument("--repeat", type=int, default=None,
+                   help="runs per timing, best kept (default 3 for --quality, 1 for --scale)")
+    p.add_argument("--scale-n", type=int, default=16384, help="neurons for --scale")
+    p.add_argument("--scale-methods", default="umap,pca,som", help="comma list of methods for --scale")
+    p.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     a = p.parse_args()
-    everything = not (a.grid or a.som or a.refine)
+    everything = not (a.grid or a.som or a.refine or a.quality or a.scale)
+    results: list[dict] = []
     if a.grid or everything:
-        grid_bench([1024, 4096, 16384], a.exact_up_to)
+        results += grid_bench([1024, 4096, 16384], a.exact_up_to)
     if a.som or everything:
-        som_bench([256, 1024, 4096])
+        results += som_bench([256, 1024, 4096])
     if a.refine or everything:
-        refine_bench([1024, 4096, 16384])
+        results += refine_bench([1024, 4096, 16384])
+    if a.quality:
+        results += quality_bench(a.repeat or 3)
+    if a.scale:
+        results += scale_bench(a.scale_n, a.repeat or 1, a.scale_methods.split(","))
+    if a.json:
+        merged = {k: v for part in results for k, v in part.items()}
+        a.json.write_text(json.dumps(merged, indent=1))
 
 
 if __name__ == "__main__":

@@ -23,13 +23,14 @@ _LAZY = {
     "load_model": "models", "ModelBundle": "models", "ModelInputs": "models",
     "open_atlas": "store", "Atlas": "store", "GroupStats": "store", "LayerActivations": "store",
     "LayerInfo": "store",
-    "TopoMap": "methods.topomap",
+    "TopoMap": "methods.topomap", "topomap": "methods.topomap", "TopoMapResult": "methods.topomap",
+    "load_topomap": "methods.topomap", "group_difference": "methods.topomap",
 }
 
 __all__ = [
     "__version__", "extract", "list_layers", "open_atlas", "load_data", "load_model",
     "Atlas", "LayerActivations", "LayerInfo", "GroupStats", "DataSource", "ModelBundle", "ModelInputs",
-    "TopoMap", "UserError", "AtlasError", "LayerError", "SpecError", "NonFiniteError",
+    "TopoMap", "topomap", "TopoMapResult", "load_topomap", "group_difference", "UserError", "AtlasError", "LayerError", "SpecError", "NonFiniteError",
 ]
 
 

@@ -152,8 +152,54 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_topomap(sub: Any) -> None:
+    p = sub.add_parser("topomap", help="topographic activation maps of an atlas's layers",
+                       description="Lay out each layer's neurons so that similar ones sit together, measure how "
+                                   "faithful the layout is, store it in the atlas and draw the maps under "
+                                   "ATLAS/figures/topomap/.")
+    p.add_argument("atlas")
+    p.add_argument("--layers", nargs="+", default=None, metavar="PATTERN",
+                   help="layer names or globs (default: every layer with 3 or more neurons)")
+    p.add_argument("--method", default="umap", choices=["umap", "tsne", "pca", "graph", "som", "random"])
+    p.add_argument("--distance", default="cosine", choices=["cosine", "correlation", "euclidean"])
+    p.add_argument("--profile", default="nap", choices=["nap", "contrastive", "raw"],
+                   help="nap: group mean minus mean of groups (default); contrastive: one vs rest effect size; "
+                        "raw: activations of --samples inputs")
+    p.add_argument("--group-by", default="label", metavar="COL",
+                   help="input-table column(s), e.g. label, pred, correct, label_name,correct, confusion")
+    p.add_argument("--grid", action="store_true", help="also one neuron per grid cell")
+    p.add_argument("--refine", action="store_true", help="force-directed refinement after the layout")
+    p.add_argument("--snapshots", action="store_true", help="paint every snapshot on one layout")
+    p.add_argument("--animate", action="store_true", help="a GIF over the snapshots per layer (implies --snapshots)")
+    p.add_argument("--format", nargs="+", default=["png"], choices=["png", "svg", "pdf"], dest="formats")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print each layer's method and metrics as JSON")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _cmd_topomap(a: argparse.Namespace) -> int:
+    from .pipeline import build_topomaps
+    from .store import open_atlas
+
+    atlas = open_atlas(a.atlas)
+    runs = build_topomaps(atlas, layers=a.layers, group_by=a.group_by, method=a.method, distance=a.distance,
+                          profile=a.profile, grid=a.grid, refine=a.refine, snapshots=a.snapshots,
+                          animate=a.animate, formats=tuple(a.formats), seed=a.seed, progress=not a.quiet)
+    if a.json:
+        print(json.dumps({"atlas": str(atlas.root), "layers": [r.summary() for r in runs]}))
+        return 0
+    for r in runs:
+        m = r.summary()
+        print(f"{m['layer']:<24} {m['method']:<6} trustworthiness {m['trustworthiness']:.3f}  continuity "
+              f"{m['continuity']:.3f}  spearman {m['spearman']:.3f}  ({m['n_neurons']} neurons, {m['n_silent']} silent)")
+    if runs:
+        print(f"figures in {atlas.root / 'figures' / 'topomap'}")
+    return 0
+
+
 COMMANDS = {"extract": (_add_extract, _cmd_extract), "layers": (_add_layers, _cmd_layers),
-            "info": (_add_info, _cmd_info), "demo": (_add_demo, _cmd_demo)}
+            "info": (_add_info, _cmd_info), "topomap": (_add_topomap, _cmd_topomap),
+            "demo": (_add_demo, _cmd_demo)}
 
 
 def build_parser() -> argparse.ArgumentParser:

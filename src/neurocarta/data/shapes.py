@@ -48,6 +48,8 @@ _DEFAULTS: dict[str, Any] = {
     "bias_background": "noise",
     "test_fraction": 0.2,
     "split": None,
+    "relabel": None,
+    "relabel_fraction": 0.9,
 }
 
 # Texture patterns alternate the foreground colour with this darker shade. It stays well
@@ -61,7 +63,9 @@ _CHUNK = 256
 class _Params:
     """Per-image parameters over the *whole* (unrestricted) source, in source order."""
 
-    label: np.ndarray  # int64 class index
+    label: np.ndarray  # int64 class index (after any relabelling)
+    true_label: np.ndarray  # int64 class index of the drawn shape
+    relabelled: np.ndarray  # bool
     colour: np.ndarray  # int index into COLOURS
     texture: np.ndarray  # int index into TEXTURES
     background: np.ndarray  # int index into BACKGROUNDS
@@ -86,6 +90,10 @@ class ShapesSource(DataSource):
         ``bias_background`` with this probability; the test split stays balanced. Used to
         plant a shortcut that a map should reveal.
     bias_class, bias_background : which class and background the bias ties together.
+    relabel : ``"circle->square"`` gives ``relabel_fraction`` (default 0.9) of the training
+        images of the first class the second class's label, as in the original paper's error
+        use case. The test split keeps true labels; ``shape`` always holds the truth and
+        ``relabelled`` marks the changed images.
     test_fraction : the last ``round(n * test_fraction)`` images form the test split.
     split : ``"train"`` or ``"test"`` restricts the source to that split. ``input_id`` is
         then ``0..len-1`` of the restricted source and ``source_index`` keeps the index in
@@ -105,6 +113,8 @@ class ShapesSource(DataSource):
         bias_background: str = "noise",
         test_fraction: float = 0.2,
         split: str | None = None,
+        relabel: str | None = None,
+        relabel_fraction: float = 0.9,
     ) -> None:
         if int(n) != n or n < 1:
             raise SpecError(f"shapes: n must be a positive integer, got {n!r}")
@@ -120,6 +130,14 @@ class ShapesSource(DataSource):
             raise SpecError(
                 f"shapes: bias_background must be one of {', '.join(BACKGROUNDS)}; got {bias_background!r}"
             )
+        if relabel is not None:
+            src, arrow, dst = str(relabel).partition("->")
+            if not arrow or src.strip() not in SHAPES or dst.strip() not in SHAPES or src.strip() == dst.strip():
+                raise SpecError(f"shapes: relabel must be 'CLASS->OTHER' with two of {', '.join(SHAPES)}; "
+                                f"got {relabel!r}")
+            relabel = f"{src.strip()}->{dst.strip()}"
+        if not 0.0 <= float(relabel_fraction) <= 1.0:
+            raise SpecError(f"shapes: relabel_fraction must be between 0 and 1, got {relabel_fraction!r}")
         if not 0.0 <= float(test_fraction) < 1.0:
             raise SpecError(f"shapes: test_fraction must be in [0, 1), got {test_fraction!r}")
         if split not in (None, "train", "test"):
@@ -132,6 +150,8 @@ class ShapesSource(DataSource):
         self.bias_background = bias_background
         self.test_fraction = float(test_fraction)
         self.split = split
+        self.relabel = relabel
+        self.relabel_fraction = float(relabel_fraction)
         self.spec = self._make_spec()
         self._params: _Params | None = None
         self._table: pd.DataFrame | None = None
@@ -148,6 +168,8 @@ class ShapesSource(DataSource):
             "bias_background": self.bias_background,
             "test_fraction": self.test_fraction,
             "split": self.split,
+            "relabel": self.relabel,
+            "relabel_fraction": self.relabel_fraction if self.relabel else _DEFAULTS["relabel_fraction"],
         }
         for key, value in values.items():
             if value != _DEFAULTS[key]:
@@ -171,7 +193,7 @@ class ShapesSource(DataSource):
             try:
                 if key in ("n", "seed", "size"):
                     kwargs[key] = int(value)
-                elif key in ("bias", "test_fraction"):
+                elif key in ("bias", "test_fraction", "relabel_fraction"):
                     kwargs[key] = None if value.lower() == "none" else float(value)
                 else:
                     kwargs[key] = None if value.lower() == "none" else value
@@ -182,7 +204,7 @@ class ShapesSource(DataSource):
     def with_split(self, split: str | None) -> "ShapesSource":
         """The same image set restricted to ``split`` (``None``: the full set)."""
         return ShapesSource(self.n, self.seed, self.size, self.bias, self.bias_class,
-                            self.bias_background, self.test_fraction, split)
+                            self.bias_background, self.test_fraction, split, self.relabel, self.relabel_fraction)
 
     # ------------------------------------------------------------------ parameters
     def _draw(self) -> _Params:
@@ -219,7 +241,16 @@ class ShapesSource(DataSource):
             others = np.where(other_bg >= target, other_bg + 1, other_bg)
             background = np.where(biased, np.where(bias_u < self.bias, target, others), background)
 
-        return _Params(label, colour, texture, background.astype(np.int64), radius, x, y,
+        relabelled = np.zeros(n, dtype=bool)
+        true_label = label
+        if self.relabel is not None:
+            src, dst = (SHAPES.index(c) for c in self.relabel.split("->"))
+            # A separate stream, so relabelling leaves every other drawn parameter unchanged.
+            u = np.random.default_rng([self.seed, 7919]).random(n)
+            relabelled = (~is_test) & (label == src) & (u < self.relabel_fraction)
+            label = np.where(relabelled, dst, label)
+
+        return _Params(label, true_label, relabelled, colour, texture, background.astype(np.int64), radius, x, y,
                        rotation, bg_level, bg_angle, is_test)
 
     def _ensure(self) -> tuple[_Params, pd.DataFrame, np.ndarray]:
@@ -230,7 +261,7 @@ class ShapesSource(DataSource):
                 "input_id": np.arange(self.n, dtype=np.int64),
                 "label": p.label,
                 "label_name": np.asarray(SHAPES, dtype=object)[p.label],
-                "shape": np.asarray(SHAPES, dtype=object)[p.label],
+                "shape": np.asarray(SHAPES, dtype=object)[p.true_label],
                 "colour": np.asarray(colour_names, dtype=object)[p.colour],
                 "texture": np.asarray(TEXTURES, dtype=object)[p.texture],
                 "background": np.asarray(BACKGROUNDS, dtype=object)[p.background],
@@ -238,6 +269,7 @@ class ShapesSource(DataSource):
                 "x": p.x,
                 "y": p.y,
                 "rotation": p.rotation,
+                "relabelled": p.relabelled,
                 "split": np.where(p.is_test, "test", "train").astype(object),
                 "source_index": np.arange(self.n, dtype=np.int64),
             })
@@ -288,7 +320,7 @@ class ShapesSource(DataSource):
         radius = p.size[src].astype(np.float32)[:, None, None]
 
         inside = np.zeros((b, s, s), dtype=bool)
-        labels = p.label[src]
+        labels = p.true_label[src]  # pixels follow the drawn shape, never a relabel
         for c, name in enumerate(SHAPES):
             sel = np.flatnonzero(labels == c)
             if sel.size:

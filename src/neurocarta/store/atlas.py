@@ -19,7 +19,7 @@ import zarr
 
 from ..streaming import GroupStatsAccumulator, TopK
 from ..errors import AtlasError
-from . import layout
+from . import layout, results
 from .manifest import PROGRESS, LayerInfo, Manifest, read_manifest
 
 
@@ -51,6 +51,8 @@ class LayerActivations:
         return self.shape[0]
 
     def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, (list, np.ndarray)):  # a set of rows
+            return np.asarray(self._array.oindex[np.asarray(key, dtype=np.int64)], dtype=np.float32)
         return np.asarray(self._array[key], dtype=np.float32)
 
     def iter_chunks(self, rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
@@ -265,6 +267,46 @@ class Atlas:
             return self.tokens.merge(table, on="input_id", how="left")
         return table
 
+    def group_keys(self, layer: str, by: str, snapshot: str | None = None) -> np.ndarray:
+        """The group of every activation row of ``layer`` under grouping ``by``.
+
+        ``by`` is an input-table column (``label``, ``pred``, ``correct``, an attribute, a
+        user column), several joined by commas (``"label_name,correct"`` gives
+        ``"circle/False"``), or ``"confusion"`` (``"label->pred"`` cells, by class name).
+        """
+        table = self.row_table(layer, snapshot)
+        if by == "confusion":
+            if "pred" not in table.columns:
+                raise AtlasError("grouping by confusion needs model outputs (pred); extract with a classifier")
+            names = self.manifest.model.get("class_names") or self.manifest.data.get("class_names") or []
+            label = table["label_name"] if "label_name" in table.columns else table["label"]
+            pred = table["pred"].map(lambda p: names[int(p)] if names and 0 <= int(p) < len(names) else str(p))
+            return (label.astype(str) + "->" + pred.astype(str)).to_numpy(dtype=object)
+        cols = [c.strip() for c in by.split(",")] if "," in by else [by]
+        missing = [c for c in cols if c not in table.columns]
+        if missing:
+            raise AtlasError(f"no column {missing[0]!r} to group by; columns: {', '.join(map(str, table.columns))}, "
+                             "or 'confusion'")
+        if len(cols) == 1:
+            return table[cols[0]].to_numpy()
+        joined = table[cols[0]].astype(str)
+        for c in cols[1:]:
+            joined = joined + "/" + table[c].astype(str)
+        return joined.to_numpy(dtype=object)
+
+    # ------------------------------------------------------------ map results
+    def save_map(self, kind: str, name: str, tables: dict[str, pd.DataFrame], meta: dict) -> Path:
+        """Store a method's result under ``maps/<kind>/<name>/`` (replacing one of that name)."""
+        return results.save(self.root, kind, name, tables, meta)
+
+    def load_map(self, kind: str, name: str) -> tuple[dict[str, pd.DataFrame], dict]:
+        """A stored method result: its tables and its metadata."""
+        return results.load(self.root, kind, name)
+
+    def maps(self, kind: str) -> list[str]:
+        """Names of the stored results of method ``kind`` (e.g. ``"topomap"``)."""
+        return results.names(self.root, kind)
+
     def group_stats(self, layer: str, by: str, snapshot: str | None = None,
                     stat: str = "mean") -> GroupStats:
         """Per-group count, mean and std of every neuron of ``layer``, grouped by column ``by``.
@@ -283,10 +325,7 @@ class Atlas:
             g = self._group[path]
             groups = list(g.attrs["groups"])
             return GroupStats.from_sums(by, groups, g["count"][:], g["sum"][:], g["sumsq"][:])
-        table = self.row_table(layer, snap)
-        if by not in table.columns:
-            raise AtlasError(f"no column {by!r} to group by; columns: {', '.join(map(str, table.columns))}")
-        keys = table[by].to_numpy()
+        keys = self.group_keys(layer, by, snap)
         acts = self.activations(layer, snap, stat=stat)
         acc = GroupStatsAccumulator(info.n_neurons)
         for start, block in acts.iter_chunks():

@@ -16,6 +16,8 @@
       outputs.parquet        per snapshot and input: pred, confidence, loss, correct
       tokens.parquet         one row per token row: input_id, position, token_id, token
       _work/                 parts and accumulator state of an unfinished run
+      maps/<kind>/<name>/    method results (tables as Parquet, meta.json), see results.py
+      figures/<kind>/        figures the CLI draws (PNG, SVG, PDF, GIF, MP4)
 """
 
 from __future__ import annotations
@@ -53,3 +55,5 @@ INPUTS = "inputs.parquet"
 OUTPUTS = "outputs.parquet"
 TOKENS = "tokens.parquet"
 WORK = "_work"
+MAPS = "maps"
+FIGURES = "figures"

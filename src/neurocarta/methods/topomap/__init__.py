@@ -1,9 +1,21 @@
 """Topographic activation maps (after Krug et al.): neuron layouts and how faithful they are."""
 
 from .estimator import TopoMap
+from .images import grid_images, map_images
 from .layouts import align, layout
-from .metrics import continuity, distance_spearman, layout_quality, neighbourhood_preservation, trustworthiness
-from .profiles import Profiles, atlas_profiles, nap
+from .metrics import (continuity, distance_spearman, layout_quality, neighbourhood_preservation, smoothness_auc,
+                      trustworthiness)
+from .profiles import Profiles, atlas_profiles, contrastive, nap, raw_profiles
+from .result import TopoMapResult, topomap
+from .stats import Difference, bh_adjust, group_difference, separation
 
-__all__ = ["TopoMap", "align", "layout", "Profiles", "atlas_profiles", "continuity", "distance_spearman", "layout_quality", "nap",
-           "neighbourhood_preservation", "trustworthiness"]
+
+def load_topomap(atlas, layer: str, group_by: str = "label") -> TopoMapResult:
+    """A topographic map stored in ``atlas`` by ``topomap(..., save=True)`` or the CLI."""
+    return TopoMapResult.load(atlas, layer, group_by)
+
+
+__all__ = ["TopoMap", "TopoMapResult", "Difference", "Profiles", "align", "atlas_profiles", "bh_adjust", "continuity",
+           "contrastive", "distance_spearman", "grid_images", "group_difference", "layout", "layout_quality",
+           "load_topomap", "map_images", "nap", "neighbourhood_preservation", "raw_profiles", "separation",
+           "smoothness_auc", "topomap", "trustworthiness"]

@@ -5,9 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from .grid import cell_centres, grid_assign
-from .layouts import METHODS, align, layout
+from ...errors import UserError
+from .layouts import METHODS, align, layout, unit_square
 from .metrics import METRICS, layout_quality
 from .profiles import Profiles
+from .refine import refine
+
+
+def silent_rows(x: np.ndarray, distance: str) -> np.ndarray:
+    """Rows with no defined cosine/correlation distance: all zero, or constant."""
+    if distance == "euclidean":
+        return np.zeros(x.shape[0], dtype=bool)
+    centred = x - x.mean(axis=1, keepdims=True) if distance == "correlation" else x
+    scale = np.abs(centred).max(axis=1)
+    return scale <= 1e-9 * max(float(np.abs(x).max()), 1e-300)
 
 
 class TopoMap:
@@ -30,6 +41,7 @@ class TopoMap:
     layout_ : (n_neurons, 2) coordinates in the unit square.
     grid_cells_ : (grid only) each neuron's row-major cell index.
     grid_shape_ : (grid only) (rows, cols).
+    silent_ : neurons with a constant profile, parked on a ring outside the map.
     metrics_ : trustworthiness, continuity, neighbourhood preservation and distance Spearman.
     """
 
@@ -43,23 +55,39 @@ class TopoMap:
         self.grid, self.refine = grid, refine
 
     def fit(self, profiles: Profiles | np.ndarray, reference: np.ndarray | None = None) -> "TopoMap":
-        """Lay out the rows of ``profiles``; with ``reference``, align onto that layout."""
-        x = profiles.values if isinstance(profiles, Profiles) else np.asarray(profiles, dtype=np.float64)
-        y = layout(x, self.method, self.distance, self.seed, self.n_neighbors)
-        if self.refine:
-            from .layouts import unit_square
-            from .refine import refine
+        """Lay out the rows of ``profiles``; with ``reference``, align onto that layout.
 
-            y = unit_square(refine(y, x, metric=self.distance, n_neighbors=self.n_neighbors, seed=self.seed))
+        Under cosine or correlation distance a silent neuron (a constant profile: the same
+        response to every group, e.g. a dead ReLU) is at no defined distance from anything.
+        Such neurons are left out of the layout and the metrics, and parked evenly on a ring
+        around the map (``silent_`` marks them); they paint 0 on every map.
+        """
+        x = profiles.values if isinstance(profiles, Profiles) else np.asarray(profiles, dtype=np.float64)
+        self.silent_ = silent_rows(x, self.distance)
+        live = ~self.silent_
+        if live.sum() < 3:
+            raise UserError(f"only {int(live.sum())} of {x.shape[0]} neurons respond differently to the groups; "
+                            "a topographic map needs at least 3 (try another layer or grouping)")
+        xl = x[live]
+        y = layout(xl, self.method, self.distance, self.seed, self.n_neighbors)
+        if self.refine:
+            y = unit_square(refine(y, xl, metric=self.distance, n_neighbors=self.n_neighbors, seed=self.seed))
         if reference is not None:
-            y = align(y, reference)
-        self.layout_ = y
+            y = align(y, reference[live] if len(reference) == len(x) else reference)
+        full = np.empty((x.shape[0], 2))
+        full[live] = y
+        n_silent = int(self.silent_.sum())
+        if n_silent:
+            t = np.linspace(0, 2 * np.pi, n_silent, endpoint=False) + np.pi / 4
+            full[self.silent_] = 0.5 + 0.75 * np.c_[np.cos(t), np.sin(t)]
+        self.layout_ = full
         shown = y
         if self.grid:
-            self.grid_cells_, self.grid_shape_ = grid_assign(y)
-            shown = cell_centres(*self.grid_shape_, np.zeros(2), np.ones(2))[self.grid_cells_]
-        k = min(self.k, max(1, (x.shape[0] - 1) // 2))
-        self.metrics_ = layout_quality(x, shown, k=k, metric=self.distance)
+            self.grid_cells_, self.grid_shape_ = grid_assign(full)
+            shown = cell_centres(*self.grid_shape_, np.zeros(2), np.ones(2))[self.grid_cells_][live]
+        k = min(self.k, max(1, (xl.shape[0] - 1) // 2))
+        self.metrics_ = layout_quality(xl, shown, k=k, metric=self.distance)
+        self.metrics_["n_silent"] = n_silent
         return self
 
     def __repr__(self) -> str:

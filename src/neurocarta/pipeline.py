@@ -1,0 +1,94 @@
+"""Run the map methods over an atlas's layers and write what they make: results into the
+atlas (``maps/``) and figures under ``ATLAS/figures/``. The CLI and the demo call this.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+from .store.layout import FIGURES, node
+
+
+@dataclass
+class TopomapRun:
+    """What ``build_topomaps`` made for one layer."""
+
+    layer: str
+    result: object
+    figures: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        r = self.result
+        m = r.metrics
+        return {"layer": self.layer, "method": r.params["method"], "group_by": r.group_by,
+                "profile": r.params["profile"], "n_neurons": r.n_neurons, "n_silent": int(m.get("n_silent", 0)),
+                "groups": len(r.groups), "snapshots": r.snapshots,
+                "trustworthiness": m["trustworthiness"], "continuity": m["continuity"], "spearman": m["spearman"],
+                "neighbourhood_preservation": m["neighbourhood_preservation"], "k": m["k"],
+                "separation": r.separation, "figures": self.figures}
+
+
+def pick_layers(atlas, patterns: list[str] | None) -> list[str]:
+    """Atlas layers matching names or globs (all layers when ``patterns`` is empty)."""
+    names = atlas.layer_names
+    if not patterns:
+        return names
+    picked = []
+    for pat in patterns:
+        hits = [n for n in names if n == pat or fnmatch.fnmatchcase(n, pat)]
+        if not hits:
+            raise UserError(f"no layer of the atlas matches {pat!r}; layers: {', '.join(names)}")
+        picked += [h for h in hits if h not in picked]
+    return picked
+
+
+def build_topomaps(atlas, layers: list[str] | None = None, group_by: str = "label", method: str = "umap",
+                   distance: str = "cosine", profile: str = "nap", grid: bool = False, refine: bool = False,
+                   snapshots: bool = False, animate: bool = False, formats: tuple[str, ...] = ("png",),
+                   seed: int = 0, progress: bool = True) -> list[TopomapRun]:
+    """Topographic maps of ``layers`` (default: every layer with 3 or more neurons), saved
+    into the atlas, with figures under ``ATLAS/figures/topomap/``.
+
+    ``snapshots``: paint every snapshot on the last snapshot's layout (needed to
+    ``animate``, which writes one GIF per layer).
+    """
+    from tqdm.auto import tqdm
+
+    from .methods.topomap import topomap
+    from .render import animate_topomap, plot_topomap, save_figure
+
+    for fmt in formats:
+        if f".{fmt}" not in (".png", ".svg", ".pdf"):
+            raise UserError(f"figure format {fmt!r} is not supported; use png, svg or pdf")
+    if animate and not snapshots:
+        snapshots = True
+    if animate and len(atlas.snapshots) < 2:
+        raise UserError("--animate needs an atlas with 2 or more snapshots (extract with --snapshots)")
+    explicit = bool(layers)
+    names = pick_layers(atlas, layers)
+    if not explicit:
+        names = [n for n in names if atlas.manifest.layer(n).n_neurons >= 3]
+    out_dir = Path(atlas.root) / FIGURES / "topomap"
+    runs = []
+    for name in tqdm(names, desc="topomap", unit="layer", disable=not progress):
+        result = topomap(atlas, name, group_by=group_by, method=method, distance=distance, profile=profile,
+                         grid=grid, refine=refine, snapshots="all" if snapshots else "last", seed=seed, save=True)
+        run = TopomapRun(name, result)
+        stem = f"{node(name)}@{node(group_by)}"
+        if profile != "raw":
+            kinds = ["map"] + (["grid"] if grid else [])
+            for kind in kinds:
+                fig = plot_topomap(result, kind=kind)
+                for fmt in formats:
+                    path = save_figure(fig, out_dir / f"{stem}{'' if kind == 'map' else '_grid'}.{fmt}")
+                    run.figures.append(str(path))
+            if animate:
+                run.figures.append(str(animate_topomap(result, out_dir / f"{stem}.gif")))
+        runs.append(run)
+    if not runs:
+        print("neurocarta: no layer with 3 or more neurons to map", file=sys.stderr)
+    return runs

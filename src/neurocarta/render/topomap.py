@@ -1,0 +1,219 @@
+"""Figures of topographic maps: interpolated or grid maps, panels, difference maps, animations.
+
+Every function returns (or writes) matplotlib output without pyplot, so nothing depends on
+a display and a returned Figure shows inline in notebooks. Colour is diverging and
+symmetric around 0 (``RdBu_r``): red is above the mean over groups, blue below; the scale is
+one per layer by default (the largest |value| over the groups shown), or a number shared
+by several figures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..methods.topomap.images import MapImages, grid_images, map_images
+
+FORMATS = (".png", ".svg", ".pdf")
+ANIMATIONS = (".gif", ".mp4")
+CMAP = "RdBu_r"
+
+
+def _figure(n: int, ncols: int | None, size: float):
+    from matplotlib.figure import Figure
+
+    ncols = ncols or min(n, 6)
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(size * ncols + 0.9, size * nrows + 0.35), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    return fig, axes[:n]
+
+
+def dendrogram_order(values: np.ndarray) -> list[int]:
+    """Order groups (columns) by an average-linkage dendrogram of their maps, so similar
+    maps sit side by side."""
+    from scipy.cluster.hierarchy import leaves_list, linkage
+
+    if values.shape[1] < 3:
+        return list(range(values.shape[1]))
+    cols = values.T
+    dist = "correlation" if np.all(cols.std(axis=1) > 0) else "euclidean"
+    return [int(i) for i in leaves_list(linkage(cols, method="average", metric=dist))]
+
+
+def draw_map(ax, layout: np.ndarray, values: np.ndarray, vmax: float, kind: str = "map", cells=None,
+             grid_shape=None, interpolation: str = "cubic", extrapolate: str = "box", contours: int = 6,
+             markers: bool = False, res: int = 64, highlight: np.ndarray | None = None,
+             live: np.ndarray | None = None, image=None):
+    """Draw one map on ``ax``; returns the image artist (for a colour bar). Interpolated maps
+    use the ``live`` neurons only (silent ones sit outside the map); ``image`` is a
+    precomputed :class:`MapImages` of one group, to interpolate many groups in one call."""
+    if kind == "grid":
+        if cells is None:
+            raise UserError("this topomap has no grid; compute it with grid=True (CLI: --grid)")
+        img = grid_images(cells, grid_shape, values)[0]
+        art = ax.imshow(img, origin="lower", cmap=CMAP, vmin=-vmax, vmax=vmax, interpolation="nearest")
+        if highlight is not None and highlight.any():
+            rows, cols = np.divmod(np.asarray(cells)[highlight], grid_shape[1])
+            ax.scatter(cols, rows, s=6, c="k", marker="o", linewidths=0)
+    else:
+        if live is not None:
+            layout, values = layout[live], values[live]
+            highlight = highlight[live] if highlight is not None else None
+        m = image or map_images(layout, values, res=res, interpolation=interpolation, extrapolate=extrapolate)
+        img = m.images[0]
+        art = ax.imshow(img, origin="lower", extent=m.extent, cmap=CMAP, vmin=-vmax, vmax=vmax,
+                        interpolation="bilinear")
+        if contours and np.isfinite(img).any() and np.nanmax(img) > np.nanmin(img):
+            xs = np.linspace(m.extent[0], m.extent[1], img.shape[1])
+            ys = np.linspace(m.extent[2], m.extent[3], img.shape[0])
+            levels = np.linspace(-vmax, vmax, contours + 2)[1:-1]
+            ax.contour(xs, ys, img, levels=levels, colors="k", linewidths=0.4, alpha=0.6)
+        if markers:
+            ax.scatter(layout[:, 0], layout[:, 1], s=2, c="k", alpha=0.5, linewidths=0)
+        if highlight is not None and highlight.any():
+            ax.scatter(layout[highlight, 0], layout[highlight, 1], s=10, facecolors="none", edgecolors="k",
+                       linewidths=0.7)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_aspect("equal")
+    return art
+
+
+def plot_topomap(result, groups=None, snapshot: str | None = None, kind: str = "map", order: str = "dendrogram",
+                 scale: "str | float" = "layer", interpolation: str = "cubic", extrapolate: str = "box",
+                 contours: int = 6, markers: bool = False, ncols: int | None = None, size: float = 1.9,
+                 res: int = 64, title: str | None = None):
+    """One map per group of a :class:`~neurocarta.methods.topomap.result.TopoMapResult`.
+
+    ``kind``: ``"map"`` (interpolated) or ``"grid"``; ``order``: ``"dendrogram"`` or
+    ``"given"``; ``scale``: ``"layer"`` (max |value| of the maps shown) or a number.
+    """
+    values = result.frame(snapshot)
+    idx = list(range(values.shape[1])) if groups is None else result.group_index(groups)
+    if order == "dendrogram":
+        idx = [idx[i] for i in dendrogram_order(values[:, idx])]
+    elif order != "given":
+        raise UserError(f"order must be 'dendrogram' or 'given', not {order!r}")
+    vmax = _vmax(values[:, idx], scale)
+    fig, axes = _figure(len(idx), ncols, size)
+    art = None
+    live = result.live
+    images = None
+    if kind != "grid":  # one triangulation for every group
+        images = map_images(result.layout[live], values[live][:, idx], res=res, interpolation=interpolation,
+                            extrapolate=extrapolate)
+    for pos, (ax, j) in enumerate(zip(axes, idx)):
+        one = MapImages(images.images[pos:pos + 1], images.extent) if images is not None else None
+        art = draw_map(ax, result.layout, values[:, j], vmax, kind, result.grid_cells, result.grid_shape,
+                       interpolation, extrapolate, contours, markers, res, live=live, image=one)
+        count = result.counts.get(snapshot or result.layout_snapshot, [None] * len(result.groups))[j]
+        ax.set_title(f"{result.group_names[j]}" + (f" (n={count})" if count is not None else ""), fontsize=8)
+    fig.colorbar(art, ax=list(axes), shrink=0.8, label="activation vs mean of groups")
+    snap = snapshot or result.layout_snapshot
+    fig.suptitle(title or f"{result.layer} by {result.group_by} - {snap} - {result.params.get('method')}",
+                 fontsize=9)
+    return fig
+
+
+def plot_difference(result, difference, kind: str = "map", mark: str = "significant", scale: "str | float" = "layer",
+                    interpolation: str = "cubic", extrapolate: str = "box", contours: int = 6, size: float = 3.2,
+                    res: int = 80, title: str | None = None):
+    """The map of group A minus group B; with ``mark="significant"``, neurons whose difference
+    passes the permutation (or Welch) test at the chosen FDR get a ring."""
+    from matplotlib.figure import Figure
+
+    values = np.asarray(difference.values, dtype=np.float64)
+    if values.shape[0] != result.n_neurons:
+        raise UserError(f"the difference has {values.shape[0]} neurons, the map {result.n_neurons}")
+    vmax = _vmax(values[:, None], scale)
+    fig = Figure(figsize=(size + 0.9, size + 0.4), layout="constrained")
+    ax = fig.subplots()
+    highlight = difference.significant if mark == "significant" else None
+    art = draw_map(ax, result.layout, values, vmax, kind, result.grid_cells, result.grid_shape, interpolation,
+                   extrapolate, contours, False, res, highlight=highlight, live=result.live)
+    fig.colorbar(art, ax=ax, shrink=0.8, label="mean A - mean B")
+    a, b = "+".join(map(str, difference.a)), "+".join(map(str, difference.b))
+    sig = int(difference.significant.sum())
+    ax.set_title(title or f"{result.layer}: {a} - {b}\n{sig}/{values.size} neurons at FDR {difference.fdr:g} "
+                 f"({difference.test})", fontsize=8)
+    return fig
+
+
+def _vmax(values: np.ndarray, scale) -> float:
+    if scale == "layer":
+        v = float(np.abs(values).max())
+        return v if v > 0 else 1.0
+    try:
+        v = float(scale)
+    except (TypeError, ValueError):
+        raise UserError(f"scale must be 'layer' or a positive number, not {scale!r}") from None
+    if v <= 0:
+        raise UserError(f"scale must be positive, got {v}")
+    return v
+
+
+def save_figure(fig, path) -> Path:
+    """Write a Figure as PNG, SVG or PDF (by the file suffix)."""
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise UserError(f"cannot write {path.name}: figures are {', '.join(FORMATS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def figure_pixels(fig, dpi: int = 90) -> np.ndarray:
+    """The RGB pixels of a Figure (for animation frames)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    fig.set_dpi(dpi)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def animate_topomap(result, path, groups=None, fps: float = 2.0, kind: str = "map", scale: "str | float" = "shared",
+                    **kwargs) -> Path:
+    """A GIF or MP4 with one frame per snapshot, all on the result's one layout and one
+    colour scale (``"shared"``: the largest |value| over every frame)."""
+    import imageio.v3 as iio
+
+    path = Path(path)
+    if path.suffix.lower() not in ANIMATIONS:
+        raise UserError(f"cannot write {path.name}: animations are {', '.join(ANIMATIONS)}")
+    if len(result.snapshots) < 2:
+        raise UserError("an animation needs at least 2 snapshots; compute the topomap with snapshots='all' "
+                        "(CLI: --snapshots)")
+    idx = list(range(len(result.groups))) if groups is None else result.group_index(groups)
+    if scale == "shared":
+        scale = max(float(np.abs(result.frame(s)[:, idx]).max()) for s in result.snapshots) or 1.0
+    # One group order for every frame: the layout snapshot's dendrogram.
+    order = [idx[i] for i in dendrogram_order(result.frame()[:, idx])]
+    frames = []
+    for snap in result.snapshots:
+        fig = plot_topomap(result, groups=[result.groups[i] for i in order], snapshot=snap, kind=kind, order="given",
+                           scale=scale, **kwargs)
+        frames.append(figure_pixels(fig))
+    h = min(f.shape[0] for f in frames) // 2 * 2  # even sides for MP4 encoders
+    w = min(f.shape[1] for f in frames) // 2 * 2
+    frames = np.stack([f[:h, :w] for f in frames])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".gif":
+        iio.imwrite(path, frames, duration=1000.0 / fps, loop=0)
+    else:
+        _write_mp4(path, frames, fps)
+    return path
+
+
+def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
+    """H.264 through the ffmpeg binary that the imageio-ffmpeg wheel ships."""
+    import imageio
+
+    with imageio.get_writer(path, format="FFMPEG", mode="I", fps=fps, codec="libx264", macro_block_size=2) as w:
+        for f in frames:
+            w.append_data(f)
