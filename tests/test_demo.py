@@ -64,3 +64,10 @@ def test_demo_command_builds_a_complete_atlas(tmp_path):
     acc = [atlas.outputs(s)["correct"].mean() for s in atlas.snapshots]
     assert acc[-1] > acc[0]
     assert atlas.thumbnail(0).shape == (64, 64, 3)
+    # the demo also maps every layer: a stored topomap, a figure and a training animation each
+    assert sorted(atlas.maps("topomap")) == sorted(f"{l}@label" for l in DEFAULT_LAYERS)
+    figures = out / "figures" / "topomap"
+    for layer in DEFAULT_LAYERS:
+        assert (figures / f"{layer}@label.png").stat().st_size > 5000
+        assert (figures / f"{layer}@label.gif").exists()
+    assert "topographic maps drawn" in r.stderr and "class separation" in r.stdout

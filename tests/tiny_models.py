@@ -136,3 +136,58 @@ class PairDataset(torch.utils.data.Dataset):
 
 def pair_dataset() -> PairDataset:
     return PairDataset()
+
+
+# ---------------------------------------------------------------- planted topomap structure
+N_BLOCK = 6  # neurons per class block of PlantedNet
+
+
+class PlantedNet(nn.Module):
+    """24 neurons in 4 blocks of 6; block g fires for class g of ``planted_data``.
+
+    ``fc`` copies its input, so the planted structure reaches the atlas unchanged; ``one`` is
+    a single-neuron layer; ``head`` sums each block into its class logit.
+    """
+
+    def __init__(self, gain: float = 1.0) -> None:
+        super().__init__()
+        self.fc = nn.Linear(24, 24)
+        self.act = nn.ReLU()
+        self.one = nn.Linear(24, 1)
+        self.head = nn.Linear(24, 4)
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.eye(24) * gain)
+            self.fc.bias.zero_()
+            self.head.weight.copy_(torch.kron(torch.eye(4), torch.ones(1, N_BLOCK)))
+            self.head.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.fc(x))
+        self.one(h)
+        return self.head(h)
+
+
+def planted_net() -> nn.Module:
+    return PlantedNet()
+
+
+def planted_data(path, n: int = 400, seed: int = 0) -> str:
+    """Class g (of 4) raises input block g (6 features) by 2 over N(0, 0.3) noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    x = rng.normal(0.0, 0.3, size=(n, 24)).astype(np.float32)
+    for g in range(4):
+        x[y == g, g * N_BLOCK:(g + 1) * N_BLOCK] += 2.0
+    np.savez(path, x=x, y=y)
+    return str(path)
+
+
+def planted_snapshots(folder) -> str:
+    """Two snapshots of PlantedNet: the structure at 10% and at full strength."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(PlantedNet(gain=0.1).state_dict(), folder / "step1.pt")
+    torch.save(PlantedNet(gain=1.0).state_dict(), folder / "step2.pt")
+    return str(folder / "step*.pt")

@@ -1,7 +1,8 @@
 """``neurocarta demo``: the offline end-to-end run on a fresh machine.
 
-It trains the demo CNN on a built-in data set (or loads it from the cache), then captures
-every demo-cnn layer for every training snapshot into one atlas and says what it made.
+It trains the demo CNN on a built-in data set (or loads it from the cache), captures every
+demo-cnn layer for every training snapshot into one atlas, then draws the topographic maps
+of every layer (one layout, every snapshot, a training animation) and says what it made.
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ def run_demo(data: str = "shapes", out: str | Path = "demo-atlas", epochs: int =
                     overwrite=overwrite, progress=progress)
     say(f"atlas written in {time.time() - t0:.0f} s")
     print(format_info(atlas_info(atlas)))
+    t0 = time.time()
+    from .pipeline import build_topomaps
+
+    runs = build_topomaps(atlas, group_by="label", grid=True, snapshots=True, animate=True, progress=progress)
+    for r in runs:
+        m = r.summary()
+        print(f"topomap {m['layer']:<18} trustworthiness {m['trustworthiness']:.3f}  "
+              f"class separation {m['separation'][atlas.snapshots[0]]:.2f} -> {m['separation'][atlas.snapshots[-1]]:.2f}")
+    say(f"topographic maps drawn in {time.time() - t0:.0f} s: {atlas.root / 'figures' / 'topomap'}")
     if serve:
         say("the viewer arrives in a later release; open the atlas in Python with "
             f"neurocarta.open_atlas({str(out)!r})")
