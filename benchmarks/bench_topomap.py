@@ -292,7 +292,8 @@ def quality_bench(repeat: int) -> list[dict]:
                   f"{row['continuity']:>7.3f} {row['neighbourhood_preservation']:>6.3f} {row['spearman']:>9.3f}",
                   flush=True)
         ours, ref = rows[0], rows[-1]
-        line = {"dataset": name, "neurons": int(x.shape[0]), "ours_tw": ours["trustworthiness"],
+        line = {"dataset": name, "neurons": int(x.shape[0]), "live": int(live.sum()),
+                "ours_tw": ours["trustworthiness"],
                 "reference_tw": ref["trustworthiness"], "ours_s": ours["seconds"], "reference_s": ref["seconds"],
                 "time_ratio": ref["seconds"] / ours["seconds"],
                 "goal_met": ours["trustworthiness"] >= ref["trustworthiness"] and ours["seconds"] < ref["seconds"]}
@@ -300,10 +301,11 @@ def quality_bench(repeat: int) -> list[dict]:
         results.append({"dataset": name, "neurons": int(x.shape[0]), "classes": int(x.shape[1]),
                         "silent": int((~live).sum()), "rows": rows})
     print("\nsummary: our default (umap, no refinement) against the reference (umap+pso)")
-    print(f"{'data set':<28} {'neurons':>7} {'ours tw@5':>9} {'ref tw@5':>9} {'ours s':>7} {'ref s':>7} "
+    print(f"{'data set':<28} {'live/all':>8} {'ours tw@5':>9} {'ref tw@5':>9} {'ours s':>7} {'ref s':>7} "
           f"{'ref/ours':>8} {'goal':>5}")
     for line in summary:
-        print(f"{line['dataset']:<28} {line['neurons']:>7} {line['ours_tw']:>9.3f} {line['reference_tw']:>9.3f} "
+        counts = f"{line['live']}/{line['neurons']}"
+        print(f"{line['dataset']:<28} {counts:>8} {line['ours_tw']:>9.3f} {line['reference_tw']:>9.3f} "
               f"{line['ours_s']:>7.2f} {line['reference_s']:>7.2f} {line['time_ratio']:>7.1f}x "
               f"{'met' if line['goal_met'] else 'NOT':>5}")
     return [{"quality": results, "summary": summary}]
