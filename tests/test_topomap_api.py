@@ -35,6 +35,11 @@ def test_the_map_puts_each_planted_block_together(planted):
     assert d[same & off_diagonal].mean() < 0.5 * d[~same].mean()
     # each group's map is highest on its own block: NAP values of block g peak in group g
     assert (r.frame().argmax(axis=1) == BLOCK).all()
+    # the original's smoothness score is reported beside the faithfulness metrics; it cannot
+    # replace them: a random layout averages into flat maps that score about as smooth
+    rand = nc.topomap(full, "act", group_by="label", method="random")
+    assert rand.metrics["trustworthiness"] < 0.8
+    assert 0 < r.metrics["smoothness_auc"] < 1 and 0 < rand.metrics["smoothness_auc"] < 1
 
 
 def test_result_saves_into_the_atlas_and_reloads(planted):

@@ -29,6 +29,7 @@ class TopomapRun:
                 "groups": len(r.groups), "snapshots": r.snapshots,
                 "trustworthiness": m["trustworthiness"], "continuity": m["continuity"], "spearman": m["spearman"],
                 "neighbourhood_preservation": m["neighbourhood_preservation"], "k": m["k"],
+                "smoothness_auc": m.get("smoothness_auc"), "grid": m.get("grid"),
                 "separation": r.separation, "figures": self.figures}
 
 

@@ -34,7 +34,7 @@ class TopoMap:
     refine : follow the layout with the O(n k) force-directed refinement that keeps the
         distance forces (see refine.py).
     grid : also give each neuron its own cell of a near-square grid (exact assignment up to
-        2,048 neurons, a windowed approximation beyond); the metrics then measure the grid.
+        2,048 neurons, a windowed approximation beyond), measured in ``grid_metrics_``.
 
     Attributes
     ----------
@@ -42,7 +42,9 @@ class TopoMap:
     grid_cells_ : (grid only) each neuron's row-major cell index.
     grid_shape_ : (grid only) (rows, cols).
     silent_ : neurons with a constant profile, parked on a ring outside the map.
-    metrics_ : trustworthiness, continuity, neighbourhood preservation and distance Spearman.
+    metrics_ : trustworthiness, continuity, neighbourhood preservation and distance Spearman
+        of the layout.
+    grid_metrics_ : (grid only) the same metrics of the grid cells.
     """
 
     def __init__(self, method: str = "umap", distance: str = "cosine", k: int = 5, seed: int = 0,
@@ -81,13 +83,13 @@ class TopoMap:
             t = np.linspace(0, 2 * np.pi, n_silent, endpoint=False) + np.pi / 4
             full[self.silent_] = 0.5 + 0.75 * np.c_[np.cos(t), np.sin(t)]
         self.layout_ = full
-        shown = y
+        k = min(self.k, max(1, (xl.shape[0] - 1) // 2))
+        self.metrics_ = layout_quality(xl, y, k=k, metric=self.distance)
+        self.metrics_["n_silent"] = n_silent
         if self.grid:
             self.grid_cells_, self.grid_shape_ = grid_assign(full)
-            shown = cell_centres(*self.grid_shape_, np.zeros(2), np.ones(2))[self.grid_cells_][live]
-        k = min(self.k, max(1, (xl.shape[0] - 1) // 2))
-        self.metrics_ = layout_quality(xl, shown, k=k, metric=self.distance)
-        self.metrics_["n_silent"] = n_silent
+            cells = cell_centres(*self.grid_shape_, np.zeros(2), np.ones(2))[self.grid_cells_][live]
+            self.grid_metrics_ = layout_quality(xl, cells, k=k, metric=self.distance)
         return self
 
     def __repr__(self) -> str:

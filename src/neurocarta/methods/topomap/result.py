@@ -15,6 +15,8 @@ import pandas as pd
 
 from ...errors import UserError
 from .estimator import TopoMap
+from .images import map_images
+from .metrics import smoothness_auc
 from .profiles import Profiles, profiles_from_stats, raw_profiles
 from .stats import separation
 
@@ -200,6 +202,14 @@ def topomap(atlas, layer: str, group_by: str = "label", method: str = "umap", di
         counts[snap] = [int(c) for c in p.counts]
         if stats is not None:
             sep[snap] = separation(stats)
+    metrics = dict(model.metrics_)
+    if grid:
+        metrics["grid"] = model.grid_metrics_
+    if profile != "raw" and len(prof.groups) <= 64:
+        # The original's smoothness score of the drawn maps (float images; lower is smoother).
+        live = ~model.silent_
+        img = map_images(model.layout_[live], prof.values[live], res=100).images
+        metrics["smoothness_auc"] = smoothness_auc(img)
     # Keep snapshot order as in the atlas.
     values = {s: values[s] for s in all_snaps if s in values}
     params = {"method": method, "distance": distance, "profile": profile, "grid": grid, "refine": refine,
@@ -209,7 +219,7 @@ def topomap(atlas, layer: str, group_by: str = "label", method: str = "umap", di
     if group_by in ("label", "pred") and names and all(g.isdigit() and int(g) < len(names) for g in labels):
         params["group_names"] = [names[int(g)] for g in labels]
     result = TopoMapResult(layer=layer, group_by=group_by, groups=labels, counts=counts,
-                           layout=model.layout_, values=values, metrics=model.metrics_, params=params,
+                           layout=model.layout_, values=values, metrics=metrics, params=params,
                            layout_snapshot=base, grid_cells=getattr(model, "grid_cells_", None),
                            grid_shape=getattr(model, "grid_shape_", None), silent=model.silent_, separation=sep)
     if save:
