@@ -26,7 +26,7 @@ class TopoMap:
 
     Parameters
     ----------
-    method : ``"umap"`` (default), ``"tsne"``, ``"pca"``, ``"graph"`` or ``"random"``.
+    method : ``"umap"`` (default), ``"tsne"``, ``"pca"``, ``"graph"``, ``"som"`` or ``"random"``.
     distance : neuron distance on profiles: ``"cosine"`` (default), ``"correlation"``, ``"euclidean"``.
     k : neighbourhood size of the quality metrics.
     seed : every layout is seeded and deterministic.
@@ -35,6 +35,8 @@ class TopoMap:
         distance forces (see refine.py).
     grid : also give each neuron its own cell of a near-square grid (exact assignment up to
         2,048 neurons, a windowed approximation beyond), measured in ``grid_metrics_``.
+    measure : compute the metrics (O(n^2 / block) distance rows; about 15 s per layout at
+        16k neurons). ``False`` skips them.
 
     Attributes
     ----------
@@ -48,13 +50,13 @@ class TopoMap:
     """
 
     def __init__(self, method: str = "umap", distance: str = "cosine", k: int = 5, seed: int = 0,
-                 n_neighbors: int = 15, refine: bool = False, grid: bool = False):
+                 n_neighbors: int = 15, refine: bool = False, grid: bool = False, measure: bool = True):
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
         if distance not in METRICS:
             raise ValueError(f"distance must be one of {', '.join(METRICS)}, not {distance!r}")
         self.method, self.distance, self.k, self.seed, self.n_neighbors = method, distance, k, seed, n_neighbors
-        self.grid, self.refine = grid, refine
+        self.grid, self.refine, self.measure = grid, refine, measure
 
     def fit(self, profiles: Profiles | np.ndarray, reference: np.ndarray | None = None) -> "TopoMap":
         """Lay out the rows of ``profiles``; with ``reference``, align onto that layout.
@@ -84,12 +86,12 @@ class TopoMap:
             full[self.silent_] = 0.5 + 0.75 * np.c_[np.cos(t), np.sin(t)]
         self.layout_ = full
         k = min(self.k, max(1, (xl.shape[0] - 1) // 2))
-        self.metrics_ = layout_quality(xl, y, k=k, metric=self.distance)
+        self.metrics_ = layout_quality(xl, y, k=k, metric=self.distance) if self.measure else {}
         self.metrics_["n_silent"] = n_silent
         if self.grid:
             self.grid_cells_, self.grid_shape_ = grid_assign(full)
             cells = cell_centres(*self.grid_shape_, np.zeros(2), np.ones(2))[self.grid_cells_][live]
-            self.grid_metrics_ = layout_quality(xl, cells, k=k, metric=self.distance)
+            self.grid_metrics_ = layout_quality(xl, cells, k=k, metric=self.distance) if self.measure else {}
         return self
 
     def __repr__(self) -> str:

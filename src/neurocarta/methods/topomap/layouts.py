@@ -5,7 +5,8 @@ with a neighbour-list refinement):
 
 - ``umap``: umap-learn on the profiles with the chosen metric (the original's default start)
 - ``tsne``: scikit-learn t-SNE on the precomputed distance matrix
-- ``pca``: the first two principal components of the profiles
+- ``pca``: the first two principal components of the profiles (unit rows for cosine,
+  centred unit rows for correlation, so the chosen distance holds)
 - ``graph``: link each neuron to its nearest neighbours, join components to the largest
   through their closest pair, and lay the graph out with igraph's Fruchterman-Reingold
 - ``som``: neurocarta's batch SOM (see som.py), the original's grid rule
@@ -47,7 +48,8 @@ def layout(profiles: np.ndarray, method: str = "umap", metric: str = "cosine", s
     elif method == "pca":
         from sklearn.decomposition import PCA
 
-        y = PCA(n_components=2, random_state=seed).fit_transform(x) if x.shape[1] >= 2 else np.c_[x, np.zeros(n)]
+        xs = _som_space(x, metric)  # unit rows for cosine, so PCA sees the chosen distance
+        y = PCA(n_components=2, random_state=seed).fit_transform(xs) if x.shape[1] >= 2 else np.c_[xs, np.zeros(n)]
     elif method == "tsne":
         from sklearn.manifold import TSNE
 

@@ -38,35 +38,84 @@ def _check(high: np.ndarray, low: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
 
 
 def distance_rows(x: np.ndarray, metric: str, block: int = 512) -> Iterator[tuple[int, np.ndarray]]:
-    """Distance rows ``x[s:s+block]`` to every point, self-distance set to +inf."""
+    """Distance rows ``x[s:s+block]`` to every point, self-distance set to +inf.
+
+    Cosine and correlation come from one matrix product of unit rows (BLAS), as does
+    euclidean beyond 3 dimensions; a constant profile is at distance 1 from everything.
+    """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}, not {metric!r}")
+    x = np.asarray(x, dtype=np.float64)
+    if metric in ("cosine", "correlation"):
+        u = x - x.mean(axis=1, keepdims=True) if metric == "correlation" else x
+        norm = np.linalg.norm(u, axis=1)
+        dead = norm == 0
+        u = u / np.where(dead, 1.0, norm)[:, None]
+    elif x.shape[1] > 3:
+        sq = (x * x).sum(axis=1)
     for s in range(0, x.shape[0], block):
-        d = cdist(x[s:s + block], x, metric=metric)
-        d = np.nan_to_num(d, nan=1.0)  # cosine/correlation of a constant profile
+        if metric in ("cosine", "correlation"):
+            d = 1.0 - u[s:s + block] @ u.T
+            np.maximum(d, 0.0, out=d)
+            d[dead[s:s + block]] = 1.0
+            d[:, dead] = 1.0
+        elif x.shape[1] > 3:
+            d = np.sqrt(np.maximum(sq[s:s + block, None] + sq[None, :] - 2.0 * (x[s:s + block] @ x.T), 0.0))
+        else:
+            d = cdist(x[s:s + block], x)
         d[np.arange(d.shape[0]), np.arange(s, s + d.shape[0])] = np.inf
         yield s, d
 
 
-def _ranks(d: np.ndarray) -> np.ndarray:
-    """Rank of every point in each row, 1 = nearest (ties broken by index, as in a stable sort)."""
-    order = np.argsort(d, axis=1, kind="stable")
-    ranks = np.empty_like(order)
-    rows = np.arange(d.shape[0])[:, None]
-    ranks[rows, order] = np.arange(1, d.shape[1] + 1)
-    return ranks
+def _knn(d: np.ndarray, k: int) -> np.ndarray:
+    """Boolean mask of each row's k nearest points, ties broken by index (as a stable sort
+    would), in O(n) per row with a partition instead of a sort."""
+    kth = np.partition(d, k - 1, axis=1)[:, k - 1:k]
+    mask = d <= kth
+    over = np.flatnonzero(np.count_nonzero(mask, axis=1) > k)  # rows with ties at the k-th distance
+    if over.size:
+        sub = d[over]
+        equal = sub == kth[over]
+        need = k - np.count_nonzero(sub < kth[over], axis=1)[:, None]
+        mask[over] = (sub < kth[over]) | (equal & (np.cumsum(equal, axis=1) <= need))
+    return mask
 
 
-def _rank_penalty(space_a: np.ndarray, metric_a: str, space_b: np.ndarray, metric_b: str, k: int,
-                  block: int) -> float:
-    """Sum over i of (rank in A - k) for j among i's k nearest in B but not in A."""
+def _penalty(d: np.ndarray, missed: np.ndarray, k: int) -> float:
+    """Sum of (rank - k) over the (row, column) pairs in ``missed``, ranks taken in ``d``.
+
+    A rank is counted, not sorted: 1 + #{l: d(i,l) < d(i,j)} + #{l < j: d(i,l) = d(i,j)} (ties
+    by index, as a stable sort), so a block costs O(pairs x n) comparisons and no sort.
+    """
+    rows, cols = np.nonzero(missed)
     total = 0.0
-    for (s, da), (_, db) in zip(distance_rows(space_a, metric_a, block), distance_rows(space_b, metric_b, block)):
-        ranks_a = _ranks(da)
-        near_b = np.argsort(db, axis=1, kind="stable")[:, :k]  # stable: ties resolve as in sklearn
-        r = np.take_along_axis(ranks_a, near_b, axis=1)
-        total += np.clip(r - k, 0, None).sum()
+    index = np.arange(d.shape[1])[None, :]
+    for lo in range(0, rows.size, 1024):
+        r, c = rows[lo:lo + 1024], cols[lo:lo + 1024]
+        row_d = d[r]
+        target = row_d[np.arange(len(r)), c][:, None]
+        rank = 1 + np.count_nonzero(row_d < target, axis=1)
+        equal = row_d == target
+        tied = np.flatnonzero(np.count_nonzero(equal, axis=1) > 1)  # more than j itself
+        if tied.size:
+            rank[tied] += np.count_nonzero(equal[tied] & (index < c[tied, None]), axis=1)
+        total += float(np.clip(rank - k, 0, None).sum())
     return total
+
+
+def _neighbourhood_scores(high: np.ndarray, low: np.ndarray, k: int, metric: str, block: int) -> dict[str, float]:
+    """Trustworthiness, continuity and neighbourhood preservation in one pass over row blocks."""
+    trust = cont = 0.0
+    kept = 0
+    for (_, dh), (_, dl) in zip(distance_rows(high, metric, block), distance_rows(low, "euclidean", block)):
+        near_h, near_l = _knn(dh, k), _knn(dl, k)
+        both = near_h & near_l
+        kept += int(both.sum())
+        trust += _penalty(dh, near_l & ~both, k)  # map neighbours that are far in profile space
+        cont += _penalty(dl, near_h & ~both, k)  # profile neighbours torn apart on the map
+    n = high.shape[0]
+    return {"trustworthiness": _normalise(trust, n, k), "continuity": _normalise(cont, n, k),
+            "neighbourhood_preservation": kept / (n * k)}
 
 
 def _normalise(total: float, n: int, k: int) -> float:
@@ -77,25 +126,20 @@ def trustworthiness(high: np.ndarray, low: np.ndarray, k: int = 5, metric: str =
                     block: int = 512) -> float:
     """Trustworthiness@k of layout ``low`` (n x 2, euclidean) for profiles ``high`` (n x d)."""
     high, low = _check(high, low, k)
-    return _normalise(_rank_penalty(high, metric, low, "euclidean", k, block), high.shape[0], k)
+    return _neighbourhood_scores(high, low, k, metric, block)["trustworthiness"]
 
 
 def continuity(high: np.ndarray, low: np.ndarray, k: int = 5, metric: str = "cosine", block: int = 512) -> float:
     """Continuity@k: trustworthiness with the two spaces' roles swapped."""
     high, low = _check(high, low, k)
-    return _normalise(_rank_penalty(low, "euclidean", high, metric, k, block), high.shape[0], k)
+    return _neighbourhood_scores(high, low, k, metric, block)["continuity"]
 
 
 def neighbourhood_preservation(high: np.ndarray, low: np.ndarray, k: int = 5, metric: str = "cosine",
                                block: int = 512) -> float:
     """Mean share of each neuron's k nearest profile neighbours that are k-nearest on the map."""
     high, low = _check(high, low, k)
-    kept = 0
-    for (_, dh), (_, dl) in zip(distance_rows(high, metric, block), distance_rows(low, "euclidean", block)):
-        nh = np.argsort(dh, axis=1, kind="stable")[:, :k]
-        nl = np.argsort(dl, axis=1, kind="stable")[:, :k]
-        kept += sum(len(np.intersect1d(a, b, assume_unique=True)) for a, b in zip(nh, nl))
-    return kept / (high.shape[0] * k)
+    return _neighbourhood_scores(high, low, k, metric, block)["neighbourhood_preservation"]
 
 
 def distance_spearman(high: np.ndarray, low: np.ndarray, metric: str = "cosine", max_pairs: int = 200_000,
@@ -131,13 +175,9 @@ def _pair_distance(x: np.ndarray, i: np.ndarray, j: np.ndarray, metric: str) -> 
 
 def layout_quality(high: np.ndarray, low: np.ndarray, k: int = 5, metric: str = "cosine") -> dict[str, float]:
     """All faithfulness metrics of one layout, as a dict (what ``--json`` reports)."""
-    return {
-        "trustworthiness": trustworthiness(high, low, k, metric),
-        "continuity": continuity(high, low, k, metric),
-        "neighbourhood_preservation": neighbourhood_preservation(high, low, k, metric),
-        "spearman": distance_spearman(high, low, metric),
-        "k": k,
-    }
+    high, low = _check(high, low, k)
+    scores = _neighbourhood_scores(high, low, k, metric, 512)
+    return {**scores, "spearman": distance_spearman(high, low, metric), "k": k}
 
 
 def diverging_rgb(images: np.ndarray, vmax: float | None = None) -> np.ndarray:
