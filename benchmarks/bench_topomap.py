@@ -34,8 +34,8 @@ metrics: trustworthiness, continuity and neighbourhood preservation come from on
 over row blocks, Spearman from sampled pairs) by timers wrapped around them for the length
 of the fit (the fit measures both the layout and the grid, so the metrics run twice); pca and som time the
 layout and the grid only (the metrics cost the same for every method). umap's numba
-compilation is paid in a warm-up first and reported on its own. The goal: the umap fit in
-60 s or less.
+compilation is paid in a warm-up first and reported on its own. The goal (issue 3): umap
+layout plus grid in 60 s or less; the whole fit, with both metric passes, is reported beside it.
 """
 
 from __future__ import annotations
@@ -391,7 +391,8 @@ def scale_bench(n: int, repeat: int, methods: list[str], fit_methods: list[str])
                    "metrics_s": part["metrics"], "metrics_calls": timer.calls["metrics"],
                    "layout_grid_s": part["layout"] + part["grid"],
                    "metric_parts_s": {k: part[k] for k in ("neighbourhoods", "spearman")},
-                   "metrics": fit.metrics_, "grid_metrics": grid_quality, "goal_met": secs <= 60.0}
+                   "metrics": fit.metrics_, "grid_metrics": grid_quality,
+                   "goal_met": part["layout"] + part["grid"] <= 60.0}
             grid_tw = f"{grid_quality['trustworthiness']:.3f}" if grid_quality else "-"
             print(f"{m:<8} {secs:>7.1f} {row['layout_s']:>9.1f} {row['grid_s']:>7.1f} {row['metrics_s']:>10.1f} "
                   f"{row['layout_grid_s']:>14.1f} {fit.metrics_['trustworthiness']:>6.3f} "
@@ -409,7 +410,7 @@ def scale_bench(n: int, repeat: int, methods: list[str], fit_methods: list[str])
         if "metric_parts_s" in row:
             print(f"\nmetrics inside the {row['method']} fit ({row['metrics_calls']} layout_quality calls): "
                   + ", ".join(f"{k} {v:.1f} s" for k, v in row["metric_parts_s"].items()))
-    print("goal: the umap fit in 60 s or less")
+    print("goal: layout plus grid in 60 s or less; the fit adds the metrics of the layout and of the grid")
     return [{"scale": rows}]
 
 
