@@ -52,7 +52,9 @@ def test_result_saves_into_the_atlas_and_reloads(planted):
     assert back.snapshots == ["step1", "step2"] and back.grid_shape == r.grid_shape
     for snap in r.snapshots:
         np.testing.assert_allclose(back.frame(snap), r.frame(snap))
-    assert back.metrics == pytest.approx(r.metrics)
+    assert back.metrics["grid"] == pytest.approx(r.metrics["grid"])
+    assert {k: v for k, v in back.metrics.items() if k != "grid"} == pytest.approx(
+        {k: v for k, v in r.metrics.items() if k != "grid"})
     # one layout for every snapshot; the weak early snapshot paints weaker maps
     assert np.abs(r.frame("step1")).max() < 0.2 * np.abs(r.frame("step2")).max()
     with pytest.raises(nc.AtlasError, match="no topomap result 'fc@label'"):
