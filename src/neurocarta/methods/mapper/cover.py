@@ -1,0 +1,90 @@
+"""Covers of the lens space: overlapping intervals (hypercubes for multi-dimensional lenses).
+
+``uniform`` follows the arithmetic of KeplerMapper's ``Cover`` exactly, so graphs can be
+compared node for node: on each lens dimension with range [lo, hi] and n intervals, the
+centres are ``linspace(lo + r0, hi - r0, n)`` with ``r0 = (hi - lo) / (2 n)``, every interval
+has half-width ``(hi - lo) / (2 n (1 - overlap))``, and membership is closed on both ends.
+Adjacent intervals then share ``overlap`` of their length.
+
+``balanced`` puts the interval edges at quantiles of the lens instead, so every interval
+holds about the same number of inputs (useful for skewed lenses such as the L2 norm); the
+same overlap widens each interval on both sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import product
+
+import numpy as np
+
+from ...errors import UserError
+
+KINDS = ("uniform", "balanced")
+
+
+@dataclass
+class Cover:
+    intervals: int | list[int] = 10
+    overlap: float = 0.3
+    kind: str = "uniform"
+
+    def __post_init__(self):
+        n = np.atleast_1d(self.intervals)
+        if (n < 1).any() or not np.all(np.asarray(n) == np.round(n)):
+            raise UserError(f"intervals must be whole numbers of at least 1, got {self.intervals}")
+        if not 0.0 < float(self.overlap) < 1.0:
+            raise UserError(f"overlap must lie strictly between 0 and 1 (a fraction such as 0.3), got {self.overlap}")
+        if self.kind not in KINDS:
+            raise UserError(f"cover must be one of {', '.join(KINDS)}, not {self.kind!r}")
+
+    def bounds(self, lens: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per dimension: (lower, upper) bounds of every interval."""
+        lens = _as_2d(lens)
+        counts = np.broadcast_to(np.atleast_1d(self.intervals), (lens.shape[1],)).astype(int)
+        p = float(self.overlap)
+        out = []
+        for d in range(lens.shape[1]):
+            v, n = lens[:, d], int(counts[d])
+            if self.kind == "uniform":
+                lo, hi = float(v.min()), float(v.max())
+                span = hi - lo
+                centres = np.linspace(lo + span / (2 * n), hi - span / (2 * n), n)
+                radius = span / (2 * n * (1 - p))
+                out.append((centres - radius, centres + radius))
+            else:
+                edges = np.quantile(v, np.linspace(0, 1, n + 1))
+                width = np.diff(edges)
+                grow = width * p / (2 * (1 - p))  # each side, so that neighbours share p of a length
+                out.append((edges[:-1] - grow, edges[1:] + grow))
+        return out
+
+    def members(self, lens: np.ndarray) -> list[tuple[tuple[int, ...], np.ndarray]]:
+        """``(cube index per dimension, sorted member rows)`` for every non-empty hypercube."""
+        lens = _as_2d(lens)
+        per_dim = []
+        for d, (lo, hi) in enumerate(self.bounds(lens)):
+            v = lens[:, d]
+            order = np.argsort(v, kind="stable")
+            sv = v[order]
+            starts = np.searchsorted(sv, lo, side="left")
+            stops = np.searchsorted(sv, hi, side="right")
+            per_dim.append([np.sort(order[a:b]) for a, b in zip(starts, stops)])
+        cubes = []
+        for key in product(*(range(len(m)) for m in per_dim)):
+            rows = per_dim[0][key[0]]
+            for d in range(1, len(key)):
+                rows = np.intersect1d(rows, per_dim[d][key[d]], assume_unique=True)
+            if rows.size:
+                cubes.append((key, rows))
+        return cubes
+
+
+def _as_2d(lens: np.ndarray) -> np.ndarray:
+    lens = np.asarray(lens, dtype=np.float64)
+    lens = lens[:, None] if lens.ndim == 1 else lens
+    if lens.ndim != 2 or lens.shape[0] == 0:
+        raise UserError(f"the lens must be (inputs,) or (inputs, dims) with at least one input, got {lens.shape}")
+    if not np.isfinite(lens).all():
+        raise UserError("the lens holds NaN or Inf; check the activations or the lens column")
+    return lens
