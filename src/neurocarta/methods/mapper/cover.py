@@ -8,7 +8,8 @@ Adjacent intervals then share ``overlap`` of their length.
 
 ``balanced`` puts the interval edges at quantiles of the lens instead, so every interval
 holds about the same number of inputs (useful for skewed lenses such as the L2 norm); the
-same overlap widens each interval on both sides.
+overlap is then a share of inputs: adjacent intervals have ``overlap`` of their inputs in
+common.
 """
 
 from __future__ import annotations
@@ -53,10 +54,12 @@ class Cover:
                 radius = span / (2 * n * (1 - p))
                 out.append((centres - radius, centres + radius))
             else:
-                edges = np.quantile(v, np.linspace(0, 1, n + 1))
-                width = np.diff(edges)
-                grow = width * p / (2 * (1 - p))  # each side, so that neighbours share p of a length
-                out.append((edges[:-1] - grow, edges[1:] + grow))
+                # Overlap is measured in ranks: each interval holds 1/n of the inputs plus a
+                # margin on each side, so that neighbours share ``overlap`` of their inputs.
+                grow = p / (2 * (1 - p)) / n
+                q = np.linspace(0, 1, n + 1)
+                lo_q, hi_q = np.clip(q[:-1] - grow, 0, 1), np.clip(q[1:] + grow, 0, 1)
+                out.append((np.quantile(v, lo_q), np.quantile(v, hi_q)))
         return out
 
     def members(self, lens: np.ndarray) -> list[tuple[tuple[int, ...], np.ndarray]]:

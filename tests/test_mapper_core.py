@@ -1,0 +1,118 @@
+"""Mapper core (issue 4 groundwork): cover arithmetic, exact DBSCAN, KeplerMapper equivalence,
+the eps rule, shape summaries and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.cluster import DBSCAN
+
+import neurocarta as nc
+from neurocarta.methods.mapper import Cover, Mapper, MapperGraph, auto_eps, build_edges, dbscan
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.default_rng(0)
+    centres = 6 * np.eye(16)[rng.integers(0, 5, 3000)]
+    return np.maximum(0, rng.normal(size=(3000, 16)) + centres)
+
+
+def test_uniform_cover_bounds_and_overlap():
+    lo, hi = Cover(4, 0.5).bounds(np.array([0.0, 8.0]))[0]
+    np.testing.assert_allclose(lo, [-1, 1, 3, 5])
+    np.testing.assert_allclose(hi, [3, 5, 7, 9])
+    # adjacent intervals share exactly `overlap` of their length
+    lo, hi = Cover(7, 0.3).bounds(np.linspace(2, 9, 50))[0]
+    length = hi - lo
+    np.testing.assert_allclose((hi[:-1] - lo[1:]) / length[:-1], 0.3)
+    members = Cover(4, 0.5).members(np.arange(9.0))
+    assert [m.tolist() for _, m in members] == [[0, 1, 2, 3], [1, 2, 3, 4, 5], [3, 4, 5, 6, 7], [5, 6, 7, 8]]
+    # balanced: quantile edges hold about the same number of inputs on a skewed lens
+    skewed = np.random.default_rng(0).exponential(size=5000)
+    sizes = [len(m) for _, m in Cover(10, 0.2, "balanced").members(skewed)]
+    assert max(sizes) < 1.5 * min(sizes)
+    # two lens dimensions: hypercubes
+    cubes = Cover([2, 3], 0.25).members(np.random.default_rng(1).uniform(size=(400, 2)))
+    assert len(cubes) == 6 and all(len(k) == 2 for k, _ in cubes)
+
+
+@pytest.mark.parametrize("eps, min_samples", [(2.0, 5), (3.0, 10), (2.5, 3)])
+def test_dbscan_labels_equal_scikit_learn(blobs, eps, min_samples):
+    ours = dbscan(blobs, eps, min_samples)
+    theirs = DBSCAN(eps=eps, min_samples=min_samples).fit_predict(blobs)
+    np.testing.assert_array_equal(ours, theirs)
+    assert len(set(ours)) > 2
+
+
+@pytest.mark.parametrize("n, overlap, eps, min_samples", [(10, 0.3, 3.0, 5), (20, 0.5, 2.5, 3), (7, 0.2, 3.5, 10)])
+def test_nodes_and_edges_equal_keplermapper(blobs, n, overlap, eps, min_samples):
+    import kmapper as km
+
+    lens = np.linalg.norm(blobs, axis=1)[:, None]
+    ref = km.KeplerMapper(verbose=0).map(lens, blobs, cover=km.Cover(n_cubes=n, perc_overlap=overlap),
+                                         clusterer=DBSCAN(eps=eps, min_samples=min_samples))
+    g = Mapper(intervals=n, overlap=overlap, eps=eps, min_samples=min_samples).fit(blobs).graph_
+    assert {frozenset(m.tolist()) for m in g.nodes} == {frozenset(v) for v in ref["nodes"].values()}
+    assert g.n_edges == sum(len(v) for v in ref["links"].values())
+
+
+def test_auto_eps_rule_is_the_k_distance_quantile():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 3))
+    eps = auto_eps(x, min_samples=5)
+    d = np.linalg.norm(x[:, None] - x[None], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    fourth = np.sort(d, axis=1)[:, 3]  # 5 samples = the point itself and 4 neighbours
+    assert eps == pytest.approx(np.quantile(fourth, 0.9))
+    # 90% of points are then DBSCAN core points of the whole set
+    core = (d <= eps).sum(axis=1) + 1 >= 5
+    assert core.mean() == pytest.approx(0.9, abs=0.01)
+
+
+def _graph(n_nodes, edges):
+    nodes = [np.array([i]) for i in range(n_nodes)]
+    e = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    return MapperGraph(nodes, [(i,) for i in range(n_nodes)], e, np.ones(len(e), dtype=np.int64), np.ones(len(e)))
+
+
+def test_shape_summary_on_hand_built_graphs():
+    y = _graph(4, [(0, 1), (1, 2), (1, 3)]).shape()  # a Y: one branch point, three flares
+    assert (y["n_components"], y["loops"], y["n_leaves"], y["n_branch_points"]) == (1, 0, 3, 1)
+    assert y["branch_points"] == [1]
+    loop = _graph(4, [(0, 1), (1, 2), (2, 3), (3, 0)]).shape()
+    assert (loop["n_components"], loop["loops"], loop["n_leaves"]) == (1, 1, 0)
+    two = _graph(5, [(0, 1), (2, 3), (3, 4)]).shape()
+    assert (two["n_components"], two["loops"], two["n_leaves"]) == (2, 0, 4)
+
+
+def test_edges_carry_shared_counts_and_jaccard():
+    nodes = [np.array([0, 1, 2, 3]), np.array([2, 3, 4]), np.array([5])]
+    edges, shared, jac = build_edges(nodes, 6)
+    assert edges.tolist() == [[0, 1]] and shared.tolist() == [2]
+    assert jac[0] == pytest.approx(2 / 5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(overlap=1.2), "overlap must lie strictly between 0 and 1"),
+    (dict(overlap=0.0), "overlap must lie strictly between 0 and 1"),
+    (dict(intervals=0), "intervals must be whole numbers of at least 1"),
+    (dict(cover="ragged"), "cover must be one of"),
+    (dict(eps=-1.0), "eps must be positive"),
+])
+def test_bad_parameters_get_clear_errors(kwargs, message):
+    with pytest.raises(nc.UserError, match=message):
+        Mapper(**kwargs)
+
+
+def test_bad_data_get_clear_errors(blobs):
+    with pytest.raises(nc.UserError, match="non-empty"):
+        Mapper().fit(np.zeros((0, 4)))
+    bad = blobs.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(nc.UserError, match="NaN"):
+        Mapper().fit(bad)
+    import pandas as pd
+
+    with pytest.raises(nc.UserError, match="no lens 'loss'"):
+        Mapper(lens="loss").fit(blobs, table=pd.DataFrame({"label": np.zeros(len(blobs))}))
