@@ -71,3 +71,6 @@ def test_demo_command_builds_a_complete_atlas(tmp_path):
         assert (figures / f"{layer}@label.png").stat().st_size > 5000
         assert (figures / f"{layer}@label.gif").exists()
     assert "topographic maps drawn" in r.stderr and "class separation" in r.stdout
+    # and builds the Mapper graph of every layer
+    assert sorted(atlas.maps("mapper")) == sorted(DEFAULT_LAYERS)
+    assert "Mapper graphs built" in r.stderr and "class purity" in r.stdout

@@ -25,12 +25,15 @@ _LAZY = {
     "LayerInfo": "store",
     "TopoMap": "methods.topomap", "topomap": "methods.topomap", "TopoMapResult": "methods.topomap",
     "load_topomap": "methods.topomap", "group_difference": "methods.topomap",
+    "Mapper": "methods.mapper", "mapper": "methods.mapper", "MapperResult": "methods.mapper",
+    "load_mapper": "methods.mapper",
 }
 
 __all__ = [
     "__version__", "extract", "list_layers", "open_atlas", "load_data", "load_model",
     "Atlas", "LayerActivations", "LayerInfo", "GroupStats", "DataSource", "ModelBundle", "ModelInputs",
-    "TopoMap", "topomap", "TopoMapResult", "load_topomap", "group_difference", "UserError", "AtlasError", "LayerError", "SpecError", "NonFiniteError",
+    "TopoMap", "topomap", "TopoMapResult", "load_topomap", "group_difference",
+    "Mapper", "mapper", "MapperResult", "load_mapper", "UserError", "AtlasError", "LayerError", "SpecError", "NonFiniteError",
 ]
 
 

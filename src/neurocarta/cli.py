@@ -197,8 +197,48 @@ def _cmd_topomap(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_mapper(sub: Any) -> None:
+    p = sub.add_parser("mapper", help="Mapper graphs of an atlas's layers (the shape of activation space)",
+                       description="Cover each layer's activation rows by overlapping lens intervals, cluster "
+                                   "inside each interval and link clusters that share inputs. Graphs are stored "
+                                   "in the atlas (maps/mapper/).")
+    p.add_argument("atlas")
+    p.add_argument("--layers", nargs="+", default=None, metavar="PATTERN", help="layer names or globs (default: all)")
+    p.add_argument("--lens", default="l2", help="l2 (default), pca, pca2, umap, or a numeric input-table column")
+    p.add_argument("--intervals", type=int, default=20, help="cover intervals per lens dimension (default 20)")
+    p.add_argument("--overlap", type=float, default=0.3, help="overlap of adjacent intervals, 0..1 (default 0.3)")
+    p.add_argument("--cover", default="uniform", choices=["uniform", "balanced"])
+    p.add_argument("--clusterer", default="dbscan", choices=["dbscan", "single", "hdbscan"])
+    p.add_argument("--eps", type=float, default=None, help="DBSCAN radius (default: the k-distance rule)")
+    p.add_argument("--min-samples", type=int, default=5)
+    p.add_argument("--metric", default="cosine", choices=["cosine", "euclidean"])
+    p.add_argument("--min-jaccard", type=float, default=0.0, help="drop edges below this Jaccard index")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="per layer: nodes, edges, components, purity, parameters")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _cmd_mapper(a: argparse.Namespace) -> int:
+    from .pipeline import build_mappers
+    from .store import open_atlas
+
+    atlas = open_atlas(a.atlas)
+    results = build_mappers(atlas, layers=a.layers, progress=not a.quiet, lens=a.lens, intervals=a.intervals,
+                            overlap=a.overlap, cover=a.cover, clusterer=a.clusterer, eps=a.eps,
+                            min_samples=a.min_samples, metric=a.metric, min_jaccard=a.min_jaccard, seed=a.seed)
+    if a.json:
+        print(json.dumps({"atlas": str(atlas.root), "layers": [r.summary() for r in results]}))
+        return 0
+    for r in results:
+        s = r.summary()
+        print(f"{s['layer']:<24} {s['n_nodes']:>5} nodes {s['n_edges']:>5} edges {s['n_components']:>4} components  "
+              f"purity {s['mean_purity']:.3f}  coverage {s['coverage']:.2f}  eps {s['params']['eps'] or 0:.4g}")
+    return 0
+
+
 COMMANDS = {"extract": (_add_extract, _cmd_extract), "layers": (_add_layers, _cmd_layers),
             "info": (_add_info, _cmd_info), "topomap": (_add_topomap, _cmd_topomap),
+            "mapper": (_add_mapper, _cmd_mapper),
             "demo": (_add_demo, _cmd_demo)}
 
 

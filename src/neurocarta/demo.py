@@ -2,7 +2,8 @@
 
 It trains the demo CNN on a built-in data set (or loads it from the cache), captures every
 demo-cnn layer for every training snapshot into one atlas, then draws the topographic maps
-of every layer (one layout, every snapshot, a training animation) and says what it made.
+of every layer (one layout, every snapshot, a training animation) and the Mapper graph of
+every layer, and says what it made.
 """
 
 from __future__ import annotations
@@ -49,6 +50,14 @@ def run_demo(data: str = "shapes", out: str | Path = "demo-atlas", epochs: int =
         print(f"topomap {m['layer']:<18} trustworthiness {m['trustworthiness']:.3f}  "
               f"class separation {m['separation'][atlas.snapshots[0]]:.2f} -> {m['separation'][atlas.snapshots[-1]]:.2f}")
     say(f"topographic maps drawn in {time.time() - t0:.0f} s: {atlas.root / 'figures' / 'topomap'}")
+    t0 = time.time()
+    from .pipeline import build_mappers
+
+    for r in build_mappers(atlas, progress=progress):
+        s = r.summary()
+        print(f"mapper  {s['layer']:<18} {s['n_nodes']:>4} nodes {s['n_components']:>3} components  "
+              f"class purity {s['mean_purity']:.2f}")
+    say(f"Mapper graphs built in {time.time() - t0:.0f} s")
     if serve:
         say("the viewer arrives in a later release; open the atlas in Python with "
             f"neurocarta.open_atlas({str(out)!r})")

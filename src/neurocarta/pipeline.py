@@ -93,3 +93,19 @@ def build_topomaps(atlas, layers: list[str] | None = None, group_by: str = "labe
     if not runs:
         print("neurocarta: no layer with 3 or more neurons to map", file=sys.stderr)
     return runs
+
+
+def build_mappers(atlas, layers: list[str] | None = None, progress: bool = True, **params) -> list:
+    """Mapper graphs of ``layers`` (default: every layer), saved into the atlas.
+
+    ``params`` go to :func:`neurocarta.methods.mapper.mapper` (lens, intervals, overlap,
+    cover, clusterer, eps, min_samples, metric, min_jaccard, seed).
+    """
+    from tqdm.auto import tqdm
+
+    from .methods.mapper import mapper
+
+    results = []
+    for name in tqdm(pick_layers(atlas, layers), desc="mapper", unit="layer", disable=not progress):
+        results.append(mapper(atlas, name, save=True, **params))
+    return results

@@ -5,6 +5,12 @@ from .cover import Cover
 from .estimator import Mapper
 from .graph import MapperGraph, build_edges, node_table
 from .lens import compute_lens
+from .result import MapperResult, mapper
 
-__all__ = ["Cover", "Mapper", "MapperGraph", "auto_eps", "build_edges", "compute_lens", "dbscan", "node_table",
+
+def load_mapper(atlas, layer: str) -> MapperResult:
+    """A Mapper graph stored in ``atlas`` by ``mapper(..., save=True)`` or the CLI."""
+    return MapperResult.load(atlas, layer)
+
+__all__ = ["Cover", "Mapper", "MapperGraph", "MapperResult", "load_mapper", "mapper", "auto_eps", "build_edges", "compute_lens", "dbscan", "node_table",
            "single_linkage_gap"]

@@ -129,7 +129,7 @@ def node_table(graph: MapperGraph, table: pd.DataFrame, lens: np.ndarray, norms:
         out["dominant"] = out["node"].map(top.set_index("node")["cls"])
         out["purity"] = out["node"].map(top.set_index("node")["share"]).astype(float)
         ent = counts.assign(h=-counts["share"] * np.log2(counts["share"])).groupby("node")["h"].sum()
-        out["entropy"] = out["node"].map(ent).astype(float)
+        out["entropy"] = out["node"].map(ent).astype(float) + 0.0  # no -0.0 for pure nodes
         hist = counts.groupby("node").apply(lambda g: dict(zip(map(str, g["cls"]), g["n"].astype(int))),
                                             include_groups=False)
         out["classes"] = out["node"].map(hist)

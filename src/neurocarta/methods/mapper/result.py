@@ -1,0 +1,147 @@
+"""``mapper(atlas, layer, ...)``: the Mapper graph of one layer's activation rows, with node
+attributes from the input table, as a result that saves into the atlas
+(``maps/mapper/<layer>/``) and reloads from it.
+
+The atlas-level default metric is cosine: the L2-norm lens already spreads the inputs by
+activation strength, so clustering by direction adds what the lens does not see. (The
+``Mapper`` estimator keeps euclidean, KeplerMapper's default, so the two compare directly.)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ...errors import UserError
+from .estimator import Mapper
+from .graph import MapperGraph, node_table
+
+KIND = "mapper"
+
+
+@dataclass
+class MapperResult:
+    layer: str
+    snapshot: str
+    graph: MapperGraph
+    nodes: pd.DataFrame  # one row per node: size, dominant, purity, entropy, accuracy, ...
+    input_ids: np.ndarray  # input id of every activation row the graph indexes
+    params: dict
+
+    @property
+    def mean_purity(self) -> float:
+        """Member-weighted mean purity (the share of a node's dominant class)."""
+        if "purity" not in self.nodes or not len(self.nodes):
+            return float("nan")
+        return float((self.nodes["purity"] * self.nodes["size"]).sum() / self.nodes["size"].sum())
+
+    def summary(self) -> dict:
+        shape = self.graph.shape()
+        covered = np.unique(np.concatenate(self.graph.nodes)).size if self.graph.nodes else 0
+        return {"layer": self.layer, "snapshot": self.snapshot, "n_nodes": shape["n_nodes"],
+                "n_edges": shape["n_edges"], "n_components": shape["n_components"], "loops": shape["loops"],
+                "n_leaves": shape["n_leaves"], "n_branch_points": shape["n_branch_points"],
+                "mean_purity": self.mean_purity, "coverage": covered / max(1, len(self.input_ids)),
+                "params": self.params}
+
+    def members(self) -> pd.DataFrame:
+        """One row per (node, input): the member export KeplerMapper users ask for."""
+        node, rows = self.graph.membership()
+        return pd.DataFrame({"node": node, "row": rows, "input_id": self.input_ids[rows]})
+
+    def to_networkx(self):
+        return self.graph.to_networkx(self.nodes.drop(columns=["node"]))
+
+    def to_graphml(self, path) -> None:
+        import networkx as nx
+
+        g = self.to_networkx()
+        for _, data in g.nodes(data=True):
+            for k, v in list(data.items()):
+                if isinstance(v, dict):
+                    data[k] = json.dumps(v)
+                elif v is None or (isinstance(v, float) and np.isnan(v)):
+                    data.pop(k)
+        nx.write_graphml(g, str(path))
+
+    def to_json(self) -> dict:
+        nodes = json.loads(self.nodes.to_json(orient="records"))
+        edges = [{"source": int(a), "target": int(b), "shared": int(s), "jaccard": float(j)}
+                 for (a, b), s, j in zip(self.graph.edges.tolist(), self.graph.shared, self.graph.jaccard)]
+        return {"layer": self.layer, "snapshot": self.snapshot, "params": self.params, "nodes": nodes,
+                "edges": edges, "summary": {k: v for k, v in self.summary().items() if k != "params"}}
+
+    # ------------------------------------------------------------ storage
+    def save(self, atlas) -> None:
+        edges = pd.DataFrame({"source": self.graph.edges[:, 0], "target": self.graph.edges[:, 1],
+                              "shared": self.graph.shared, "jaccard": self.graph.jaccard})
+        nodes = self.nodes.copy()
+        if "classes" in nodes:
+            nodes["classes"] = nodes["classes"].map(json.dumps)
+        nodes["cube"] = [json.dumps(list(c)) for c in self.graph.cubes]
+        meta = {"layer": self.layer, "snapshot": self.snapshot, "params": self.params,
+                "n_rows": int(len(self.input_ids)), "summary": {k: v for k, v in self.summary().items()
+                                                                 if k != "params"}}
+        rows = pd.DataFrame({"row": np.arange(len(self.input_ids)), "input_id": self.input_ids})
+        atlas.save_map(KIND, self.layer, {"nodes": nodes, "edges": edges, "members": self.members(),
+                                          "rows": rows}, meta)
+
+    @classmethod
+    def load(cls, atlas, layer: str) -> "MapperResult":
+        tables, meta = atlas.load_map(KIND, layer)
+        nodes = tables["nodes"]
+        members = tables["members"]
+        n = len(nodes)
+        groups = members.groupby("node")["row"].apply(lambda s: np.sort(s.to_numpy(dtype=np.int64)))
+        node_rows = [groups.get(i, np.zeros(0, dtype=np.int64)) for i in range(n)]
+        cubes = [tuple(json.loads(c)) for c in nodes["cube"]]
+        e = tables["edges"]
+        graph = MapperGraph(node_rows, cubes, e[["source", "target"]].to_numpy(dtype=np.int64),
+                            e["shared"].to_numpy(dtype=np.int64), e["jaccard"].to_numpy(dtype=np.float64),
+                            int(meta["n_rows"]))
+        nodes = nodes.drop(columns=["cube"])
+        if "classes" in nodes:
+            nodes["classes"] = nodes["classes"].map(json.loads)
+        ids = tables["rows"].sort_values("row")["input_id"].to_numpy(dtype=np.int64)
+        return cls(meta["layer"], meta["snapshot"], graph, nodes, ids, meta["params"])
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (f"<MapperResult {self.layer!r}: {s['n_nodes']} nodes, {s['n_edges']} edges, {s['n_components']} "
+                f"components, purity {s['mean_purity']:.3f}>")
+
+
+def mapper(atlas, layer: str, lens="l2", intervals=20, overlap: float = 0.3, cover: str = "uniform",
+           clusterer="dbscan", eps: float | None = None, min_samples: int = 5, metric: str = "cosine",
+           min_jaccard: float = 0.0, snapshot: str | None = None, stat: str = "mean", seed: int = 0,
+           save: bool = False) -> MapperResult:
+    """The Mapper graph of ``layer``'s activation rows (one per input; per token for text).
+
+    Full atlases use every row; summary atlases use their stored row sample. ``lens`` may
+    name an input-table column (``confidence``, ``loss``, an attribute).
+    """
+    if layer not in atlas.layer_names:
+        raise UserError(f"the atlas has no layer {layer!r}; layers: {', '.join(atlas.layer_names)}")
+    snap = atlas._snap(snapshot)
+    table = atlas.row_table(layer, snap)
+    if atlas.mode == "summary":
+        rows, x = atlas.sample(layer, snap, stat=stat)
+        table = table.iloc[rows].reset_index(drop=True)
+    else:
+        x = atlas.activations(layer, snap, stat=stat)[:]
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise UserError(f"layer {layer!r} has no activation rows to map")
+    if not np.isfinite(x).all():
+        raise UserError(f"the activations of layer {layer!r} hold NaN or Inf; re-extract the layer")
+    model = Mapper(lens=lens, intervals=intervals, overlap=overlap, cover=cover, clusterer=clusterer, eps=eps,
+                   min_samples=min_samples, metric=metric, min_jaccard=min_jaccard, seed=seed).fit(x, table=table)
+    norms = np.linalg.norm(x.astype(np.float64), axis=1)
+    nodes = node_table(model.graph_, table, model.lens_, norms)
+    ids = table["input_id"].to_numpy(dtype=np.int64) if "input_id" in table else np.arange(len(x))
+    result = MapperResult(layer, snap, model.graph_, nodes, ids, model.params)
+    if save:
+        result.save(atlas)
+    return result

@@ -1,0 +1,76 @@
+"""nc.mapper on an atlas: node attributes, storage, exports and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import neurocarta as nc
+from test_cli import _one_line_error, nc_cli
+from tiny_models import planted_data
+
+
+@pytest.fixture(scope="module")
+def atlas(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mapper")
+    return nc.extract("py:tiny_models:planted_net", f"npz:{planted_data(d / 'data.npz', n=600)}", d / "atlas",
+                      layers=["fc", "act", "one"], progress=False)
+
+
+def test_planted_classes_become_pure_nodes(atlas):
+    r = nc.mapper(atlas, "act", intervals=8, overlap=0.3)
+    s = r.summary()
+    assert s["n_nodes"] >= 4 and s["mean_purity"] > 0.99 and s["coverage"] > 0.8
+    # every class has its own component: no node mixes the planted blocks
+    comp = r.graph.components()
+    dominant = r.nodes["dominant"].to_numpy()
+    for c in np.unique(comp):
+        assert len(set(dominant[comp == c])) == 1
+    assert set(r.nodes.columns) >= {"size", "dominant", "purity", "entropy", "classes", "accuracy",
+                                    "mean_confidence", "mean_lens", "mean_norm"}
+    assert (r.nodes["size"] == r.graph.sizes).all()
+    lens = np.linalg.norm(atlas.activations("act")[:].astype(np.float64), axis=1)
+    first = r.graph.nodes[0]
+    assert r.nodes.loc[0, "mean_lens"] == pytest.approx(lens[first].mean(), rel=1e-5)
+
+
+def test_saves_reloads_and_exports(atlas, tmp_path):
+    r = nc.mapper(atlas, "act", intervals=8, save=True)
+    back = nc.load_mapper(nc.open_atlas(atlas.root), "act")
+    assert [m.tolist() for m in back.graph.nodes] == [m.tolist() for m in r.graph.nodes]
+    np.testing.assert_array_equal(back.graph.edges, r.graph.edges)
+    assert back.summary() == r.summary()
+    members = r.members()
+    assert len(members) == r.graph.sizes.sum() and set(members.columns) == {"node", "row", "input_id"}
+    g = r.to_networkx()
+    assert g.number_of_nodes() == r.graph.n_nodes and g.number_of_edges() == r.graph.n_edges
+    r.to_graphml(tmp_path / "g.graphml")
+    assert nx.read_graphml(tmp_path / "g.graphml").number_of_nodes() == r.graph.n_nodes
+    data = json.loads(json.dumps(r.to_json()))
+    assert len(data["nodes"]) == r.graph.n_nodes and data["summary"]["n_nodes"] == r.graph.n_nodes
+
+
+def test_lens_from_a_column_and_bad_input(atlas):
+    r = nc.mapper(atlas, "act", lens="confidence", intervals=5)
+    assert r.params["lens"] == "confidence" and r.graph.n_nodes > 0
+    with pytest.raises(nc.UserError, match="no lens 'nope'"):
+        nc.mapper(atlas, "act", lens="nope")
+    with pytest.raises(nc.UserError, match="no layer 'x'"):
+        nc.mapper(atlas, "x")
+    with pytest.raises(nc.UserError, match="overlap"):
+        nc.mapper(atlas, "act", overlap=1.5)
+
+
+def test_cli_json_for_every_layer(atlas):
+    r = nc_cli("mapper", atlas.root, "--json", "--intervals", "8", "--quiet")
+    assert r.returncode == 0, r.stderr
+    layers = {l["layer"]: l for l in json.loads(r.stdout)["layers"]}
+    assert sorted(layers) == ["act", "fc", "one"]
+    act = layers["act"]
+    assert act["n_nodes"] > 0 and act["mean_purity"] > 0.99
+    assert act["params"]["intervals"] == 8 and act["params"]["eps"] > 0
+    assert {"n_edges", "n_components"} <= set(act)
+    assert "intervals must be whole numbers" in _one_line_error(nc_cli("mapper", atlas.root, "--intervals", "0"))
