@@ -30,7 +30,9 @@ scikit-learn 1.3.2, numpy < 2 and networkx 2.8, so none of them may enter the pr
 Each contender runs as a subprocess that times only its mapping call, reports its peak RSS
 (VmHWM) and writes its nodes (member row indices) to an .npz that this process compares.
 
---topoact: every contender on the same data. Seconds, nodes, edges, rows covered, peak RSS,
+--topoact: every contender on the same data. Seconds, nodes (all, and distinct member sets),
+giotto-tda's noise nodes, edges (pairs of nodes sharing a row, counted from the nodes), rows
+covered, median node size, singleton nodes, peak RSS,
 peer/neurocarta time ratios, and each graph's node set (set of frozensets of members) against
 KeplerMapper's, the reference: identical nodes, nodes on one side only, the share that differ.
 
@@ -303,6 +305,23 @@ def node_stats(nodes: list[np.ndarray], n: int) -> dict:
             "singletons": int((sizes == 1).sum())}
 
 
+def nerve_edges(nodes: list[np.ndarray]) -> int:
+    """Edges of the graph the nodes span: distinct pairs of nodes that share a row."""
+    if not nodes:
+        return 0
+    ids = np.repeat(np.arange(len(nodes)), [len(m) for m in nodes])
+    rows = np.concatenate(nodes)
+    order = np.lexsort((ids, rows))
+    ids, rows = ids[order], rows[order]
+    pairs = []
+    for d in range(1, len(rows)):
+        same = rows[d:] == rows[:-d]
+        if not same.any():
+            break
+        pairs.append(np.stack([ids[:-d][same], ids[d:][same]], axis=1))
+    return len(np.unique(np.concatenate(pairs), axis=0)) if pairs else 0
+
+
 def compare(ours: list[np.ndarray], ref: list[np.ndarray]) -> dict:
     a, b = {frozenset(m.tolist()) for m in ours}, {frozenset(m.tolist()) for m in ref}
     union = len(a | b)
@@ -345,6 +364,7 @@ def run_all(xp: Path, lp: Path, n: int, eps: float, a: argparse.Namespace, peers
             r["noise_nodes"] = int(noise.sum()) if noise is not None else 0
             r["_nodes"] = nodes if noise is None else [m for m, z in zip(nodes, noise) if not z]
             r.update(node_stats(r["_nodes"], n))
+            r["edges_reported"], r["edges"] = r.get("edges"), nerve_edges(r["_nodes"])
         elif "error" in r:
             print(f"{name} failed: {r['error']}", flush=True)
     return results
@@ -366,6 +386,8 @@ def print_results(results: dict, n: int) -> list[dict]:
               f"{r['noise_nodes'] or '-':>6} {r.get('edges', '-'):>6} {r['covered']:>8.3f} {r['median_size']:>8.0f} "
               f"{r['singletons']:>6} {_gb(r['rss_loaded']):>11} {_gb(r['rss_peak']):>11}", flush=True)
         rows.append({"contender": name, **{k: v for k, v in r.items() if not k.startswith("_")}})
+    print("edges: pairs of nodes sharing a row, counted here from each contender's nodes (giotto-tda's noise "
+          "nodes left out); the tools' own counts are edges_reported in the JSON")
     ref = results.get("kmapper", {})
     if "_nodes" in ref:
         others = [k for k in results if k != "kmapper" and "_nodes" in results[k]]

@@ -74,3 +74,4 @@ def test_demo_command_builds_a_complete_atlas(tmp_path):
     # and builds the Mapper graph of every layer
     assert sorted(atlas.maps("mapper")) == sorted(DEFAULT_LAYERS)
     assert "Mapper graphs built" in r.stderr and "class purity" in r.stdout
+    assert (out / "figures" / "mapper" / "head.relu.png").stat().st_size > 5000

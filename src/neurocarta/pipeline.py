@@ -96,7 +96,8 @@ def build_topomaps(atlas, layers: list[str] | None = None, group_by: str = "labe
 
 
 def build_mappers(atlas, layers: list[str] | None = None, progress: bool = True, **params) -> list:
-    """Mapper graphs of ``layers`` (default: every layer), saved into the atlas.
+    """Mapper graphs of ``layers`` (default: every layer), saved into the atlas, with a
+    class-pie figure each under ``ATLAS/figures/mapper/``.
 
     ``params`` go to :func:`neurocarta.methods.mapper.mapper` (lens, intervals, overlap,
     cover, clusterer, eps, min_samples, metric, min_jaccard, seed).
@@ -104,8 +105,13 @@ def build_mappers(atlas, layers: list[str] | None = None, progress: bool = True,
     from tqdm.auto import tqdm
 
     from .methods.mapper import mapper
+    from .render import plot_mapper, save_figure
 
     results = []
+    out_dir = Path(atlas.root) / FIGURES / "mapper"
     for name in tqdm(pick_layers(atlas, layers), desc="mapper", unit="layer", disable=not progress):
-        results.append(mapper(atlas, name, save=True, **params))
+        result = mapper(atlas, name, save=True, **params)
+        if result.graph.n_nodes and "classes" in result.nodes:
+            save_figure(plot_mapper(result), out_dir / f"{node(name)}.png")
+        results.append(result)
     return results

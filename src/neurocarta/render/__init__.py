@@ -1,5 +1,6 @@
 """Figures (matplotlib, no pyplot): what the CLI writes under ``ATLAS/figures/``."""
 
+from .mapper import plot_mapper
 from .topomap import animate_topomap, dendrogram_order, plot_difference, plot_topomap, save_figure
 
-__all__ = ["animate_topomap", "dendrogram_order", "plot_difference", "plot_topomap", "save_figure"]
+__all__ = ["plot_mapper", "animate_topomap", "dendrogram_order", "plot_difference", "plot_topomap", "save_figure"]

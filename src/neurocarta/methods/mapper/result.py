@@ -47,6 +47,12 @@ class MapperResult:
                 "mean_purity": self.mean_purity, "coverage": covered / max(1, len(self.input_ids)),
                 "params": self.params}
 
+    def plot(self, colour: str = "classes", **kwargs):
+        """A matplotlib Figure: nodes as class pies (or coloured by a node column)."""
+        from ...render import plot_mapper
+
+        return plot_mapper(self, colour=colour, **kwargs)
+
     def members(self) -> pd.DataFrame:
         """One row per (node, input): the member export KeplerMapper users ask for."""
         node, rows = self.graph.membership()
