@@ -30,11 +30,11 @@ scikit-learn 1.3.2, numpy < 2 and networkx 2.8, so none of them may enter the pr
 Each contender runs as a subprocess that times only its mapping call, reports its peak RSS
 (VmHWM) and writes its nodes (member row indices) to an .npz that this process compares.
 
---topoact: every contender on the same data. Seconds, nodes (all, and distinct member sets),
-giotto-tda's noise nodes, edges (pairs of nodes sharing a row, counted from the nodes), rows
-covered, median node size, singleton nodes, peak RSS,
-peer/neurocarta time ratios, and each graph's node set (set of frozensets of members) against
-KeplerMapper's, the reference: identical nodes, nodes on one side only, the share that differ.
+--topoact: every contender on the same data. Seconds, peer/neurocarta time ratios, nodes
+(all, and distinct member sets), giotto-tda's noise nodes, edges (pairs of nodes sharing a
+row, counted here from the nodes), rows covered, median node size, singleton nodes, peak RSS;
+then each graph's node set (the set of frozensets of members) against KeplerMapper's, the
+reference: identical nodes, nodes on one side only, the share that differ.
 
 --scale: neurocarta only at 1,000,000 rows (1 GB of float32), in a fresh subprocess: seconds
 and peak RSS (VmHWM) against the input array's size. Goals: 5 minutes or less, peak RSS at
@@ -386,8 +386,10 @@ def print_results(results: dict, n: int) -> list[dict]:
               f"{r['noise_nodes'] or '-':>6} {r.get('edges', '-'):>6} {r['covered']:>8.3f} {r['median_size']:>8.0f} "
               f"{r['singletons']:>6} {_gb(r['rss_loaded']):>11} {_gb(r['rss_peak']):>11}", flush=True)
         rows.append({"contender": name, **{k: v for k, v in r.items() if not k.startswith("_")}})
-    print("edges: pairs of nodes sharing a row, counted here from each contender's nodes (giotto-tda's noise "
-          "nodes left out); the tools' own counts are edges_reported in the JSON")
+    if not getattr(print_results, "noted", False):
+        print_results.noted = True
+        print("edges: pairs of nodes sharing a row, counted here from each contender's nodes (giotto-tda's noise "
+              "nodes left out); the tools' own counts are edges_reported in the JSON")
     ref = results.get("kmapper", {})
     if "_nodes" in ref:
         others = [k for k in results if k != "kmapper" and "_nodes" in results[k]]

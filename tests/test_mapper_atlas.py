@@ -43,6 +43,7 @@ def test_saves_reloads_and_exports(atlas, tmp_path):
     assert [m.tolist() for m in back.graph.nodes] == [m.tolist() for m in r.graph.nodes]
     np.testing.assert_array_equal(back.graph.edges, r.graph.edges)
     assert back.summary() == r.summary()
+    assert back.anomalies is not None and len(back.anomalies) == len(r.anomalies)  # the exported ranking
     members = r.members()
     assert len(members) == r.graph.sizes.sum() and set(members.columns) == {"node", "row", "input_id"}
     g = r.to_networkx()
@@ -74,3 +75,45 @@ def test_cli_json_for_every_layer(atlas):
     assert act["params"]["intervals"] == 8 and act["params"]["eps"] > 0
     assert {"n_edges", "n_components"} <= set(act)
     assert "intervals must be whole numbers" in _one_line_error(nc_cli("mapper", atlas.root, "--intervals", "0"))
+
+
+def test_flow_between_layers_and_where_classes_separate(atlas):
+    from neurocarta.methods.mapper import flow, separation_layers
+
+    fc, act, one = (nc.mapper(atlas, layer, intervals=8) for layer in ("fc", "act", "one"))
+    f = flow(fc, act)
+    assert set(f.columns) == {"layer_a", "layer_b", "node_a", "node_b", "shared"}
+    assert (f["layer_a"] == "fc").all() and f["shared"].is_monotonic_decreasing
+    # shared counts are real intersections of members
+    top = f.iloc[0]
+    both = np.intersect1d(fc.graph.nodes[top.node_a], act.graph.nodes[top.node_b])
+    assert len(both) == top.shared
+    # the single-neuron layer mixes the planted classes; act separates every one of them
+    assert separation_layers([one, act]) == {"0": "act", "1": "act", "2": "act", "3": "act"}
+
+
+def test_flipped_labels_rank_at_the_top_of_the_anomalies():
+    """2% of the built-in digits get a wrong label; their nodes' majority gives them away."""
+    import pandas as pd
+
+    from neurocarta.data import load_data
+    from neurocarta.methods.mapper import Mapper, anomalies, node_table
+    from neurocarta.methods.mapper.result import MapperResult
+
+    source = load_data("digits")
+    table = source.table()
+    x = np.stack(source.get(range(len(table)))).reshape(len(table), -1).astype(np.float64)
+    rng = np.random.default_rng(0)
+    k = int(0.02 * len(table))
+    flipped = rng.choice(len(table), k, replace=False)
+    labels = table["label"].to_numpy().copy()
+    labels[flipped] = (labels[flipped] + rng.integers(1, 10, k)) % 10
+    t = pd.DataFrame({"input_id": table["input_id"], "label": labels})
+    m = Mapper(lens="pca2", intervals=8, overlap=0.4, min_samples=3).fit(x)
+    result = MapperResult("pixels", "final", m.graph_, node_table(m.graph_, t, m.lens_, np.linalg.norm(x, axis=1)),
+                          t["input_id"].to_numpy(), m.params)
+    ranked = anomalies(result, t)
+    precision = np.isin(ranked["input_id"].to_numpy()[:k], flipped).mean()
+    assert precision >= 0.5  # 25x the 2% base rate
+    assert {"input_id", "label", "node_majority", "score"} == set(ranked.columns)
+    assert ranked["score"].is_monotonic_decreasing

@@ -30,6 +30,7 @@ class MapperResult:
     nodes: pd.DataFrame  # one row per node: size, dominant, purity, entropy, accuracy, ...
     input_ids: np.ndarray  # input id of every activation row the graph indexes
     params: dict
+    anomalies: pd.DataFrame | None = None  # inputs ranked as candidate mislabels (see analysis.py)
 
     @property
     def mean_purity(self) -> float:
@@ -92,8 +93,10 @@ class MapperResult:
                 "n_rows": int(len(self.input_ids)), "summary": {k: v for k, v in self.summary().items()
                                                                  if k != "params"}}
         rows = pd.DataFrame({"row": np.arange(len(self.input_ids)), "input_id": self.input_ids})
-        atlas.save_map(KIND, self.layer, {"nodes": nodes, "edges": edges, "members": self.members(),
-                                          "rows": rows}, meta)
+        tables = {"nodes": nodes, "edges": edges, "members": self.members(), "rows": rows}
+        if self.anomalies is not None:
+            tables["anomalies"] = self.anomalies
+        atlas.save_map(KIND, self.layer, tables, meta)
 
     @classmethod
     def load(cls, atlas, layer: str) -> "MapperResult":
@@ -112,7 +115,7 @@ class MapperResult:
         if "classes" in nodes:
             nodes["classes"] = nodes["classes"].map(json.loads)
         ids = tables["rows"].sort_values("row")["input_id"].to_numpy(dtype=np.int64)
-        return cls(meta["layer"], meta["snapshot"], graph, nodes, ids, meta["params"])
+        return cls(meta["layer"], meta["snapshot"], graph, nodes, ids, meta["params"], tables.get("anomalies"))
 
     def __repr__(self) -> str:
         s = self.summary()
@@ -148,6 +151,10 @@ def mapper(atlas, layer: str, lens="l2", intervals=20, overlap: float = 0.3, cov
     nodes = node_table(model.graph_, table, model.lens_, norms)
     ids = table["input_id"].to_numpy(dtype=np.int64) if "input_id" in table else np.arange(len(x))
     result = MapperResult(layer, snap, model.graph_, nodes, ids, model.params)
+    if "label" in table.columns and model.graph_.n_nodes:
+        from .analysis import anomalies
+
+        result.anomalies = anomalies(result, table)
     if save:
         result.save(atlas)
     return result
