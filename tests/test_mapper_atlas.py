@@ -117,3 +117,19 @@ def test_flipped_labels_rank_at_the_top_of_the_anomalies():
     assert precision >= 0.5  # 25x the 2% base rate
     assert {"input_id", "label", "node_majority", "score"} == set(ranked.columns)
     assert ranked["score"].is_monotonic_decreasing
+
+
+def test_sweep_reports_every_setting_and_the_rule_picks_a_covering_stable_one(atlas):
+    from neurocarta.methods.mapper import pick_stable, sweep
+
+    x = atlas.activations("act")[:]
+    table = sweep(x, atlas.inputs, intervals=(4, 8), overlaps=(0.2, 0.4), metric="cosine")
+    assert len(table) == 4 and {"n_nodes", "n_components", "coverage", "purity", "instability"} <= set(table)
+    assert (table["eps"] == table["eps"].iloc[0]).all()  # one eps across the grid
+    more = table[(table.intervals == 8) & (table.overlap == 0.2)].n_nodes.item()
+    fewer = table[(table.intervals == 4) & (table.overlap == 0.2)].n_nodes.item()
+    assert more > fewer
+    pick = pick_stable(table)
+    row = table[(table.intervals == pick["intervals"]) & (table.overlap == pick["overlap"])].iloc[0]
+    covered = table[table.coverage >= 0.9]
+    assert row.coverage >= 0.9 and row.instability <= covered.instability.median()

@@ -214,6 +214,8 @@ def _add_mapper(sub: Any) -> None:
     p.add_argument("--metric", default="cosine", choices=["cosine", "euclidean"])
     p.add_argument("--min-jaccard", type=float, default=0.0, help="drop edges below this Jaccard index")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sweep", action="store_true",
+                   help="instead: intervals 10,15,20,30 x overlap 0.2-0.5 per layer, and the stable pick")
     p.add_argument("--json", action="store_true", help="per layer: nodes, edges, components, purity, parameters")
     p.add_argument("--quiet", action="store_true")
 
@@ -223,6 +225,8 @@ def _cmd_mapper(a: argparse.Namespace) -> int:
     from .store import open_atlas
 
     atlas = open_atlas(a.atlas)
+    if a.sweep:
+        return _mapper_sweep(atlas, a)
     results = build_mappers(atlas, layers=a.layers, progress=not a.quiet, lens=a.lens, intervals=a.intervals,
                             overlap=a.overlap, cover=a.cover, clusterer=a.clusterer, eps=a.eps,
                             min_samples=a.min_samples, metric=a.metric, min_jaccard=a.min_jaccard, seed=a.seed)
@@ -233,6 +237,25 @@ def _cmd_mapper(a: argparse.Namespace) -> int:
         s = r.summary()
         print(f"{s['layer']:<24} {s['n_nodes']:>5} nodes {s['n_edges']:>5} edges {s['n_components']:>4} components  "
               f"purity {s['mean_purity']:.3f}  coverage {s['coverage']:.2f}  eps {s['params']['eps'] or 0:.4g}")
+    return 0
+
+
+def _mapper_sweep(atlas: Any, a: argparse.Namespace) -> int:
+    from .methods.mapper import pick_stable, sweep
+    from .pipeline import pick_layers
+
+    out = []
+    for layer in pick_layers(atlas, a.layers):
+        x = atlas.activations(layer)[:]
+        table = sweep(x, atlas.row_table(layer), lens=a.lens, cover=a.cover, clusterer=a.clusterer, eps=a.eps,
+                      min_samples=a.min_samples, metric=a.metric, seed=a.seed)
+        pick = pick_stable(table)
+        out.append({"layer": layer, "pick": pick, "sweep": table.to_dict(orient="records")})
+        if not a.json:
+            print(f"{layer}: stable pick {pick['intervals']} intervals, overlap {pick['overlap']}")
+            print(table.round(3).to_string(index=False))
+    if a.json:
+        print(json.dumps({"atlas": str(atlas.root), "layers": out}))
     return 0
 
 

@@ -1,6 +1,6 @@
 """Mapper graphs of activation space (after TopoAct): lenses, covers, exact fast DBSCAN."""
 
-from .analysis import anomalies, flow, separation_layers
+from .analysis import anomalies, flow, pick_stable, separation_layers, sweep
 from .cluster import auto_eps, dbscan, single_linkage_gap
 from .cover import Cover
 from .estimator import Mapper
@@ -13,5 +13,5 @@ def load_mapper(atlas, layer: str) -> MapperResult:
     """A Mapper graph stored in ``atlas`` by ``mapper(..., save=True)`` or the CLI."""
     return MapperResult.load(atlas, layer)
 
-__all__ = ["anomalies", "flow", "separation_layers", "Cover", "Mapper", "MapperGraph", "MapperResult", "load_mapper", "mapper", "auto_eps", "build_edges", "compute_lens", "dbscan", "node_table",
+__all__ = ["anomalies", "flow", "pick_stable", "separation_layers", "sweep", "Cover", "Mapper", "MapperGraph", "MapperResult", "load_mapper", "mapper", "auto_eps", "build_edges", "compute_lens", "dbscan", "node_table",
            "single_linkage_gap"]

@@ -102,3 +102,67 @@ def anomalies(result, table: pd.DataFrame, label: str = "label") -> pd.DataFrame
     out = pd.DataFrame({"input_id": result.input_ids[best["row"].to_numpy()], "label": best["own"].to_numpy(),
                         "node_majority": best["majority"].to_numpy(), "score": best["score"].to_numpy()})
     return out.sort_values(["score", "input_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def sweep(x: np.ndarray, table: pd.DataFrame | None = None, intervals=(10, 15, 20, 30), overlaps=(0.2, 0.3, 0.4, 0.5),
+          **params) -> pd.DataFrame:
+    """Mapper over a grid of intervals x overlap: nodes, edges, components, coverage and (with
+    a ``label`` column in ``table``) member-weighted purity, plus each setting's instability.
+
+    Instability of a setting: the mean relative change of its node count, component count
+    and purity towards its grid neighbours (one step in intervals or overlap): a stable
+    setting is one whose graph does not hinge on the exact parameters. See
+    :func:`pick_stable` for the rule that picks the defaults.
+    """
+    from .estimator import Mapper
+    from .graph import node_table
+
+    rows = []
+    eps = params.pop("eps", None)
+    for n in intervals:
+        for p in overlaps:
+            m = Mapper(intervals=n, overlap=p, eps=eps, **params).fit(x, table=table)
+            eps = m.eps_ if eps is None else eps  # one eps for the whole grid
+            g = m.graph_
+            row = {"intervals": n, "overlap": p, "n_nodes": g.n_nodes, "n_edges": g.n_edges,
+                   "n_components": g.shape()["n_components"],
+                   "coverage": np.unique(np.concatenate(g.nodes)).size / len(x) if g.nodes else 0.0}
+            if table is not None and "label" in table.columns and g.n_nodes:
+                nt = node_table(g, table, m.lens_, np.linalg.norm(np.asarray(x, dtype=np.float64), axis=1),
+                                label="label")
+                row["purity"] = float((nt["purity"] * nt["size"]).sum() / nt["size"].sum())
+            rows.append(row)
+    out = pd.DataFrame(rows)
+    keys = [c for c in ("n_nodes", "n_components", "purity") if c in out]
+    grid = {(r.intervals, r.overlap): r for r in out.itertuples()}
+    iv, ov = list(intervals), list(overlaps)
+    instability = []
+    for r in out.itertuples():
+        i, j = iv.index(r.intervals), ov.index(r.overlap)
+        near = [grid[(iv[a], ov[b])] for a, b in ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1))
+                if 0 <= a < len(iv) and 0 <= b < len(ov)]
+        change = [abs(getattr(q, k) - getattr(r, k)) / max(abs(getattr(r, k)), 1e-9) for q in near for k in keys]
+        instability.append(float(np.mean(change)) if change else 0.0)
+    out["instability"] = instability
+    out["eps"] = eps
+    return out
+
+
+def pick_stable(table: pd.DataFrame, min_coverage: float = 0.9) -> dict:
+    """The setting the stability rule picks from a :func:`sweep` table.
+
+    1. Keep settings whose nodes cover at least ``min_coverage`` of the inputs (DBSCAN noise
+       and skipped intervals drop inputs).
+    2. Of those, keep the stable half: instability at or below their median.
+    3. Take the highest class purity (without labels: the lowest instability); ties go to
+       fewer intervals, then less overlap.
+
+    On demo-cnn's ``head.relu`` this picks 20 intervals and 0.3 overlap, the defaults.
+    """
+    t = table[table["coverage"] >= min_coverage]
+    t = t if len(t) else table
+    t = t[t["instability"] <= t["instability"].median()]
+    by = (["purity"] if "purity" in t else []) + ["instability", "intervals", "overlap"]
+    ascending = ([False] if "purity" in t else []) + [True, True, True]
+    best = t.sort_values(by, ascending=ascending, kind="stable").iloc[0]
+    return {"intervals": int(best["intervals"]), "overlap": float(best["overlap"])}
