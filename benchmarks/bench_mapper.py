@@ -55,7 +55,9 @@ reference; lens range [m, M], R = M - m):
     same centres and half-widths, but open intervals, and only the intervals whose own cell
     [m + i R/n, m + (i+1) R/n) holds a point are used. Its default, algorithm="proximity",
     is another cover (a net of intervals), so "standard" is set here. Its members reach
-    DBSCAN in tree order, not row order, which can move DBSCAN's border points.
+    DBSCAN in tree order, not row order, which can move DBSCAN's border points. With
+    n_jobs > 1 its threads share one DBSCAN object (tdamapper's clone() keeps the nested
+    clusterer), so labels can mix up: --peer-jobs stays 1 by default.
   * giotto-tda ``CubicalCover(n_intervals=n, overlap_frac=p)`` ("uniform"): p is also the
     shared fraction of an interval's length, but the intervals tile [m, M] exactly: length
     R / (n - (n - 1) p), first starting at m, last ending at M, open intervals, the first and
@@ -426,6 +428,9 @@ def topoact_bench(a: argparse.Namespace) -> list[dict]:
     if peers:
         _, info = peer_python(a.peer_python)
         print("peer venv: " + ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
+    if a.peer_jobs > 1 and "tda-mapper" in peers:
+        print("note: tda-mapper 0.12 with n_jobs > 1 shares one DBSCAN object between its threads (its clone() "
+              "keeps nested estimators), so its labels can mix up: its nodes are not reliable here", flush=True)
     results = run_all(xp, lp, n, eps, a, peers)
     if "lens_max_abs_diff" in results.get("giotto-tda", {}):
         print(f"giotto-tda's in-pipeline lens against the saved lens: max abs diff "
