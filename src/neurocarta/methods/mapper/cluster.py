@@ -2,8 +2,9 @@
 
 ``dbscan`` is exact DBSCAN (the same labels as scikit-learn's, border points included) on
 neighbourhoods found by batched BLAS products: squared distances for a block of rows
-against every member as ``|a|^2 + |b|^2 - 2 a.b``, compared with ``eps^2``. Memory stays at
-one block of distances plus the eps-neighbour pairs; no per-point Python lists.
+against the rows before it as ``|a|^2 + |b|^2 - 2 a.b``, compared with ``eps^2``. Memory
+stays at one block of distances plus a spanning forest of the core points; neighbour pairs
+are never stored and no per-point Python lists exist.
 
 Cluster labels follow scikit-learn's order, so node memberships agree with KeplerMapper's:
 clusters are numbered by their lowest-index core point, and a border point near cores of
@@ -36,33 +37,77 @@ def prepare(x: np.ndarray, metric: str) -> np.ndarray:
     return x
 
 
-def eps_pairs(x: np.ndarray, eps: float, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """All (i, j) pairs, i != j, with euclidean distance <= eps, by blocked matrix products."""
-    sq = np.einsum("ij,ij->i", x, x)
-    lim = np.float32(eps) ** 2
-    rows, cols = [], []
-    for s in range(0, x.shape[0], block):
-        d2 = sq[s:s + block, None] + sq[None, :] - 2.0 * (x[s:s + block] @ x.T)
-        r, c = np.nonzero(d2 <= lim)
-        keep = r + s != c
-        rows.append((r[keep] + s).astype(np.int64))
-        cols.append(c[keep].astype(np.int64))
-    if not rows:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(rows), np.concatenate(cols)
+def _blocks(n: int, budget_bytes: float = 128e6, most: int = 4096) -> int:
+    """Rows per block so that one block of float32 distances stays within ``budget_bytes``."""
+    return int(max(32, min(most, budget_bytes // (4 * max(n, 1)))))
 
 
-def dbscan(x: np.ndarray, eps: float, min_samples: int, block: int = 2048) -> np.ndarray:
-    """DBSCAN labels (-1 for noise) of the rows of ``x`` (already in euclidean form)."""
+def _within(x: np.ndarray, sq: np.ndarray, lo: int, hi: int, lim) -> np.ndarray:
+    """Boolean (hi - lo) x hi mask of squared distances <= lim between rows lo:hi and rows
+    0:hi (the lower triangle of the distance matrix, block by block), computed in place."""
+    d2 = x[lo:hi] @ x[:hi].T
+    d2 *= -2.0
+    d2 += sq[None, :hi]
+    d2 += sq[lo:hi, None]
+    return d2 <= lim
+
+
+def dbscan(x: np.ndarray, eps: float, min_samples: int, block: int | None = None) -> np.ndarray:
+    """DBSCAN labels (-1 for noise) of the rows of ``x`` (already in euclidean form).
+
+    Two passes over the lower triangle of the distance matrix, one block of rows at a time,
+    so memory is one block of distances plus a spanning forest, never the neighbour pairs:
+
+    1. count every point's eps-neighbours (each pair counted for both ends) -> core points;
+    2. again, keep the core-core pairs of the block and reduce them at once to a spanning
+       forest of the block (connectivity is all DBSCAN needs); keep border-core pairs.
+
+    Labels then follow scikit-learn: clusters numbered by their lowest-index core point, and
+    a border point joins the first-numbered cluster among its core neighbours.
+    """
     n = x.shape[0]
-    rows, cols = eps_pairs(x, eps, block)
-    counts = np.bincount(rows, minlength=n) + 1  # a point is its own neighbour, as in sklearn
-    core = counts >= min_samples
     labels = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return labels
+    sq = np.einsum("ij,ij->i", x, x)
+    lim = np.asarray(eps, dtype=x.dtype) ** 2
+    step = block or _blocks(n)
+    counts = np.ones(n, dtype=np.int64)  # a point is its own neighbour, as in sklearn
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        m = _within(x, sq, lo, hi, lim)
+        m[:, lo:hi] &= np.tri(hi - lo, dtype=bool, k=-1)  # strict lower triangle of the diagonal block
+        counts[lo:hi] += np.count_nonzero(m, axis=1)
+        counts[:hi] += np.count_nonzero(m, axis=0)
+    core = counts >= min_samples
     if not core.any():
         return labels
-    both = core[rows] & core[cols]
-    graph = coo_matrix((np.ones(both.sum(), dtype=np.int8), (rows[both], cols[both])), shape=(n, n)).tocsr()
+    forest_a, forest_b, border_r, border_c = [], [], [], []
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        m = _within(x, sq, lo, hi, lim)
+        m[:, lo:hi] &= np.tri(hi - lo, dtype=bool, k=-1)
+        r, c = np.nonzero(m)
+        r = r + lo
+        cr, cc = core[r], core[c]
+        both = cr & cc
+        if both.any():
+            a, b = r[both], c[both]
+            nodes, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
+            k = len(nodes)
+            g = coo_matrix((np.ones(len(a), dtype=np.int8), (inv[:len(a)], inv[len(a):])), shape=(k, k))
+            _, comp = connected_components(g, directed=False)
+            root = np.full(comp.max() + 1, k, dtype=np.int64)
+            np.minimum.at(root, comp, np.arange(k))
+            forest_a.append(nodes)
+            forest_b.append(nodes[root[comp]])
+        one = cr ^ cc  # a core point and a non-core one: a border candidate
+        if one.any():
+            border_r.append(np.where(cr[one], c[one], r[one]))
+            border_c.append(np.where(cr[one], r[one], c[one]))
+    a = np.concatenate(forest_a) if forest_a else np.zeros(0, dtype=np.int64)
+    b = np.concatenate(forest_b) if forest_b else np.zeros(0, dtype=np.int64)
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
     _, comp = connected_components(graph, directed=False)
     core_idx = np.flatnonzero(core)
     # Number clusters by their lowest-index core point (scikit-learn's discovery order).
@@ -74,11 +119,10 @@ def dbscan(x: np.ndarray, eps: float, min_samples: int, block: int = 2048) -> np
     rank[used[order]] = np.arange(len(used))
     labels[core_idx] = rank[comp[core_idx]]
     # Border points: the first-numbered cluster among their core neighbours.
-    border = (~core[rows]) & core[cols]
-    if border.any():
-        b_rows, b_lab = rows[border], labels[cols[border]]
+    if border_r:
+        br, bc = np.concatenate(border_r), np.concatenate(border_c)
         best = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(best, b_rows, b_lab)
+        np.minimum.at(best, br, labels[bc])
         hit = best < np.iinfo(np.int64).max
         labels[hit] = best[hit]
     return labels

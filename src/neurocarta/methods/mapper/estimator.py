@@ -80,9 +80,13 @@ class Mapper:
             return key, rows, cluster(xs[rows])
 
         nodes, keys = [], []
-        with ThreadPoolExecutor(self.n_jobs) as pool:
-            # biggest intervals first, so the threads finish together
-            order = sorted(cubes, key=lambda c: -len(c[1]))
+        from threadpoolctl import threadpool_limits
+
+        # One BLAS thread per interval worker: n_jobs workers x 1 thread fill the cores without
+        # oversubscribing them. Biggest intervals first, so the workers finish together.
+        order = sorted(cubes, key=lambda c: -len(c[1]))
+        with threadpool_limits(limits=1 if self.n_jobs > 1 else None, user_api="blas"), \
+                ThreadPoolExecutor(self.n_jobs) as pool:
             results = {r[0]: r for r in pool.map(run, order)}
         for key, _ in cubes:  # nodes in cover order, clusters in label order
             _, rows, labels = results[key]
