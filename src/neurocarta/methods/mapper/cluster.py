@@ -52,7 +52,8 @@ def _within(x: np.ndarray, sq: np.ndarray, lo: int, hi: int, lim) -> np.ndarray:
     return d2 <= lim
 
 
-def dbscan(x: np.ndarray, eps: float, min_samples: int, block: int | None = None) -> np.ndarray:
+def dbscan(x: np.ndarray, eps: float, min_samples: int, block: int | None = None,
+           keep_bytes: float = 256e6) -> np.ndarray:
     """DBSCAN labels (-1 for noise) of the rows of ``x`` (already in euclidean form).
 
     Two passes over the lower triangle of the distance matrix, one block of rows at a time,
@@ -73,34 +74,47 @@ def dbscan(x: np.ndarray, eps: float, min_samples: int, block: int | None = None
     lim = np.asarray(eps, dtype=x.dtype) ** 2
     step = block or _blocks(n)
     counts = np.ones(n, dtype=np.int64)  # a point is its own neighbour, as in sklearn
+    # The masks are kept bit-packed (n^2 / 16 bytes in all) when that is cheap, so the second
+    # pass reads them back instead of repeating the matrix products.
+    keep = n * n / 16 <= keep_bytes
+    packed = []
     for lo in range(0, n, step):
         hi = min(n, lo + step)
         m = _within(x, sq, lo, hi, lim)
         m[:, lo:hi] &= np.tri(hi - lo, dtype=bool, k=-1)  # strict lower triangle of the diagonal block
         counts[lo:hi] += np.count_nonzero(m, axis=1)
         counts[:hi] += np.count_nonzero(m, axis=0)
+        if keep:
+            packed.append(np.packbits(m, axis=1))
     core = counts >= min_samples
     if not core.any():
         return labels
     forest_a, forest_b, border_r, border_c = [], [], [], []
-    for lo in range(0, n, step):
+    for i, lo in enumerate(range(0, n, step)):
         hi = min(n, lo + step)
-        m = _within(x, sq, lo, hi, lim)
-        m[:, lo:hi] &= np.tri(hi - lo, dtype=bool, k=-1)
+        if keep:
+            m = np.unpackbits(packed[i], axis=1, count=hi).view(bool)
+            packed[i] = None
+        else:
+            m = _within(x, sq, lo, hi, lim)
+            m[:, lo:hi] &= np.tri(hi - lo, dtype=bool, k=-1)
         r, c = np.nonzero(m)
         r = r + lo
         cr, cc = core[r], core[c]
         both = cr & cc
         if both.any():
+            # The block's core-core graph over rows 0:hi, reduced to a star per component.
             a, b = r[both], c[both]
-            nodes, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
-            k = len(nodes)
-            g = coo_matrix((np.ones(len(a), dtype=np.int8), (inv[:len(a)], inv[len(a):])), shape=(k, k))
+            g = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(hi, hi))
             _, comp = connected_components(g, directed=False)
-            root = np.full(comp.max() + 1, k, dtype=np.int64)
-            np.minimum.at(root, comp, np.arange(k))
+            involved = np.zeros(hi, dtype=bool)
+            involved[a] = True
+            involved[b] = True
+            nodes = np.flatnonzero(involved)
+            root = np.full(comp.max() + 1, hi, dtype=np.int64)
+            np.minimum.at(root, comp[nodes], nodes)
             forest_a.append(nodes)
-            forest_b.append(nodes[root[comp]])
+            forest_b.append(root[comp[nodes]])
         one = cr ^ cc  # a core point and a non-core one: a border candidate
         if one.any():
             border_r.append(np.where(cr[one], c[one], r[one]))
