@@ -37,7 +37,7 @@ def prepare(x: np.ndarray, metric: str) -> np.ndarray:
     return x
 
 
-def _blocks(n: int, budget_bytes: float = 128e6, most: int = 4096) -> int:
+def _blocks(n: int, budget_bytes: float = 64e6, most: int = 4096) -> int:
     """Rows per block so that one block of float32 distances stays within ``budget_bytes``."""
     return int(max(32, min(most, budget_bytes // (4 * max(n, 1)))))
 
@@ -53,7 +53,7 @@ def _within(x: np.ndarray, sq: np.ndarray, lo: int, hi: int, lim) -> np.ndarray:
 
 
 def dbscan(x: np.ndarray, eps: float, min_samples: int, block: int | None = None,
-           keep_bytes: float = 256e6) -> np.ndarray:
+           keep_bytes: float = 128e6) -> np.ndarray:
     """DBSCAN labels (-1 for noise) of the rows of ``x`` (already in euclidean form).
 
     Two passes over the lower triangle of the distance matrix, one block of rows at a time,

@@ -58,7 +58,7 @@ class Mapper:
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
             raise UserError(f"Mapper needs a non-empty (inputs x neurons) array, got shape {x.shape}")
-        if not np.isfinite(x).all():
+        if not all(np.isfinite(x[s:s + 65536]).all() for s in range(0, x.shape[0], 65536)):
             raise UserError("the activations hold NaN or Inf; re-extract the layer")
         self.lens_ = lens_values if lens_values is not None else compute_lens(x, self.lens, table, self.seed)
         # float64 keeps small problems bit-comparable with scikit-learn; float32 halves big ones

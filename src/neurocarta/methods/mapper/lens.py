@@ -19,13 +19,22 @@ from ...errors import UserError
 BUILT_IN = ("l2", "pca", "pca2", "umap")
 
 
+def row_norms(x: np.ndarray, block: int = 65536) -> np.ndarray:
+    """L2 norm of every row in float64, a block at a time (no float64 copy of ``x``)."""
+    out = np.empty(x.shape[0])
+    for s in range(0, x.shape[0], block):
+        part = np.asarray(x[s:s + block], dtype=np.float64)
+        out[s:s + block] = np.sqrt(np.einsum("ij,ij->i", part, part))
+    return out
+
+
 def compute_lens(x: np.ndarray, lens="l2", table: pd.DataFrame | None = None, seed: int = 0) -> np.ndarray:
     """The lens values (inputs x dims, float64) of the rows of ``x``."""
     if callable(lens) and not isinstance(lens, str):
         values = np.asarray(lens(x), dtype=np.float64)
     elif isinstance(lens, str) and lens in BUILT_IN:
         if lens == "l2":
-            values = np.linalg.norm(np.asarray(x, dtype=np.float64), axis=1)
+            values = row_norms(x)
         elif lens in ("pca", "pca2"):
             from sklearn.decomposition import PCA
 

@@ -18,6 +18,7 @@ import pandas as pd
 from ...errors import UserError
 from .estimator import Mapper
 from .graph import MapperGraph, node_table
+from .lens import row_norms
 
 KIND = "mapper"
 
@@ -147,7 +148,7 @@ def mapper(atlas, layer: str, lens="l2", intervals=20, overlap: float = 0.3, cov
         raise UserError(f"the activations of layer {layer!r} hold NaN or Inf; re-extract the layer")
     model = Mapper(lens=lens, intervals=intervals, overlap=overlap, cover=cover, clusterer=clusterer, eps=eps,
                    min_samples=min_samples, metric=metric, min_jaccard=min_jaccard, seed=seed).fit(x, table=table)
-    norms = np.linalg.norm(x.astype(np.float64), axis=1)
+    norms = row_norms(x)
     nodes = node_table(model.graph_, table, model.lens_, norms)
     ids = table["input_id"].to_numpy(dtype=np.int64) if "input_id" in table else np.arange(len(x))
     result = MapperResult(layer, snap, model.graph_, nodes, ids, model.params)
