@@ -61,7 +61,8 @@ def dbscan(x: np.ndarray, eps: float, min_samples: int, block: int | None = None
     Rows are first ordered by their distance to a pivot (the row farthest from the mean).
     By the triangle inequality two rows whose pivot distances differ by more than eps cannot
     be neighbours, so each block of rows is compared only with the window of earlier rows
-    that can be; with separated classes this skips most of the products, exactly.
+    that can be. It is exact, and it saves the most when clusters spread out along the
+    pivot distance.
 
     Then two passes over that banded lower triangle, one block of rows at a time, so memory
     is one block of distances plus a spanning forest, never the neighbour pairs:
