@@ -133,6 +133,11 @@ class Atlas:
         return self.manifest.n_inputs
 
     @property
+    def class_names(self) -> list[str]:
+        """Class names of the model's outputs (or of the data's labels), if known."""
+        return list(self.manifest.model.get("class_names") or self.manifest.data.get("class_names") or [])
+
+    @property
     def mode(self) -> str:
         return self.manifest.params.get("mode", "full")
 
@@ -278,7 +283,7 @@ class Atlas:
         if by == "confusion":
             if "pred" not in table.columns:
                 raise AtlasError("grouping by confusion needs model outputs (pred); extract with a classifier")
-            names = self.manifest.model.get("class_names") or self.manifest.data.get("class_names") or []
+            names = self.class_names
             label = table["label_name"] if "label_name" in table.columns else table["label"]
             pred = table["pred"].map(lambda p: names[int(p)] if names and 0 <= int(p) < len(names) else str(p))
             return (label.astype(str) + "->" + pred.astype(str)).to_numpy(dtype=object)

@@ -116,20 +116,23 @@ def sweep(x: np.ndarray, table: pd.DataFrame | None = None, intervals=(10, 15, 2
     """
     from .estimator import Mapper
     from .graph import node_table
+    from .lens import compute_lens, row_norms
 
     rows = []
     eps = params.pop("eps", None)
+    # The lens and the norms do not depend on the cover: compute them once for the grid.
+    lens = compute_lens(x, params.pop("lens", "l2"), table, params.get("seed", 0))
+    norms = row_norms(x)
     for n in intervals:
         for p in overlaps:
-            m = Mapper(intervals=n, overlap=p, eps=eps, **params).fit(x, table=table)
+            m = Mapper(intervals=n, overlap=p, eps=eps, **params).fit(x, table=table, lens_values=lens)
             eps = m.eps_ if eps is None else eps  # one eps for the whole grid
             g = m.graph_
             row = {"intervals": n, "overlap": p, "n_nodes": g.n_nodes, "n_edges": g.n_edges,
                    "n_components": g.shape()["n_components"],
                    "coverage": np.unique(np.concatenate(g.nodes)).size / len(x) if g.nodes else 0.0}
             if table is not None and "label" in table.columns and g.n_nodes:
-                nt = node_table(g, table, m.lens_, np.linalg.norm(np.asarray(x, dtype=np.float64), axis=1),
-                                label="label")
+                nt = node_table(g, table, m.lens_, norms, label="label")
                 row["purity"] = float((nt["purity"] * nt["size"]).sum() / nt["size"].sum())
             rows.append(row)
     out = pd.DataFrame(rows)

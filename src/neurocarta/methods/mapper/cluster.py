@@ -26,9 +26,9 @@ from ...errors import UserError
 METRICS = ("euclidean", "cosine")
 
 
-def prepare(x: np.ndarray, metric: str) -> np.ndarray:
+def prepare(x: np.ndarray, metric: str, dtype=np.float32) -> np.ndarray:
     """Rows in which euclidean distance gives ``metric`` (unit rows for cosine: d^2 = 2 - 2 cos)."""
-    x = np.asarray(x, dtype=np.float32)
+    x = np.asarray(x, dtype=dtype)
     if metric == "cosine":
         norm = np.linalg.norm(x, axis=1, keepdims=True)
         x = x / np.where(norm > 0, norm, 1.0)

@@ -62,11 +62,7 @@ class Mapper:
             raise UserError("the activations hold NaN or Inf; re-extract the layer")
         self.lens_ = lens_values if lens_values is not None else compute_lens(x, self.lens, table, self.seed)
         # float64 keeps small problems bit-comparable with scikit-learn; float32 halves big ones
-        xs = prepare(x, self.metric)
-        if x.shape[0] <= 20000:
-            xs = xs.astype(np.float64)
-            if self.metric == "euclidean":
-                xs = np.asarray(x, dtype=np.float64)
+        xs = prepare(x, self.metric, np.float64 if x.shape[0] <= 20000 else np.float32)
         self.eps_ = float(self.eps) if self.eps is not None else (
             auto_eps(xs, self.min_samples, seed=self.seed) if self.clusterer == "dbscan" else None)
         cluster = make_clusterer(self.clusterer, self.eps_, self.min_samples, self.metric)

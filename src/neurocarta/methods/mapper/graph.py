@@ -75,7 +75,7 @@ class MapperGraph:
         """Component index of every node."""
         return np.asarray(self.to_igraph().connected_components().membership, dtype=np.int64)
 
-    def shape(self, dominant: list | None = None) -> dict:
+    def shape(self) -> dict:
         """Components, leaves and branch points (flares), and loops."""
         n = self.n_nodes
         degree = np.bincount(self.edges.ravel(), minlength=n) if n else np.zeros(0, dtype=np.int64)
@@ -83,13 +83,9 @@ class MapperGraph:
         n_comp = int(comps.max() + 1) if n else 0
         leaves = np.flatnonzero(degree == 1)
         branches = np.flatnonzero(degree >= 3)
-        out = {"n_nodes": n, "n_edges": self.n_edges, "n_components": n_comp,
-               "loops": int(self.n_edges - n + n_comp), "n_leaves": int(leaves.size),
-               "n_branch_points": int(branches.size), "leaves": leaves.tolist(), "branch_points": branches.tolist()}
-        if dominant is not None:
-            out["leaf_classes"] = {str(dominant[i]): int(np.sum([dominant[j] == dominant[i] for j in leaves]))
-                                   for i in leaves}
-        return out
+        return {"n_nodes": n, "n_edges": self.n_edges, "n_components": n_comp,
+                "loops": int(self.n_edges - n + n_comp), "n_leaves": int(leaves.size),
+                "n_branch_points": int(branches.size), "leaves": leaves.tolist(), "branch_points": branches.tolist()}
 
 
 def build_edges(nodes: list[np.ndarray], n_inputs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -148,7 +148,7 @@ def mapper(atlas, layer: str, lens="l2", intervals=20, overlap: float = 0.3, cov
         raise UserError(f"the activations of layer {layer!r} hold NaN or Inf; re-extract the layer")
     model = Mapper(lens=lens, intervals=intervals, overlap=overlap, cover=cover, clusterer=clusterer, eps=eps,
                    min_samples=min_samples, metric=metric, min_jaccard=min_jaccard, seed=seed).fit(x, table=table)
-    norms = row_norms(x)
+    norms = model.lens_[:, 0] if isinstance(lens, str) and lens == "l2" else row_norms(x)  # l2 lens = row norm
     nodes = node_table(model.graph_, table, model.lens_, norms)
     ids = table["input_id"].to_numpy(dtype=np.int64) if "input_id" in table else np.arange(len(x))
     result = MapperResult(layer, snap, model.graph_, nodes, ids, model.params)

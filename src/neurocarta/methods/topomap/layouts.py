@@ -48,7 +48,7 @@ def layout(profiles: np.ndarray, method: str = "umap", metric: str = "cosine", s
     elif method == "pca":
         from sklearn.decomposition import PCA
 
-        xs = _som_space(x, metric)  # unit rows for cosine, so PCA sees the chosen distance
+        xs = _metric_space(x, metric)  # unit rows for cosine, so PCA sees the chosen distance
         y = PCA(n_components=2, random_state=seed).fit_transform(xs) if x.shape[1] >= 2 else np.c_[xs, np.zeros(n)]
     elif method == "tsne":
         from sklearn.manifold import TSNE
@@ -64,13 +64,13 @@ def layout(profiles: np.ndarray, method: str = "umap", metric: str = "cosine", s
     elif method == "som":
         from .som import BatchSOM
 
-        y = BatchSOM(seed=seed).fit(_som_space(x, metric)).positions()
+        y = BatchSOM(seed=seed).fit(_metric_space(x, metric)).positions()
     else:
         y = _graph_layout(distances(x, metric), n_neighbors=min(n_neighbors, n - 1), seed=seed)
     return unit_square(y)
 
 
-def _som_space(x: np.ndarray, metric: str) -> np.ndarray:
+def _metric_space(x: np.ndarray, metric: str) -> np.ndarray:
     """Rows where euclidean distance follows ``metric``: unit rows for cosine, centred unit
     rows for correlation."""
     if metric == "euclidean":

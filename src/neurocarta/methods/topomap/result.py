@@ -171,7 +171,7 @@ def topomap(atlas, layer: str, group_by: str = "label", method: str = "umap", di
         raise UserError(f"profile must be one of {', '.join(PROFILE_KINDS)}, not {profile!r}")
     if layer not in atlas.layer_names:
         raise UserError(f"the atlas has no layer {layer!r}; layers: {', '.join(atlas.layer_names)}")
-    info = atlas.layers[atlas.layer_names.index(layer)]
+    info = atlas.manifest.layer(layer)
     if info.n_neurons < 3:
         raise UserError(f"layer {layer!r} has {info.n_neurons} neuron(s); a topographic map needs at least 3")
     all_snaps = atlas.snapshots
@@ -215,7 +215,7 @@ def topomap(atlas, layer: str, group_by: str = "label", method: str = "umap", di
     params = {"method": method, "distance": distance, "profile": profile, "grid": grid, "refine": refine,
               "seed": seed, "k": k, "stat": stat, "min_count": min_count}
     labels = [str(g) for g in prof.groups]
-    names = atlas.manifest.model.get("class_names") or atlas.manifest.data.get("class_names") or []
+    names = atlas.class_names
     if group_by in ("label", "pred") and names and all(g.isdigit() and int(g) < len(names) for g in labels):
         params["group_names"] = [names[int(g)] for g in labels]
     result = TopoMapResult(layer=layer, group_by=group_by, groups=labels, counts=counts,

@@ -98,7 +98,7 @@ def group_difference(atlas, layer: str, by: str, a, b=None, snapshot: str | None
         rows_b = np.sort(rng.choice(rows_b, max(2, int(len(rows_b) * share)), replace=False))
     rows = np.concatenate([rows_a, rows_b])
     order = np.argsort(rows)
-    x = np.empty((len(rows), atlas.layers[atlas.layer_names.index(layer)].n_neurons), dtype=np.float64)
+    x = np.empty((len(rows), atlas.manifest.layer(layer).n_neurons), dtype=np.float64)
     x[order] = atlas.activations(layer, snapshot, stat=stat)[rows[order]]
     if not np.isfinite(x).all():
         raise UserError(f"the activations of layer {layer!r} hold NaN or Inf; re-extract the layer")
