@@ -45,6 +45,49 @@ def test_dbscan_labels_equal_scikit_learn(blobs, eps, min_samples):
     assert len(set(ours)) > 2
 
 
+@pytest.fixture(scope="module")
+def many_classes():
+    """6,000 rows of 12 ReLU classes in 32 dimensions: enough rows for the grouped path."""
+    rng = np.random.default_rng(3)
+    centres = rng.uniform(0, 3, (12, 32)) * (rng.uniform(size=(12, 32)) < 0.5)
+    lab = rng.integers(0, 12, 6000)
+    return np.maximum(0, centres[lab] + 0.35 * rng.normal(size=(6000, 32))).astype(np.float64)
+
+
+@pytest.mark.parametrize("options", [
+    {},                                          # default grouping (11 groups here)
+    {"rows_per_group": 200},                     # 30 groups, most pairs pruned
+    {"rows_per_group": 200, "keep_bytes": 0},    # masks recomputed in pass two, not kept
+    {"rows_per_group": 10**9, "block": 97},      # one group, many ragged row blocks
+])
+def test_dbscan_paths_equal_scikit_learn(many_classes, options):
+    theirs = DBSCAN(eps=1.6, min_samples=6).fit_predict(many_classes)
+    ours = dbscan(many_classes, 1.6, 6, **options)
+    np.testing.assert_array_equal(ours, theirs)
+    assert len(set(theirs)) >= 10 and (theirs == -1).any()  # clusters, borders and noise all occur
+
+
+def test_dbscan_on_data_without_structure_equals_scikit_learn():
+    x = np.random.default_rng(5).uniform(size=(3000, 8))
+    np.testing.assert_array_equal(dbscan(x, 0.25, 4, rows_per_group=100),
+                                  DBSCAN(eps=0.25, min_samples=4).fit_predict(x))
+
+
+def test_group_pruning_never_drops_a_close_pair(many_classes):
+    from neurocarta.methods.mapper.dbscan import group_rows
+
+    reach = 1.6
+    order, starts, near = group_rows(many_classes, reach, rows_per_group=200)
+    assert len(starts) - 1 == 30 and np.array_equal(np.sort(order), np.arange(len(many_classes)))
+    pruned = np.argwhere(~near)
+    assert len(pruned) > 0.5 * near.size  # the bound does prune on class-structured data
+    for g, h in pruned[pruned[:, 0] < pruned[:, 1]]:
+        a = many_classes[order[starts[g]:starts[g + 1]]]
+        b = many_classes[order[starts[h]:starts[h + 1]]]
+        closest = np.sqrt(((a[:, None] - b[None]) ** 2).sum(-1).min())
+        assert closest > reach
+
+
 @pytest.mark.parametrize("n, overlap, eps, min_samples", [(10, 0.3, 3.0, 5), (20, 0.5, 2.5, 3), (7, 0.2, 3.5, 10)])
 def test_nodes_and_edges_equal_keplermapper(blobs, n, overlap, eps, min_samples):
     import kmapper as km
