@@ -21,7 +21,7 @@ def atlas(tmp_path_factory):
 
 
 def test_planted_classes_become_pure_nodes(atlas):
-    r = nc.mapper(atlas, "act", intervals=8, overlap=0.3)
+    r = nc.mapper(atlas, "act", lens="l2", intervals=8, overlap=0.3)
     s = r.summary()
     assert s["n_nodes"] >= 4 and s["mean_purity"] > 0.99 and s["coverage"] > 0.8
     # every class has its own component: no node mixes the planted blocks

@@ -24,6 +24,16 @@ def npz(tmp_path):
     return path
 
 
+def _assert_float16_of(stored: np.ndarray, outputs: np.ndarray) -> None:
+    """Stored values are the model's outputs rounded to float16. Extraction runs the model in
+    batches and preprocesses on its own path, so a float32 output may differ in its last bits
+    and round to the neighbouring float16: allow one float16 step, no more."""
+    want = outputs.astype(np.float16).astype(np.float32)
+    step = np.abs(np.spacing(want.astype(np.float16)).astype(np.float32))
+    assert (np.abs(stored - want) <= step).all()
+    assert (stored == want).mean() > 0.99
+
+
 def _extract(npz, out, **kw):
     kw.setdefault("layers", ["conv", "act", "head"])
     return nc.extract("py:tiny_models:cnn_bundle", f"npz:{npz}", out, batch_size=32, chunk_size=64, topk=7,
@@ -43,7 +53,7 @@ def test_round_trip_reopens_with_the_same_content(tmp_path, npz):
     t = (torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.25
     with torch.no_grad():
         logits = model(t).numpy()
-    np.testing.assert_array_equal(again.activations("head")[:], logits.astype(np.float16).astype(np.float32))
+    _assert_float16_of(again.activations("head")[:], logits)
     table = again.inputs
     assert list(table["input_id"]) == list(range(300))
     assert (table["pred"].to_numpy() == logits.argmax(1)).all()
@@ -153,8 +163,8 @@ def test_snapshots_capture_each_checkpoint(tmp_path, npz):
         m = tiny_models.cnn()
         m.load_state_dict(torch.load(path))
         with torch.no_grad():
-            want = m.eval()(t).numpy().astype(np.float16).astype(np.float32)
-        np.testing.assert_array_equal(atlas.activations("head", snapshot=name)[:], want)
+            want = m.eval()(t).numpy()
+        _assert_float16_of(atlas.activations("head", snapshot=name)[:], want)
         assert (atlas.outputs(name)["pred"].to_numpy() == want.argmax(1)).all()
     assert not np.array_equal(atlas.outputs("epoch1")["pred"], atlas.outputs("epoch2")["pred"])
 

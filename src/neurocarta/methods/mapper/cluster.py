@@ -83,6 +83,6 @@ def make_clusterer(name, eps: float | None, min_samples: int, metric: str):
     if name == "hdbscan":
         from sklearn.cluster import HDBSCAN
 
-        return lambda rows: HDBSCAN(min_cluster_size=max(2, min_samples)).fit_predict(rows) \
+        return lambda rows: HDBSCAN(min_cluster_size=max(2, min_samples), copy=True).fit_predict(rows) \
             if len(rows) > 1 else np.zeros(len(rows), dtype=np.int64)
     raise UserError(f"clusterer must be dbscan, single, hdbscan or a scikit-learn clusterer, not {name!r}")

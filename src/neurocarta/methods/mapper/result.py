@@ -2,9 +2,13 @@
 attributes from the input table, as a result that saves into the atlas
 (``maps/mapper/<layer>/``) and reloads from it.
 
-The atlas-level default metric is cosine: the L2-norm lens already spreads the inputs by
-activation strength, so clustering by direction adds what the lens does not see. (The
-``Mapper`` estimator keeps euclidean, KeplerMapper's default, so the two compare directly.)
+Atlas-level defaults: the first principal component as the lens, 30 intervals with 20%
+overlap, and cosine DBSCAN. The lens spreads the inputs along the layer's main axis of
+variation, which on the demo separates classes better than TopoAct's L2 norm (head.relu:
+class purity 0.94 against 0.88, coverage 0.93 against 0.90); 30/0.2 is what the stability
+rule (:func:`analysis.pick_stable`) picks on four of the demo's six layers with that lens.
+Clustering by direction adds what the lens does not see. (The ``Mapper`` estimator keeps
+TopoAct's L2 lens and euclidean DBSCAN, KeplerMapper's default, so the two compare directly.)
 """
 
 from __future__ import annotations
@@ -124,7 +128,7 @@ class MapperResult:
                 f"components, purity {s['mean_purity']:.3f}>")
 
 
-def mapper(atlas, layer: str, lens="l2", intervals=20, overlap: float = 0.3, cover: str = "uniform",
+def mapper(atlas, layer: str, lens="pca", intervals=30, overlap: float = 0.2, cover: str = "uniform",
            clusterer="dbscan", eps: float | None = None, min_samples: int = 5, metric: str = "cosine",
            min_jaccard: float = 0.0, snapshot: str | None = None, stat: str = "mean", seed: int = 0,
            save: bool = False) -> MapperResult:
