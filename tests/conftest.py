@@ -23,3 +23,18 @@ def run_env() -> dict:
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
     env["HF_HUB_OFFLINE"] = "1"
     return env
+
+
+@pytest.fixture(scope="session")
+def demo_atlas(tmp_path_factory):
+    """The demo's own model and data: demo-cnn trained as `neurocarta demo` trains it (shapes,
+    10,000 images, 4 epochs, about 1.5 minutes on 2 cores), every demo layer captured with the
+    final weights. Built once per test session, in a private cache."""
+    import neurocarta as nc
+    from neurocarta.data import load_data
+    from neurocarta.models.demo_cnn import DEFAULT_LAYERS, load_demo_cnn
+
+    source = load_data("shapes")  # the demo's data: 10,000 images, seed 0
+    bundle = load_demo_cnn(source, epochs=4, cache_dir=tmp_path_factory.mktemp("demo-cache"), progress=False)
+    return nc.extract(bundle, source, tmp_path_factory.mktemp("demo") / "atlas", layers=list(DEFAULT_LAYERS),
+                      progress=False)

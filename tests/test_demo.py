@@ -75,3 +75,12 @@ def test_demo_command_builds_a_complete_atlas(tmp_path):
     assert sorted(atlas.maps("mapper")) == sorted(DEFAULT_LAYERS)
     assert "Mapper graphs built" in r.stderr and "class purity" in r.stdout
     assert (out / "figures" / "mapper" / "head.relu.png").stat().st_size > 5000
+    # and the concept atlas: groups, class graphs, exemplar patches and figures
+    assert atlas.maps("concepts") == ["epoch3"]
+    concepts = nc.load_concepts(atlas)
+    assert concepts.layers == DEFAULT_LAYERS and set(concepts.graphs) == set(atlas.class_names)
+    patches = atlas.patches("features.block2")
+    assert patches.shape == (32, 9, 32, 32, 3) and patches.std() > 0
+    assert "concept atlas built" in r.stderr and "groups" in r.stdout
+    assert (out / "figures" / "concepts" / "projection@epoch3.png").stat().st_size > 5000
+    assert any((out / "figures" / "concepts").glob("graph@*.png"))

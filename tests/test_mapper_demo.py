@@ -1,26 +1,13 @@
-"""Mapper on the demo atlas itself: demo-cnn trained as `neurocarta demo` trains it (shapes,
-10,000 images, 4 epochs), its final weights, the first conv layer and the last hidden layer.
-
-Training takes about 1.5 minutes on 2 cores, so the atlas is built once for the module.
-"""
+"""Mapper on the demo atlas itself (the session's `demo_atlas` fixture): the first conv
+layer and the last hidden layer of demo-cnn trained as `neurocarta demo` trains it."""
 
 from __future__ import annotations
 
 import pytest
 
 import neurocarta as nc
-from neurocarta.data import load_data
-from neurocarta.models.demo_cnn import load_demo_cnn
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def demo_atlas(tmp_path_factory):
-    source = load_data("shapes")  # the demo's data: 10,000 images, seed 0
-    bundle = load_demo_cnn(source, epochs=4, progress=False)  # the demo's model and final weights
-    return nc.extract(bundle, source, tmp_path_factory.mktemp("demo") / "atlas",
-                      layers=["features.block1", "head.relu"], progress=False)
+pytestmark = pytest.mark.slow  # the session's demo_atlas fixture (conftest.py) trains demo-cnn once
 
 
 def test_last_hidden_layer_separates_classes(demo_atlas):

@@ -27,13 +27,16 @@ _LAZY = {
     "load_topomap": "methods.topomap", "group_difference": "methods.topomap",
     "Mapper": "methods.mapper", "mapper": "methods.mapper", "MapperResult": "methods.mapper",
     "load_mapper": "methods.mapper",
+    "ConceptAtlas": "methods.concepts", "concepts": "methods.concepts", "ConceptResult": "methods.concepts",
+    "load_concepts": "methods.concepts",
 }
 
 __all__ = [
     "__version__", "extract", "list_layers", "open_atlas", "load_data", "load_model",
     "Atlas", "LayerActivations", "LayerInfo", "GroupStats", "DataSource", "ModelBundle", "ModelInputs",
     "TopoMap", "topomap", "TopoMapResult", "load_topomap", "group_difference",
-    "Mapper", "mapper", "MapperResult", "load_mapper", "UserError", "AtlasError", "LayerError", "SpecError", "NonFiniteError",
+    "Mapper", "mapper", "MapperResult", "load_mapper", "ConceptAtlas", "concepts", "ConceptResult", "load_concepts",
+    "UserError", "AtlasError", "LayerError", "SpecError", "NonFiniteError",
 ]
 
 

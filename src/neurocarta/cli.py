@@ -259,9 +259,57 @@ def _mapper_sweep(atlas: Any, a: argparse.Namespace) -> int:
     return 0
 
 
+# The concept atlas's default Jaccard threshold (ConceptAtlas and concepts() use the same).
+DEFAULT_THRESHOLD = 0.2
+
+
+def _add_concepts(sub: Any) -> None:
+    p = sub.add_parser("concepts", help="the concept atlas: neuron groups, co-activation embedding, coherence",
+                       description="Group each layer's neurons by their top-k exemplars (MinHash + LSH, verified "
+                                   "by exact Jaccard, cut by Leiden), embed neurons by co-activation, and measure "
+                                   "each group's coherence on the input table's attributes against random groups. "
+                                   "Stored in the atlas (maps/concepts/).")
+    p.add_argument("atlas")
+    p.add_argument("--layers", nargs="+", default=None, metavar="PATTERN", help="layer names or globs (default: all)")
+    p.add_argument("--k", type=int, default=100, help="exemplars per neuron (default 100, at most the stored top-k)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"Jaccard index two neurons' exemplar sets must reach, in (0, 1] (default {DEFAULT_THRESHOLD})")
+    p.add_argument("--method", default="leiden", choices=["leiden", "components"])
+    p.add_argument("--resolution", type=float, default=1.0, help="Leiden resolution (higher: smaller groups)")
+    p.add_argument("--across-layers", action="store_true", help="also group neurons of different layers")
+    p.add_argument("--embedding", default="ppmi", choices=["ppmi", "sgns"])
+    p.add_argument("--snapshot", default=None, help="snapshot to map (default: the last)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true",
+                   help="per layer: n_clusters, the cluster sizes, coherence and random_coherence per attribute")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _cmd_concepts(a: argparse.Namespace) -> int:
+    from .pipeline import build_concepts
+    from .store import open_atlas
+
+    atlas = open_atlas(a.atlas)
+    result = build_concepts(atlas, layers=a.layers, progress=not a.quiet, k=a.k, threshold=a.threshold,
+                            method=a.method, resolution=a.resolution, across_layers=a.across_layers,
+                            embedding=a.embedding, snapshot=a.snapshot, seed=a.seed)
+    summary = result.summary()
+    if a.json:
+        print(json.dumps({"atlas": str(atlas.root), **summary}))
+        return 0
+    for s in summary["layers"]:
+        known = [c for c in s["coherence"] if s["coherence"][c] is not None]
+        best = max(known, key=lambda c: s["coherence"][c] - s["random_coherence"][c], default=None)
+        what = (f"  best attribute {best}: coherence {s['coherence'][best]:.2f} vs random "
+                f"{s['random_coherence'][best]:.2f}") if best else ""
+        print(f"{s['layer']:<24} {s['n_clusters']:>4} groups  sizes {s['sizes'][:8]}{'...' if len(s['sizes']) > 8 else ''}"
+              f"  grouped {s['grouped']:.0%}{what}")
+    return 0
+
+
 COMMANDS = {"extract": (_add_extract, _cmd_extract), "layers": (_add_layers, _cmd_layers),
             "info": (_add_info, _cmd_info), "topomap": (_add_topomap, _cmd_topomap),
-            "mapper": (_add_mapper, _cmd_mapper),
+            "mapper": (_add_mapper, _cmd_mapper), "concepts": (_add_concepts, _cmd_concepts),
             "demo": (_add_demo, _cmd_demo)}
 
 

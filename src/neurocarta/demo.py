@@ -2,8 +2,8 @@
 
 It trains the demo CNN on a built-in data set (or loads it from the cache), captures every
 demo-cnn layer for every training snapshot into one atlas, then draws the topographic maps
-of every layer (one layout, every snapshot, a training animation) and the Mapper graph of
-every layer, and says what it made.
+of every layer (one layout, every snapshot, a training animation), the Mapper graph of
+every layer and the concept atlas (groups, embedding, class graphs), and says what it made.
 """
 
 from __future__ import annotations
@@ -58,6 +58,16 @@ def run_demo(data: str = "shapes", out: str | Path = "demo-atlas", epochs: int =
         print(f"mapper  {s['layer']:<18} {s['n_nodes']:>4} nodes {s['n_components']:>3} components  "
               f"class purity {s['mean_purity']:.2f}")
     say(f"Mapper graphs built in {time.time() - t0:.0f} s")
+    t0 = time.time()
+    from .pipeline import build_concepts
+
+    result = build_concepts(atlas, progress=progress)
+    for s in result.summary()["layers"]:
+        gain = {a: s["coherence"][a] - s["random_coherence"][a] for a in s["coherence"] if s["coherence"][a] is not None}
+        best = max(gain, key=gain.get, default=None)
+        line = f" coherence {best} {s['coherence'][best]:.2f} vs random {s['random_coherence'][best]:.2f}" if best else ""
+        print(f"concepts {s['layer']:<17} {s['n_clusters']:>3} groups ({s['grouped']:.0%} of neurons){line}")
+    say(f"concept atlas built in {time.time() - t0:.0f} s: {atlas.root / 'figures' / 'concepts'}")
     if serve:
         say("the viewer arrives in a later release; open the atlas in Python with "
             f"neurocarta.open_atlas({str(out)!r})")

@@ -115,3 +115,43 @@ def build_mappers(atlas, layers: list[str] | None = None, progress: bool = True,
             save_figure(plot_mapper(result), out_dir / f"{node(name)}.png")
         results.append(result)
     return results
+
+
+def build_concepts(atlas, layers: list[str] | None = None, progress: bool = True, snapshots: bool = False,
+                   **params):
+    """The concept atlas of ``layers`` (default: every layer with 2 or more neurons), saved
+    into the atlas, with a neuron-projection figure and one concept-graph figure per class
+    under ``ATLAS/figures/concepts/``.
+
+    Image atlases also get each neuron's exemplar patches (top inputs cropped to the
+    receptive field around the argmax), stored for the viewer.
+
+    ``params`` go to :func:`neurocarta.methods.concepts.concepts` (k, threshold, method,
+    resolution, across_layers, embedding, snapshot, seed, ...). ``snapshots``: also every
+    earlier snapshot, each projection aligned to the last one's (for a training slider).
+    Returns the last snapshot's result.
+    """
+    from .methods.concepts import concepts
+    from .render import plot_concept_graph, plot_projection, save_figure
+
+    if progress:
+        print("neurocarta: grouping neurons (MinHash + LSH, Leiden) and embedding them", file=sys.stderr)
+    result = concepts(atlas, layers=layers, save=True, **params)
+    if atlas.has_thumbnails:
+        from .methods.concepts import exemplar_patches, save_patches
+
+        for layer in result.layers:  # small exemplar crops per neuron, for the viewer
+            save_patches(atlas, layer, exemplar_patches(atlas, layer, result.snapshot), result.snapshot)
+    if snapshots:
+        for snap in atlas.snapshots:
+            if snap != result.snapshot:
+                concepts(atlas, layers=layers, save=True, **{**params, "snapshot": snap, "align_to": result})
+    out_dir = Path(atlas.root) / FIGURES / "concepts"
+    save_figure(plot_projection(result), out_dir / f"projection@{node(result.snapshot)}.png")
+    describe = dict(zip(result.clusters["cluster"], result.clusters["describe"]))
+    for name, graph in result.graphs.items():
+        if len(graph.nodes):
+            labels = {c: f"{c}: {describe.get(c, '')}" for c in graph.nodes["cluster"]}
+            save_figure(plot_concept_graph(graph, labels=labels, title=f"concept graph of class {name}"),
+                        out_dir / f"graph@{node(name)}.png")
+    return result

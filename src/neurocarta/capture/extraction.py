@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from tqdm.auto import tqdm
 from .._version import __version__
 from ..data import DataSource, limit_source, load_data
 from ..errors import LayerError, NonFiniteError, UserError
-from ..models import ModelBundle, load_model
+from ..models import ModelBundle, ModelInputs, load_model
 from ..store import layout
 from ..store.atlas import Atlas, open_atlas
 from ..store.manifest import LayerInfo, Manifest
@@ -34,6 +35,8 @@ from ..store.writer import AtlasWriter
 from ..streaming import GroupStatsAccumulator, TopKAccumulator
 from .device import pick_device
 from .hooks import Captured, LayerRecorder, check_finite, find_logits
+from .links import find_link_modules, link_weights
+from .receptive import receptive_fields
 from .layers import LayerRef, resolve_layers
 from .snapshots import resolve_snapshots
 
@@ -211,7 +214,8 @@ class Extraction:
         info = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v))
                 for k, v in self.bundle.info.items() if k != "checkpoints"}
         return Manifest(
-            model={"spec": self.bundle.spec, "class_names": self.bundle.class_names, "info": info},
+            model={"spec": self.bundle.spec, "class_names": self.bundle.class_names, "info": info,
+                   "input_size": getattr(self, "input_size", None)},
             data={"spec": self.source.spec, "modality": self.source.modality,
                   "class_names": self.source.class_names},
             layers=infos,
@@ -225,8 +229,10 @@ class Extraction:
     def run(self) -> Atlas:
         infos, has_logits = self._probe()
         self._check_size(infos)
+        self.input_size = self._record_receptive_fields(infos)
         self.infos = {i.name: i for i in infos}
         self.has_logits = has_logits
+        self.link_modules = self._find_links()
         self.group_cols = self._group_columns(has_logits) if self.opts.mode == "summary" else []
         manifest = self._manifest(infos, self.group_cols)
         self.writer = AtlasWriter.open(self.out, manifest, self.table, overwrite=self.opts.overwrite)
@@ -249,6 +255,7 @@ class Extraction:
                 name, path = self.snapshots[s_index]
                 if path is not None:
                     self._load_snapshot(path)
+                self.writer.write_links(name, link_weights(self.module, self.link_modules))
                 bar.set_postfix_str(f"snapshot {name}")
                 resume = start_n if s_index == start_snap else 0
                 token_rows = self._run_snapshot(s_index, name, resume, bar)
@@ -257,6 +264,45 @@ class Extraction:
         n_rows = {i.name: (token_rows if i.rows == "token" else self.n) for i in infos}
         self.writer.finish(n_rows)
         return open_atlas(self.out)
+
+    def _find_links(self) -> dict[tuple[str, str], str]:
+        """The conv/linear module joining each consecutive layer pair (capture/links.py).
+
+        Links only refine the concept graph's edges (co-activation is the fallback), so a
+        model whose structure defeats discovery still extracts, with a warning.
+        """
+        inputs = self.bundle.preprocess(self.source.get([0])).to(self.device)
+        try:
+            return find_link_modules(self.module, inputs, [r.name for r in self.refs])
+        except Exception as e:  # noqa: BLE001 - any model quirk; the atlas stays valid without links
+            warnings.warn(f"no weight links recorded ({e.__class__.__name__}: {e}); "
+                          "concept graphs will use co-activation edges", stacklevel=2)
+            return {}
+
+    def _record_receptive_fields(self, infos: list[LayerInfo]) -> list[int] | None:
+        """Measure each conv layer's receptive field into its LayerInfo (capture/receptive.py)
+        and return the model's (H, W) input size, which exemplar patches scale from.
+
+        Fields only size the exemplar crops, so any failure warns and records None.
+        """
+        convs = [r for r in self.refs if self._conv_info(infos, r.name)]
+        if not convs:
+            return None
+        try:
+            inputs = self.bundle.preprocess(self.source.get([0])).to(self.device)
+            fields = receptive_fields(self.module, convs, inputs.args,
+                                      forward=lambda x: self.bundle.forward(ModelInputs(x)))
+        except Exception as e:  # noqa: BLE001 - any model quirk; the atlas stays valid without fields
+            warnings.warn(f"no receptive fields recorded ({e.__class__.__name__}: {e}); "
+                          "exemplar patches will be 3 feature cells wide", stacklevel=2)
+            return None
+        for ref in convs:
+            self._conv_info(infos, ref.name).receptive_field = fields.get(ref.name)
+        return [int(v) for v in inputs.args.shape[2:]]
+
+    @staticmethod
+    def _conv_info(infos: list[LayerInfo], name: str) -> LayerInfo | None:
+        return next((i for i in infos if i.name == name and i.kind == "conv"), None)
 
     def _load_snapshot(self, path: Path) -> None:
         try:

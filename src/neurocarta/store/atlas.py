@@ -254,6 +254,25 @@ class Atlas:
         g = self._group[path]
         return np.asarray(g["rows"][:]), np.asarray(g[self._signal(info, stat)][:], dtype=np.float32)
 
+    def links(self, snapshot: str | None = None) -> dict[tuple[str, str], np.ndarray]:
+        """``|W|`` between consecutive layers, ``{(layer, next_layer): (n_next, n_layer) float32}``.
+
+        Recorded at extraction for each pair a conv or linear module joins (conv kernels
+        summed), in forward order; empty for atlases made before links existed.
+        """
+        snap = self._snap(snapshot)
+        path = layout.links(snap)
+        if path not in self._group:
+            return {}
+        pairs = self._group[path].attrs.get("pairs", [])
+        return {(a, b): np.asarray(self._group[layout.link(snap, a, b)][...], dtype=np.float32)
+                for a, b in pairs}
+
+    @property
+    def has_thumbnails(self) -> bool:
+        """Whether the atlas stores input thumbnails (image data)."""
+        return layout.THUMBNAILS in self._group
+
     def thumbnail(self, input_id: int) -> np.ndarray:
         """The uint8 (t, t, 3) thumbnail of an image input."""
         if layout.THUMBNAILS not in self._group:
@@ -262,6 +281,30 @@ class Atlas:
         if not 0 <= int(input_id) < arr.shape[0]:
             raise AtlasError(f"input_id {input_id} is out of range 0..{arr.shape[0] - 1}")
         return np.asarray(arr[int(input_id)])
+
+    def thumbnails(self, input_ids) -> np.ndarray:
+        """uint8 (n, t, t, 3) thumbnails of several inputs in the given order, in one read
+        (each storage chunk once, however many of its inputs are asked for)."""
+        if layout.THUMBNAILS not in self._group:
+            raise AtlasError(f"atlas {self.root} has no thumbnails (its inputs are not images)")
+        arr = self._group[layout.THUMBNAILS]
+        ids = np.asarray(input_ids, dtype=np.int64).ravel()
+        if ids.size and (ids.min() < 0 or ids.max() >= arr.shape[0]):
+            raise AtlasError(f"input ids must be in 0..{arr.shape[0] - 1}")
+        uniq, inverse = np.unique(ids, return_inverse=True)
+        if uniq.size == 0:
+            return np.zeros((0, *arr.shape[1:]), dtype=np.uint8)
+        return np.asarray(arr.oindex[uniq])[inverse.ravel()]
+
+    def patches(self, layer: str, snapshot: str | None = None) -> np.ndarray | None:
+        """Stored exemplar patches of ``layer``: uint8 (neurons, per_neuron, s, s, 3), the
+        neurons' top inputs cropped around the argmax, best first; ``None`` when none are
+        stored (make them with ``neurocarta.methods.concepts.patches``)."""
+        info = self._layer(layer)
+        path = layout.patches(self._snap(snapshot), info.name)
+        if path not in self._group:
+            return None
+        return np.asarray(self._group[path][...])
 
     def row_table(self, layer: str, snapshot: str | None = None) -> pd.DataFrame:
         """The input table, with ``snapshot``'s outputs, aligned to a layer's activation rows

@@ -11,7 +11,10 @@
       topk/<snap>/<layer>/{values,input_ids,rows,positions}
       stats/<snap>/<layer>/<signal>/<column>/{count,sum,sumsq}   summary mode
       sample/<snap>/<layer>/{<signal>...,rows}                   summary mode
+      links/<snap>/<layer>/<next layer>   |W| (next x layer neurons, float32); attrs "pairs"
       thumbnails             inputs x t x t x 3 (uint8), image data only
+      patches/<snap>/<layer> neurons x per_neuron x s x s x 3 (uint8) exemplar crops, see
+                             methods/concepts/patches.py
       inputs.parquet         one row per input: id, label, split, attributes, text
       outputs.parquet        per snapshot and input: pred, confidence, loss, correct
       tokens.parquet         one row per token row: input_id, position, token_id, token
@@ -48,6 +51,20 @@ def stats(snap: str, layer: str, signal: str, column: str) -> str:
 
 def sample(snap: str, layer: str) -> str:
     return f"sample/{node(snap)}/{node(layer)}"
+
+
+def links(snap: str) -> str:
+    """The group of one snapshot's weight links; its ``pairs`` attribute lists them in forward order."""
+    return f"links/{node(snap)}"
+
+
+def link(snap: str, source: str, target: str) -> str:
+    return f"links/{node(snap)}/{node(source)}/{node(target)}"
+
+
+def patches(snap: str, layer: str) -> str:
+    """Exemplar patches of one layer's neurons (methods/concepts/patches.py)."""
+    return f"patches/{node(snap)}/{node(layer)}"
 
 
 THUMBNAILS = "thumbnails"

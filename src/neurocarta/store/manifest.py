@@ -37,6 +37,9 @@ class LayerInfo:
     pooling: str | None = None
     spatial: list[int] | None = None  # (H, W) for conv layers
     n_rows: int | None = None  # rows per snapshot once complete
+    # conv layers: side in input pixels of the region reaching the centre unit, measured at
+    # extraction (capture/receptive.py); None when unknown or for atlases made before it
+    receptive_field: int | None = None
 
     @property
     def signals(self) -> list[str]:

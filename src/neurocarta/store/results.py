@@ -8,14 +8,12 @@ replaces it whole.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import AtlasError
+from .atomic import replaced
 from .layout import MAPS, node
 
 
@@ -26,22 +24,11 @@ def folder(root: Path, kind: str, name: str) -> Path:
 def save(root: Path, kind: str, name: str, tables: dict[str, pd.DataFrame], meta: dict) -> Path:
     final = folder(root, kind, name)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp.mkdir()
-    try:
+    with replaced(final) as tmp:
+        tmp.mkdir()
         for key, table in tables.items():
             table.to_parquet(tmp / f"{key}.parquet", index=False)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=_jsonable))
-        old = None
-        if final.exists():
-            old = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.old"
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 

@@ -25,6 +25,7 @@ import zarr
 
 from ..errors import AtlasError, UserError
 from . import layout
+from .atomic import replaced
 from .manifest import MANIFEST, PROGRESS, Manifest, read_manifest, write_json_atomic
 
 
@@ -32,6 +33,21 @@ def write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
     os.replace(tmp, path)
+
+
+def write_array_atomic(root: Path, path: str, values: np.ndarray, chunks: tuple[int, ...],
+                       attrs: dict[str, Any] | None = None) -> None:
+    """Write a whole Zarr array at ``path`` in the atlas ``root``, replacing any array there.
+
+    It is written beside its final place and swapped in with renames (as method results
+    are, see results.py), so readers see the old array or the new one, never half of one.
+    """
+    parent, _, name = path.rpartition("/")
+    zarr.open_group(str(root), mode="a", zarr_format=3).require_group(parent)
+    with replaced(Path(root) / parent / name) as tmp:
+        arr = zarr.create_array(store=str(tmp), shape=values.shape, chunks=chunks, dtype=values.dtype,
+                                zarr_format=3, attributes=attrs or {})
+        arr[...] = values
 
 
 class AtlasWriter:
@@ -141,6 +157,20 @@ class AtlasWriter:
         arr = self.array(path)
         if arr.shape[0] != n_rows:
             arr.resize((n_rows,) + tuple(arr.shape[1:]))
+
+    def write_links(self, snap: str, links: dict[tuple[str, str], np.ndarray]) -> None:
+        """Store one snapshot's ``|W|`` matrices between consecutive layers (see capture/links.py).
+
+        The ``pairs`` attribute, written last, lists them in forward order; a rerun replaces them.
+        """
+        base = layout.links(snap)
+        if base in self.group:
+            del self.group[base]
+        group = self.group.require_group(base)
+        for (a, b), w in links.items():
+            w = np.asarray(w, dtype=np.float32)
+            self.group.create_array(layout.link(snap, a, b), shape=w.shape, chunks=w.shape, dtype=w.dtype)[...] = w
+        group.attrs["pairs"] = [[a, b] for a, b in links]
 
     # ----------------------------------------------------------------- tables
     def write_part(self, kind: str, snap_index: int, start: int, df: pd.DataFrame) -> None:

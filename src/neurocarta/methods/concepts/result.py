@@ -1,0 +1,281 @@
+"""``concepts(atlas, layers, ...)``: the concept atlas of an atlas's layers, as a result that
+saves into the atlas (``maps/concepts/<snapshot>/``) and reloads from it.
+
+Exemplar sets are the activation *rows* of each neuron's stored top-k: input ids for image
+and dense layers, token rows (tokens in context) for text layers. Attributes for coherence
+come from the same row table, so both cases read alike.
+
+Silent neurons (no positive activation among their exemplars: a dead ReLU's "top-k" is an
+arbitrary tie) take no part: they would all share the same tied inputs and form one
+spurious group. They keep cluster -1 and no projection.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ...errors import UserError
+from .estimator import ConceptAtlas, as_sets
+from .groups import group_members, size_distribution
+
+KIND = "concepts"
+# Input-table columns that are bookkeeping, not attributes of the input.
+NOT_ATTRIBUTES = {"input_id", "label_name", "row", "source_index", "path", "text", "token", "position", "pred", "correct",
+                  "loss", "confidence", "split", "relabelled", "token_start", "token_end", "sentence_id"}
+
+
+@dataclass
+class ConceptResult:
+    snapshot: str
+    layers: list[str]
+    neurons: pd.DataFrame  # per neuron: layer, unit, cluster (-1 none), silent, x, y
+    clusters: pd.DataFrame  # per cluster: cluster, layer, size, members (list of neuron rows)
+    embedding: np.ndarray  # (neurons, dim), zeros for silent neurons
+    coherence: pd.DataFrame  # per (layer, attribute): coherence, random_coherence, lift, n_groups
+    params: dict
+    sizes: dict = field(default_factory=dict)  # per layer: the group-size distribution
+    graphs: dict = field(default_factory=dict)  # class name -> ConceptGraph (labelled atlases)
+
+    def graph(self, class_name: str):
+        """The concept graph of one class: clusters per layer, edges by influence."""
+        if not self.graphs:
+            raise UserError("this result has no class graphs: the atlas has no labels, or they were not asked for")
+        if class_name not in self.graphs:
+            raise UserError(f"no class {class_name!r}; classes: {', '.join(self.graphs)}")
+        return self.graphs[class_name]
+
+    def summary(self) -> dict:
+        """Per layer: n_clusters, sizes, coherence and random_coherence per attribute."""
+        out = []
+        for layer in self.layers:
+            c = self.coherence[self.coherence["layer"] == layer]
+            out.append({"layer": layer, "n_neurons": int((self.neurons["layer"] == layer).sum()),
+                        "n_silent": int(((self.neurons["layer"] == layer) & self.neurons["silent"]).sum()),
+                        "n_clusters": self.sizes[layer]["n_groups"], "sizes": self.sizes[layer]["sizes"],
+                        "grouped": self.sizes[layer]["grouped"],
+                        "coherence": _numbers(c["attribute"], c["coherence"]),
+                        "random_coherence": _numbers(c["attribute"], c["random_coherence"])})
+        return {"snapshot": self.snapshot, "params": self.params, "layers": out}
+
+    def nearest(self, neuron: int, k: int = 10) -> pd.DataFrame:
+        """The ``k`` nearest neurons to row ``neuron`` of ``.neurons``, in the embedding space."""
+        from .embedding import nearest_neurons
+
+        if not 0 <= int(neuron) < len(self.neurons):
+            raise UserError(f"neuron must be a row of .neurons, 0..{len(self.neurons) - 1}, got {neuron}")
+        idx, sim = nearest_neurons(self.embedding, int(neuron), k=k)
+        table = self.neurons.iloc[idx][["layer", "unit", "cluster"]].copy()
+        table.insert(0, "neuron", idx)
+        table["similarity"] = sim
+        return table.reset_index(drop=True)
+
+    # ------------------------------------------------------------ storage
+    def save(self, atlas) -> None:
+        emb = pd.DataFrame(self.embedding, columns=[f"e{i}" for i in range(self.embedding.shape[1])])
+        clusters = self.clusters.copy()
+        clusters["members"] = clusters["members"].map(lambda m: json.dumps([int(v) for v in m]))
+        meta = {"snapshot": self.snapshot, "layers": self.layers, "params": self.params, "sizes": self.sizes}
+        tables = {"neurons": self.neurons, "clusters": clusters, "embedding": emb, "coherence": self.coherence}
+        if self.graphs:
+            nodes, edges = [], []
+            for name, g in self.graphs.items():
+                n = g.nodes.reset_index(names="node")
+                n["members"] = n["members"].map(lambda m: json.dumps([int(v) for v in m]))
+                nodes.append(n.assign(**{"class": name}))
+                edges.append(g.edges.assign(**{"class": name}))
+            tables["graph_nodes"] = pd.concat(nodes, ignore_index=True)
+            tables["graph_edges"] = pd.concat(edges, ignore_index=True)
+        atlas.save_map(KIND, self.snapshot, tables, meta)
+
+    @classmethod
+    def load(cls, atlas, snapshot: str | None = None) -> "ConceptResult":
+        tables, meta = atlas.load_map(KIND, atlas._snap(snapshot))
+        clusters = tables["clusters"]
+        clusters["members"] = clusters["members"].map(lambda s: np.asarray(json.loads(s), dtype=np.int64))
+        graphs = {}
+        if "graph_nodes" in tables:
+            from .graph import ConceptGraph
+
+            nodes, edges = tables["graph_nodes"], tables["graph_edges"]
+            for name in dict.fromkeys(nodes["class"]):
+                n = nodes[nodes["class"] == name].drop(columns="class").set_index("node")
+                n.index.name = None
+                n["members"] = n["members"].map(lambda s: np.asarray(json.loads(s), dtype=np.int64))
+                e = edges[edges["class"] == name].drop(columns="class").reset_index(drop=True)
+                graphs[name] = ConceptGraph(n, e, list(dict.fromkeys(n["layer"])))
+        return cls(meta["snapshot"], meta["layers"], tables["neurons"], clusters,
+                   tables["embedding"].to_numpy(dtype=np.float32), tables["coherence"], meta["params"], meta["sizes"],
+                   graphs)
+
+    def __repr__(self) -> str:
+        n = sum(s["n_groups"] for s in self.sizes.values())
+        return f"<ConceptResult {self.snapshot!r}: {len(self.neurons)} neurons, {n} groups over {len(self.layers)} layers>"
+
+
+def _numbers(keys, values) -> dict:
+    """{key: float}, with None where there is no value (a layer without groups): JSON-safe."""
+    return {k: (None if pd.isna(v) else float(v)) for k, v in zip(keys, values)}
+
+
+def attribute_columns(table: pd.DataFrame, most_values: int = 50) -> list[str]:
+    """Columns of a row table that describe the inputs: labels and categorical attributes
+    with at most ``most_values`` distinct values."""
+    out = []
+    for col in table.columns:
+        if col in NOT_ATTRIBUTES:
+            continue
+        s = table[col]
+        if s.dtype.kind in "fc" and s.nunique() > 20:
+            continue  # a measurement (size, angle), not a category
+        if 2 <= s.nunique(dropna=True) <= most_values:
+            out.append(col)
+    return out
+
+
+def layer_sets(atlas, layer: str, snapshot: str, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exemplar rows (neurons x k, best first), a silent flag per neuron, and the stored k."""
+    try:
+        top = atlas.topk(layer, snapshot)
+    except KeyError as e:
+        raise UserError(f"layer {layer!r} has no top-k exemplars in the atlas; re-extract it (--topk K)") from e
+    stored = top.k
+    if k > stored:
+        raise UserError(f"k={k} is more than the {stored} exemplars the atlas stored per neuron; "
+                        f"use --k {stored} or less, or re-extract with --topk {k}")
+    rows = np.asarray(top.rows[:k], dtype=np.int64).T
+    silent = ~(np.asarray(top.values[:k], dtype=np.float32) > 0).any(axis=0)
+    return rows, silent, stored
+
+
+def concepts(atlas, layers: list[str] | None = None, k: int = 100, threshold: float = 0.2, n_hashes: int = 128,
+             bands: int | None = None, rows: int | None = None, method: str = "leiden", resolution: float = 1.0,
+             across_layers: bool = False, embedding: str = "ppmi", dim: int = 30, attributes: list[str] | None = None,
+             draws: int = 20, class_graphs: bool | None = None, top_fraction: float = 0.1,
+             snapshot: str | None = None, align_to: "ConceptResult | None" = None, seed: int = 0,
+             save: bool = False) -> ConceptResult:
+    """The concept atlas of ``layers`` (default: every layer with 2 or more neurons).
+
+    Groups, the embedding and the projection come from :class:`ConceptAtlas` over the
+    live neurons of all chosen layers together; coherence is measured per layer against
+    random groups of the same sizes, for every attribute column of the input table (or
+    the given ``attributes``). ``class_graphs``: build the concept graph of every class
+    (None: when the atlas has labels; True: required, an error without labels).
+    ``align_to``: another snapshot's result over the same layers; the 2-D projection is
+    Procrustes-aligned to its projection (on the neurons alive in both), so a training
+    slider moves points only where the embedding changed.
+    """
+    from ...pipeline import pick_layers
+    from .coherence import coherence_report
+
+    snap = atlas._snap(snapshot)
+    names = pick_layers(atlas, layers)
+    if not layers:
+        names = [n for n in names if atlas.manifest.layer(n).n_neurons >= 2]
+    if int(k) < 1:
+        raise UserError(f"k must be at least 1, got {k}")
+    n_rows_min = min(len(atlas.row_table(n, snap)) for n in names) if names else 0
+    if k > n_rows_min:
+        raise UserError(f"k={k} is larger than the number of inputs ({n_rows_min}); choose k below it")
+    model = ConceptAtlas(k=k, threshold=threshold, n_hashes=n_hashes, bands=bands, rows=rows, method=method,
+                         resolution=resolution, across_layers=across_layers, embedding=embedding, dim=dim, seed=seed)
+    sets, silent, layer_of, unit = [], [], [], []
+    for name in names:
+        r, s, _ = layer_sets(atlas, name, snap, k)
+        sets.append(r)
+        silent.append(s)
+        layer_of += [name] * len(s)
+        unit.append(np.arange(len(s)))
+    all_rows = np.concatenate(sets)
+    silent_all = np.concatenate(silent)
+    live = np.flatnonzero(~silent_all)
+    if len(live) < 2:
+        raise UserError("fewer than 2 neurons of the chosen layers ever fire; there is nothing to group")
+    layer_arr = np.asarray(layer_of, dtype=object)
+    model.fit(all_rows[live], layers=layer_arr[live])
+    n = len(all_rows)
+    cluster = np.full(n, -1, dtype=np.int64)
+    cluster[live] = model.clusters_
+    xy = np.full((n, 2), np.nan)
+    xy[live] = model.projection_
+    if align_to is not None:
+        from .embedding import align_procrustes
+
+        ref = align_to.neurons
+        if list(ref["layer"]) != list(layer_arr.astype(str)):
+            raise UserError("align_to must be a concept result over the same layers (another snapshot's)")
+        ref_xy = ref[["x", "y"]].to_numpy(dtype=np.float64)[live]
+        both = np.isfinite(ref_xy).all(axis=1)
+        if both.sum() >= 3:
+            xy[live] = align_procrustes(xy[live], np.where(both[:, None], ref_xy, 0.0), fit_rows=both)
+    emb = np.zeros((n, model.embedding_.shape[1]), dtype=np.float32)
+    emb[live] = model.embedding_
+    neurons = pd.DataFrame({"layer": layer_arr.astype(str), "unit": np.concatenate(unit), "cluster": cluster,
+                            "silent": silent_all, "x": xy[:, 0], "y": xy[:, 1]})
+    members = group_members(cluster)
+    clusters = pd.DataFrame({"cluster": np.arange(len(members), dtype=np.int64),
+                             "layer": [str(layer_arr[m[0]]) for m in members],
+                             "size": [len(m) for m in members], "members": members})
+    indptr, indices = as_sets(all_rows)
+    reports, sizes = [], {}
+    for name in names:
+        in_layer = layer_arr == name
+        sizes[name] = size_distribution(np.where(in_layer, cluster, -1)[in_layer])
+        table = atlas.row_table(name, snap)
+        cols = attributes if attributes is not None else attribute_columns(table)
+        missing = [c for c in cols if c not in table.columns]
+        if missing:
+            raise UserError(f"no attribute column {missing[0]!r} in the input table; columns: {', '.join(table.columns)}")
+        groups = [m for m in members if layer_arr[m[0]] == name]
+        if not cols:
+            continue
+        rep = coherence_report(groups, indptr, indices, table[cols], draws=draws, seed=seed,
+                               candidates=np.flatnonzero(in_layer & ~silent_all))
+        rep.insert(0, "layer", name)
+        reports.append(rep)
+    coherence = pd.concat(reports, ignore_index=True) if reports else pd.DataFrame(
+        columns=["layer", "attribute", "n_groups", "coherence", "random_coherence", "lift"])
+    clusters["describe"] = describe_clusters(members, indptr, indices, atlas.row_table(names[0], snap),
+                                             attributes if attributes is not None else None)
+    graphs = {}
+    labelled = "label" in atlas.row_table(names[0], snap).columns
+    if class_graphs or (class_graphs is None and labelled):
+        from .classes import class_graphs as build
+
+        per_layer = {name: cluster[layer_arr == name] for name in names}
+        graphs = build(atlas, snap, names, per_layer, top_fraction=top_fraction, seed=seed)
+    result = ConceptResult(snap, names, neurons, clusters, emb, coherence, model.params, sizes, graphs)
+    if save:
+        result.save(atlas)
+    return result
+
+
+def describe_clusters(members: list[np.ndarray], indptr: np.ndarray, indices: np.ndarray, table: pd.DataFrame,
+                      columns: list[str] | None = None) -> list[str]:
+    """A short text per cluster: the attribute values its members' pooled exemplars share
+    most, beyond what the input table holds overall (``colour=red (0.91)``)."""
+    cols = columns if columns is not None else attribute_columns(table)
+    # labels read better by name: the codes of `label`, the text of `label_name`
+    codes = {c: pd.factorize(table["label_name"] if c == "label" and "label_name" in table else table[c])
+             for c in cols}
+    base = {c: np.bincount(codes[c][0][codes[c][0] >= 0]) / max(1, (codes[c][0] >= 0).sum()) for c in cols}
+    out = []
+    for m in members:
+        rows = np.concatenate([indices[indptr[i]:indptr[i + 1]] for i in m]) if len(m) else np.zeros(0, np.int64)
+        best, text = -1.0, ""
+        for c in cols:
+            v = codes[c][0][rows]
+            v = v[v >= 0]
+            if not len(v):
+                continue
+            counts = np.bincount(v, minlength=len(base[c]))
+            top = int(counts.argmax())
+            share = counts[top] / len(v)
+            gain = share - base[c][top]
+            if gain > best:
+                best, text = gain, f"{'class' if c == 'label' else c}={codes[c][1][top]} ({share:.2f})"
+        out.append(text)
+    return out
