@@ -307,9 +307,107 @@ def _cmd_concepts(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_map(sub: Any) -> None:
+    p = sub.add_parser("map", help="all three maps of every layer: topomap, Mapper and concepts, with defaults",
+                       description="Run the topographic maps (every snapshot, with grid mode), the Mapper graphs and "
+                                   "the concept atlas (every snapshot, with exemplar patches) over every layer, "
+                                   "with their defaults: what the viewer shows.")
+    p.add_argument("atlas")
+    p.add_argument("--layers", nargs="+", default=None, metavar="PATTERN", help="layer names or globs (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+
+
+def _cmd_map(a: argparse.Namespace) -> int:
+    from .pipeline import build_concepts, build_mappers, build_topomaps
+    from .store import open_atlas
+
+    atlas = open_atlas(a.atlas)
+    progress = not a.quiet
+    runs = build_topomaps(atlas, layers=a.layers, grid=True, snapshots=True, seed=a.seed, progress=progress)
+    mappers = build_mappers(atlas, layers=a.layers, progress=progress, seed=a.seed)
+    result = build_concepts(atlas, layers=a.layers, progress=progress, snapshots=True, seed=a.seed)
+    n_groups = sum(s["n_clusters"] for s in result.summary()["layers"])
+    print(f"topomap  {len(runs)} layers x {len(atlas.snapshots)} snapshots\n"
+          f"mapper   {len(mappers)} layers, {sum(r.graph.n_nodes for r in mappers)} nodes\n"
+          f"concepts {len(result.layers)} layers, {n_groups} groups\n"
+          f"stored in {atlas.root / 'maps'}; view with: neurocarta serve {a.atlas}")
+    return 0
+
+
+def _add_serve(sub: Any) -> None:
+    p = sub.add_parser("serve", help="serve the viewer of an atlas in the browser (read-only, local)",
+                       description="Serve the atlas read-only over HTTP with the browser viewer. Binds to "
+                                   "127.0.0.1 (this machine only) unless --host says otherwise.")
+    p.add_argument("atlas")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
+    p.add_argument("--open", action="store_true", help="open the viewer in the default browser")
+
+
+def _cmd_serve(a: argparse.Namespace) -> int:
+    from .viewer import serve
+
+    serve(a.atlas, host=a.host, port=a.port, open_browser=a.open)
+    return 0
+
+
+def _add_export(sub: Any) -> None:
+    p = sub.add_parser("export", help="the viewer as one self-contained HTML file that opens offline",
+                       description="Write the viewer with every payload it needs inlined into one HTML file "
+                                   "that opens from disk (file://), offline.")
+    p.add_argument("atlas")
+    p.add_argument("--html", required=True, metavar="OUT", help="the HTML file to write")
+    p.add_argument("--max-mb", type=float, default=50.0, help="refuse above this size in MB (default 50)")
+    p.add_argument("--sample", type=int, default=None, metavar="N",
+                   help="export a seeded subset of N inputs (input table, thumbnails, per-input maps)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    from .viewer import export_html
+
+    out = export_html(a.atlas, a.html, max_mb=a.max_mb, sample=a.sample, seed=a.seed, progress=not a.quiet)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): open it in a browser, offline")
+    return 0
+
+
+def _add_findings(sub: Any) -> None:
+    p = sub.add_parser("findings", help="what the maps show, in plain language (shortcuts, mislabels, ...)",
+                       description="Generate findings from the maps stored in the atlas: classes that separate, "
+                                   "coherent concept clusters, possible shortcuts, inputs that look mislabelled "
+                                   "and how training changed the layers. Each names the view that shows it.")
+    p.add_argument("atlas")
+    p.add_argument("--snapshot", default=None, help="snapshot to read (default: the last)")
+    p.add_argument("--json", action="store_true", help="the findings as one JSON list (kind, text, view, "
+                                                       "selection, score, evidence)")
+
+
+def _cmd_findings(a: argparse.Namespace) -> int:
+    from .findings import findings, has_maps
+    from .store import open_atlas
+
+    atlas = open_atlas(a.atlas)
+    found = findings(atlas, snapshot=a.snapshot)
+    if not has_maps(atlas):
+        print(f"neurocarta: note: the atlas has no maps yet, so only the rules that need no map ran; "
+              f"run `neurocarta map {a.atlas}` first", file=sys.stderr)
+    if a.json:
+        print(json.dumps(found))
+        return 0
+    if not found:
+        print("no findings: nothing in the stored maps passed the rules (see `neurocarta findings --help`)")
+    for f in found:
+        print(f"[{f['kind']}] {f['text']}  (view: {f['view']})")
+    return 0
+
+
 COMMANDS = {"extract": (_add_extract, _cmd_extract), "layers": (_add_layers, _cmd_layers),
             "info": (_add_info, _cmd_info), "topomap": (_add_topomap, _cmd_topomap),
             "mapper": (_add_mapper, _cmd_mapper), "concepts": (_add_concepts, _cmd_concepts),
+            "map": (_add_map, _cmd_map), "serve": (_add_serve, _cmd_serve),
+            "export": (_add_export, _cmd_export), "findings": (_add_findings, _cmd_findings),
             "demo": (_add_demo, _cmd_demo)}
 
 

@@ -69,9 +69,20 @@ def run_demo(data: str = "shapes", out: str | Path = "demo-atlas", epochs: int =
         print(f"concepts {s['layer']:<17} {s['n_clusters']:>3} groups ({s['grouped']:.0%} of neurons){line}")
     say(f"concept atlas built in {time.time() - t0:.0f} s: {atlas.root / 'figures' / 'concepts'}")
     if serve:
-        say("the viewer arrives in a later release; open the atlas in Python with "
-            f"neurocarta.open_atlas({str(out)!r})")
+        serve_demo(atlas)
     return atlas
+
+
+def serve_demo(atlas: Atlas, host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Serve the viewer of the demo atlas until Ctrl+C; another free port when 8765 is taken."""
+    from .viewer import bind_socket, serve
+
+    try:
+        sock = bind_socket(host, port)
+    except UserError:
+        sock = bind_socket(host, 0)  # the demo should just open: any free port will do
+    say(f"serving the viewer; later: neurocarta serve {atlas.root}")
+    serve(atlas, host=host, sock=sock)
 
 
 def say(message: str) -> None:

@@ -294,6 +294,8 @@ class Atlas:
         uniq, inverse = np.unique(ids, return_inverse=True)
         if uniq.size == 0:
             return np.zeros((0, *arr.shape[1:]), dtype=np.uint8)
+        if uniq[-1] - uniq[0] + 1 == uniq.size:  # a contiguous run: a plain slice is ~15x faster than oindex
+            return np.asarray(arr[int(uniq[0]):int(uniq[-1]) + 1])[inverse.ravel()]
         return np.asarray(arr.oindex[uniq])[inverse.ravel()]
 
     def patches(self, layer: str, snapshot: str | None = None) -> np.ndarray | None:

@@ -1,0 +1,361 @@
+"""The viewer's server: a read-only FastAPI app over one atlas, plus ``serve`` for the CLI.
+
+Everything under ``/api`` is computed by :class:`~neurocarta.viewer.data.ViewerData` and
+cached in memory as encoded bytes with an ETag, so a repeated request costs a dictionary
+look-up (and a 304 when the browser already has it). Anything else is a file of the built
+front end (``viewer/static/``), resolved and checked to stay inside that folder.
+
+Security: GET and HEAD only (anything else is a 405 before routing); names in API paths are
+looked up in the atlas's own lists, never joined into file paths; the server binds to
+127.0.0.1 unless told otherwise; no docs pages (they would load scripts from a CDN).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import mimetypes
+import re
+import socket
+import sys
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import UserError
+from .data import BadRequest, NotFound, ViewerData, encode_json, etag_of, parse_int
+
+STATIC = Path(__file__).resolve().parent / "static"
+ARROW = "application/vnd.apache.arrow.stream"
+JSON = "application/json"
+IMAGE_CACHE = "public, max-age=86400"
+CACHE_BYTES = 512 * 2**20  # encoded responses kept in memory
+REVALIDATE = "no-cache"  # JSON: the browser keeps it and revalidates by ETag (cheap 304s)
+
+NOT_BUILT = """<!doctype html><html><head><meta charset="utf-8"><title>neurocarta</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
+<h1>neurocarta</h1>
+<p>The server is running, but the viewer's web assets are not built into this installation.</p>
+<p>Build them from a source checkout with <code>make web</code> (needs Node.js), then restart
+<code>neurocarta serve</code>. The API answers meanwhile: <a href="/api/manifest">/api/manifest</a>.</p>
+</body></html>"""
+
+mimetypes.add_type("text/javascript", ".js")
+mimetypes.add_type("text/javascript", ".mjs")
+mimetypes.add_type("text/css", ".css")
+mimetypes.add_type("image/svg+xml", ".svg")
+mimetypes.add_type("application/wasm", ".wasm")
+mimetypes.add_type("font/woff2", ".woff2")
+
+
+class _LRU:
+    """A thread-safe mapping key -> (body, etag), bounded by the bytes of its bodies."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._d: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            hit = self._d.get(key)
+            if hit is not None:
+                self._d.move_to_end(key)
+            return hit
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            old = self._d.pop(key, None)
+            if old is not None:
+                self.bytes -= len(old[0])
+            self._d[key] = value
+            self.bytes += len(value[0])
+            while self.bytes > self.max_bytes and len(self._d) > 1:
+                self.bytes -= len(self._d.popitem(last=False)[1][0])
+
+
+class ReadOnly:
+    """ASGI middleware: only GET and HEAD reach the app; anything else is a 405."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
+            response = JSONResponse({"error": f"method {scope['method']} is not allowed: the viewer is read-only "
+                                              "(GET and HEAD only)"}, status_code=405, headers={"Allow": "GET, HEAD"})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": " ".join(str(message).split())[:500]}, status_code=status)
+
+
+def _send(request: Request, body: bytes, etag: str, media_type: str, cache_control: str,
+          headers: dict | None = None) -> Response:
+    base = {"ETag": etag, "Cache-Control": cache_control, **(headers or {})}
+    match = request.headers.get("if-none-match")
+    if match and (match.strip() == "*" or etag in [t.strip().removeprefix("W/") for t in match.split(",")]):
+        return Response(status_code=304, headers=base)
+    return Response(body, media_type=media_type, headers=base)
+
+
+def create_app(atlas_path, static_dir: str | Path | None = None) -> FastAPI:
+    """The read-only viewer app over the atlas at ``atlas_path`` (an opened Atlas also works).
+
+    ``static_dir``: the built front end (default: the package's ``viewer/static``).
+    """
+    from ..store import Atlas, open_atlas
+
+    atlas = atlas_path if isinstance(atlas_path, Atlas) else open_atlas(atlas_path)
+    data = ViewerData(atlas)
+    static_root = Path(static_dir or STATIC).resolve()
+    cache = _LRU(CACHE_BYTES)
+
+    app = FastAPI(title="neurocarta viewer", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(ReadOnly)
+    app.state.data = data
+    app.state.static_root = static_root
+
+    def get(path: str):
+        return app.api_route(path, methods=["GET", "HEAD"], include_in_schema=False)
+
+    inflight: dict[Any, asyncio.Future] = {}
+
+    async def cached(request: Request, key: Any, make: Callable[[], bytes], media_type: str = JSON,
+                     cache_control: str = REVALIDATE, headers: dict | None = None) -> Response:
+        hit = cache.get(key)
+        if hit is None:
+            # single flight: concurrent requests for the same missing payload share one computation
+            waiting = inflight.get(key)
+            if waiting is not None:
+                hit = await asyncio.shield(waiting)
+            else:
+                future = inflight[key] = asyncio.get_running_loop().create_future()
+                try:
+                    body = await run_in_threadpool(make)
+                    hit = (body, etag_of(body))
+                    cache.put(key, hit)
+                    future.set_result(hit)
+                except BaseException as e:
+                    future.set_exception(e)
+                    future.exception()  # retrieved: no "never retrieved" warning when nobody waits
+                    raise
+                finally:
+                    inflight.pop(key, None)
+        return _send(request, hit[0], hit[1], media_type, cache_control, headers)
+
+    def as_json(fn: Callable, *args) -> Callable[[], bytes]:
+        return lambda: encode_json(fn(*args))
+
+    # ------------------------------------------------------------ errors: {"error": "one line"}
+    @app.exception_handler(NotFound)
+    async def _not_found(request, exc):
+        return _error(404, str(exc))
+
+    @app.exception_handler(BadRequest)
+    async def _bad(request, exc):
+        return _error(400, str(exc))
+
+    @app.exception_handler(UserError)
+    async def _user(request, exc):
+        return _error(404, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request, exc):
+        errs = exc.errors()
+        what = ", ".join(f"{'.'.join(map(str, e.get('loc', [])[1:]))}: {e.get('msg')}" for e in errs[:3])
+        return _error(400, f"bad parameter {what}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request, exc):
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _internal(request, exc):
+        return _error(500, f"internal error ({exc.__class__.__name__}): please report it")
+
+    # ------------------------------------------------------------ API
+    @get("/api/manifest")
+    async def manifest(request: Request):
+        return await cached(request, "manifest", as_json(data.manifest))
+
+    @get("/api/inputs")
+    async def inputs(request: Request, offset: int = 0, limit: int = 1000, format: str = "arrow"):
+        if format not in ("arrow", "json"):
+            raise BadRequest("format must be arrow or json")
+        if offset < 0 or limit < 0:
+            raise BadRequest("offset and limit must be non-negative")
+        total = str(atlas.n_inputs)
+        if format == "json":
+            from .data import records
+
+            make = lambda: encode_json(records(data.inputs(offset, limit)))  # noqa: E731
+            return await cached(request, ("inputs", offset, limit, "json"), make, headers={"X-Total-Count": total})
+        make = lambda: data.arrow_bytes(data.inputs(offset, limit))  # noqa: E731
+        return await cached(request, ("inputs", offset, limit, "arrow"), make, ARROW, headers={"X-Total-Count": total})
+
+    @get("/api/thumbnail/{name}")
+    async def thumbnail(request: Request, name: str):
+        m = re.fullmatch(r"(\d{1,12})\.png", name)
+        if not m:
+            raise NotFound("thumbnails are /api/thumbnail/<input_id>.png")
+        input_id = int(m.group(1))
+        return await cached(request, ("thumb", input_id), lambda: data.thumbnail_png(input_id), "image/png",
+                            IMAGE_CACHE)
+
+    @get("/api/patches/{snapshot}/{layer}/{name}")
+    async def patches(request: Request, snapshot: str, layer: str, name: str):
+        m = re.fullmatch(r"(\d{1,9})\.png", name)
+        if not m:
+            raise NotFound("patches are /api/patches/<snapshot>/<layer>/<neuron>.png")
+        snap, lay, neuron = data.snapshot(snapshot), data.layer(layer), int(m.group(1))
+        return await cached(request, ("patch", snap, lay, neuron), lambda: data.patch_png(snap, lay, neuron),
+                            "image/png", IMAGE_CACHE)
+
+    @get("/api/topomap")
+    async def topomaps(request: Request):
+        return await cached(request, "topomaps", as_json(data.topomap_names))
+
+    @get("/api/topomap/{name}")
+    async def topomap(request: Request, name: str):
+        return await cached(request, ("topomap", name), as_json(data.topomap, name))
+
+    @get("/api/topomap/{name}/input/{input_id}")
+    async def topomap_input(request: Request, name: str, input_id: str, snapshot: str | None = None):
+        i = parse_int(input_id, "input_id")
+        snap = data.snapshot(snapshot)
+        return await cached(request, ("topomap-input", name, i, snap), as_json(data.topomap_input, name, i, snap))
+
+    @get("/api/mapper/{layer}")
+    async def mapper(request: Request, layer: str):
+        return await cached(request, ("mapper", layer), as_json(data.mapper, layer))
+
+    @get("/api/mapper/{layer}/members")
+    async def mapper_members(request: Request, layer: str, format: str = "arrow"):
+        if format == "json":
+            def make() -> bytes:
+                m = data.mapper_members(layer)
+                return encode_json({c: m[c].astype(int).tolist() for c in ("node", "row", "input_id")})
+
+            return await cached(request, ("members", layer, "json"), make)
+        if format != "arrow":
+            raise BadRequest("format must be arrow or json")
+        return await cached(request, ("members", layer, "arrow"),
+                            lambda: data.arrow_bytes(data.mapper_members(layer)), ARROW)
+
+    @get("/api/mapper/{layer}/flow/{next_layer}")
+    async def mapper_flow(request: Request, layer: str, next_layer: str):
+        return await cached(request, ("flow", layer, next_layer), as_json(data.mapper_flow, layer, next_layer))
+
+    @get("/api/concepts/{snapshot}")
+    async def concepts(request: Request, snapshot: str):
+        return await cached(request, ("concepts", snapshot), as_json(data.concepts, snapshot))
+
+    @get("/api/concepts/{snapshot}/nearest/{neuron}")
+    async def nearest(request: Request, snapshot: str, neuron: str, k: int = 10):
+        n = parse_int(neuron, "neuron")
+        return await cached(request, ("nearest", snapshot, n, k), as_json(data.concepts_nearest, snapshot, n, k))
+
+    @get("/api/findings")
+    async def findings(request: Request):
+        return await cached(request, "findings", as_json(data.findings))
+
+    # ------------------------------------------------------------ the front end
+    @get("/{path:path}")
+    async def static(request: Request, path: str):
+        if path == "api" or path.startswith("api/"):
+            raise NotFound(f"no API endpoint /{path[:80]}")
+        index = static_root / "index.html"
+        if path in ("", "index.html"):
+            if not index.is_file():
+                return HTMLResponse(NOT_BUILT, headers={"Cache-Control": REVALIDATE})
+            target = index
+        else:
+            if "\x00" in path or "\\" in path:
+                raise NotFound("not found")
+            target = (static_root / path).resolve()
+            # resolve() follows links and '..': what is left must still sit inside the folder
+            if not target.is_relative_to(static_root) or not target.is_file():
+                raise NotFound("not found")
+        stat = target.stat()
+        key = ("static", str(target), stat.st_mtime_ns, stat.st_size)
+        media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        if media.startswith("text/") or media == JSON:
+            media += "; charset=utf-8"
+        immutable = target.parent.name == "assets"  # Vite's content-hashed files
+        return await cached(request, key, target.read_bytes, media,
+                            "public, max-age=31536000, immutable" if immutable else REVALIDATE)
+
+    return app
+
+
+# ------------------------------------------------------------------------- serving
+
+
+def bind_socket(host: str = "127.0.0.1", port: int = 8765) -> socket.socket:
+    """A listening socket on ``host:port``, or a UserError saying the port is in use.
+
+    Binding here, before uvicorn starts, turns "address in use" into one clear line, and
+    handing uvicorn this very socket leaves no window for another process to take the port.
+    """
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as e:
+        raise UserError(f"cannot resolve host {host!r} ({e.strerror}); use an address such as 127.0.0.1") from e
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
+    try:
+        sock.bind(addr)
+    except OSError as e:
+        sock.close()
+        if e.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)):
+            raise UserError(f"port {port} is in use; pick another with --port") from e
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise UserError(f"no permission to listen on port {port}; pick one above 1023 with --port") from e
+        raise UserError(f"cannot listen on {host}:{port} ({e.strerror}); check --host and --port") from e
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
+
+
+def serve(atlas_path, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False,
+          static_dir: str | Path | None = None, log_level: str = "warning", sock: socket.socket | None = None) -> None:
+    """Serve the viewer of ``atlas_path`` until interrupted, printing its URL."""
+    import uvicorn
+
+    app = create_app(atlas_path, static_dir)  # atlas errors before the port is taken
+    sock = sock or bind_socket(host, port)
+    url = url_of(sock)
+    print(f"neurocarta: viewer at {url}  (Ctrl+C to stop)", flush=True)
+    if not (Path(static_dir or STATIC) / "index.html").is_file():
+        print("neurocarta: the web assets are not built; the API answers, the page says how to build them "
+              "(make web)", file=sys.stderr, flush=True)
+    if open_browser:
+        import webbrowser
+
+        threading.Timer(0.5, webbrowser.open, args=(url,)).start()
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", timeout_keep_alive=30,
+                            backlog=2048)
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

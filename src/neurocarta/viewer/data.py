@@ -1,0 +1,385 @@
+"""What the viewer shows, as plain payloads: pure functions of an atlas, shared by the server
+(``app.py``) and the static export (``export.py``).
+
+:class:`ViewerData` wraps one opened atlas and caches what it loads (results per name,
+layer statistics, encoded images) in memory, so a busy server reads each result from disk
+once. Names in requests are looked up in the atlas's own lists (layers, snapshots, stored
+results); a name that is not there is a :class:`NotFound`, never a path.
+
+JSON payloads are JSON-safe: NaN and infinities become ``null``, numpy scalars become
+Python numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import re
+import threading
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+
+#: The most rows one ``/api/inputs`` request may ask for.
+MAX_INPUT_ROWS = 50_000
+#: Thumbnails read from the store in blocks of this many inputs (one Zarr read, cached).
+THUMB_BLOCK = 256
+
+
+class NotFound(Exception):
+    """A name or id the atlas does not have (HTTP 404)."""
+
+
+class BadRequest(Exception):
+    """A malformed parameter (HTTP 400)."""
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy types made Python and non-finite floats made ``None``."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    if value is None or isinstance(value, str):
+        return value
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return str(value)
+
+
+def float_list(values: np.ndarray, digits: int = 6) -> list:
+    """A float array as a JSON-safe list, rounded (the viewer draws, it does not compute)."""
+    a = np.round(np.asarray(values, dtype=np.float64), digits)
+    out = a.tolist()
+    if not np.isfinite(a).all():
+        bad = ~np.isfinite(a.ravel())
+        flat = a.ravel().tolist()
+        for i in np.flatnonzero(bad):
+            flat[i] = None
+        out = np.asarray(flat, dtype=object).reshape(a.shape).tolist()
+    return out
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """A DataFrame as JSON-safe records (pandas writes NaN as null)."""
+    return json.loads(frame.to_json(orient="records", double_precision=10, date_format="iso"))
+
+
+def encode_json(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+
+
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def tile(patches: np.ndarray, columns: int = 3, most: int = 9) -> np.ndarray:
+    """Up to ``most`` (s, s, 3) patches as one image, ``columns`` wide, black where none."""
+    patches = np.asarray(patches)[:most]
+    n, s = patches.shape[0], patches.shape[1]
+    rows = max(1, math.ceil(n / columns))
+    out = np.zeros((rows * s, columns * s, 3), dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        out[r * s:(r + 1) * s, c * s:(c + 1) * s] = patches[i]
+    return out
+
+
+def parse_int(text: str, what: str) -> int:
+    if not re.fullmatch(r"\d{1,12}", text or ""):
+        raise NotFound(f"{what} must be a non-negative integer, not {text[:40]!r}")
+    return int(text)
+
+
+def once(fn, maxsize: int):
+    """``functools.lru_cache(maxsize)(fn)``, plus a lock per argument tuple so that concurrent
+    callers of the same key wait for one computation instead of each repeating it (a burst of
+    requests for a result not yet loaded would otherwise load it once per request)."""
+    cached = lru_cache(maxsize=maxsize)(fn)
+    locks = [threading.Lock() for _ in range(64)]  # striped: bounded however many keys
+
+    def call(*args):
+        with locks[hash(args) % len(locks)]:
+            return cached(*args)
+
+    call.cache_info = cached.cache_info  # type: ignore[attr-defined]
+    call.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+    return call
+
+
+class ViewerData:
+    """Viewer payloads of one atlas, loaded on demand and cached."""
+
+    def __init__(self, atlas):
+        self.atlas = atlas
+        # Per-instance caches (functools.lru_cache on bound functions, keyed by name), each
+        # computed once even when many requests ask at the same moment.
+        self.topomap_result = once(self._topomap_result, 64)
+        self.mapper_result = once(self._mapper_result, 64)
+        self.concept_result = once(self._concept_result, 16)
+        self.layer_moments = once(self._layer_moments, 64)
+        self._thumb_block = once(self._read_thumb_block, 32)
+        self.thumbnail_png = once(self._thumbnail_png, 1024)
+        self._patches = once(self._read_patches, 32)
+        self.patch_png = once(self._patch_png, 1024)
+        self.input_frame = once(self._input_frame, 1)
+        self.findings = once(self._findings, 1)
+
+    # ------------------------------------------------------------ names (the only way in)
+    def layer(self, name: str) -> str:
+        if name not in self.atlas.layer_names:
+            raise NotFound(f"no layer {name[:80]!r}; layers: {', '.join(self.atlas.layer_names)}")
+        return name
+
+    def snapshot(self, name: str | None) -> str:
+        snaps = self.atlas.snapshots
+        if name in (None, ""):
+            return snaps[-1]
+        if name not in snaps:
+            raise NotFound(f"no snapshot {name[:80]!r}; snapshots: {', '.join(snaps)}")
+        return name
+
+    def _stored(self, kind: str, name: str) -> str:
+        have = self.atlas.maps(kind)
+        if name not in have:
+            raise NotFound(f"no {kind} result {name[:80]!r}; stored: {', '.join(have) or 'none (run neurocarta map)'}")
+        return name
+
+    # ------------------------------------------------------------ manifest and inputs
+    def manifest(self) -> dict:
+        a = self.atlas
+        m = a.manifest
+        patches = {s: [l.name for l in a.layers if self._has_patches(s, l.name)] for s in a.snapshots}
+        return jsonable({
+            "name": a.root.resolve().name, "model": m.model.get("spec"), "data": m.data.get("spec"),
+            "n_inputs": a.n_inputs, "class_names": a.class_names, "snapshots": a.snapshots,
+            "modality": m.data.get("modality") or m.model.get("modality"), "mode": a.mode,
+            "layers": [{"name": l.name, "kind": l.kind, "n_neurons": l.n_neurons, "rows": l.rows,
+                        "spatial": l.spatial, "receptive_field": l.receptive_field} for l in a.layers],
+            "maps": {"topomap": a.maps("topomap"), "mapper": a.maps("mapper"), "concepts": a.maps("concepts")},
+            "patches": {s: ls for s, ls in patches.items() if ls},
+            "has_thumbnails": a.has_thumbnails,
+            "columns": list(map(str, self.input_frame().columns)),
+        })
+
+    def _has_patches(self, snapshot: str, layer: str) -> bool:
+        from ..store import layout
+
+        return layout.patches(snapshot, layer) in self.atlas._group
+
+    def _input_frame(self) -> pd.DataFrame:
+        """The input table with the last snapshot's outputs (pred, correct, confidence...)."""
+        return self.atlas.inputs
+
+    def inputs(self, offset: int = 0, limit: int = 1000, ids: np.ndarray | None = None) -> pd.DataFrame:
+        if offset < 0 or limit < 0:
+            raise BadRequest("offset and limit must be non-negative")
+        if limit > MAX_INPUT_ROWS:
+            raise BadRequest(f"limit is at most {MAX_INPUT_ROWS} rows per request; page with offset")
+        table = self.input_frame()
+        if ids is not None:
+            table = table.iloc[np.asarray(ids, dtype=np.int64)]
+        return table.iloc[offset:offset + limit].reset_index(drop=True)
+
+    @staticmethod
+    def arrow_bytes(frame: pd.DataFrame) -> bytes:
+        import pyarrow as pa
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return sink.getvalue().to_pybytes()
+
+    # ------------------------------------------------------------ images
+    def _read_thumb_block(self, block: int) -> np.ndarray:
+        start = block * THUMB_BLOCK
+        stop = min(start + THUMB_BLOCK, self.atlas.n_inputs)
+        return self.atlas.thumbnails(np.arange(start, stop))
+
+    def thumbnail(self, input_id: int) -> np.ndarray:
+        if not self.atlas.has_thumbnails:
+            raise NotFound("the atlas has no thumbnails (its inputs are not images)")
+        if not 0 <= input_id < self.atlas.n_inputs:
+            raise NotFound(f"input_id {input_id} is out of range 0..{self.atlas.n_inputs - 1}")
+        block, i = divmod(int(input_id), THUMB_BLOCK)
+        return self._thumb_block(block)[i]
+
+    def _thumbnail_png(self, input_id: int) -> bytes:
+        return png_bytes(self.thumbnail(input_id))
+
+    def _read_patches(self, snapshot: str, layer: str) -> np.ndarray | None:
+        return self.atlas.patches(layer, snapshot)
+
+    def patches(self, snapshot: str, layer: str, neuron: int) -> np.ndarray:
+        snap, name = self.snapshot(snapshot), self.layer(layer)
+        p = self._patches(snap, name)
+        if p is None:
+            raise NotFound(f"no exemplar patches stored for layer {name!r} at snapshot {snap!r} (run neurocarta map)")
+        if not 0 <= neuron < p.shape[0]:
+            raise NotFound(f"neuron {neuron} is out of range 0..{p.shape[0] - 1} for layer {name!r}")
+        return p[neuron]
+
+    def _patch_png(self, snapshot: str, layer: str, neuron: int) -> bytes:
+        return png_bytes(tile(self.patches(snapshot, layer, neuron)))
+
+    # ------------------------------------------------------------ topomap
+    def _topomap_result(self, name: str):
+        from ..methods.topomap import TopoMapResult
+        from ..methods.topomap.result import KIND
+
+        _, meta = self.atlas.load_map(KIND, self._stored(KIND, name))
+        return TopoMapResult.load(self.atlas, meta["layer"], meta["group_by"])
+
+    def topomap_names(self) -> list[str]:
+        return self.atlas.maps("topomap")
+
+    def topomap(self, name: str) -> dict:
+        r = self.topomap_result(name)
+        values = {snap: {g: float_list(v[:, j]) for j, g in enumerate(r.groups)} for snap, v in r.values.items()}
+        return jsonable({
+            "name": name, "layer": r.layer, "group_by": r.group_by, "snapshots": r.snapshots, "groups": r.groups,
+            "group_names": r.group_names, "counts": r.counts, "layout_snapshot": r.layout_snapshot,
+            "x": float_list(r.layout[:, 0]), "y": float_list(r.layout[:, 1]),
+            "silent": r.silent if r.silent is not None else [False] * r.n_neurons,
+            "grid_cells": r.grid_cells, "grid_shape": r.grid_shape, "values": values,
+            "metrics": r.metrics, "separation": r.separation, "params": r.params,
+        })
+
+    def _layer_moments(self, layer: str, snapshot: str, stat: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per-neuron mean and std of a layer over all its rows, chunk by chunk (float64 sums)."""
+        acts = self.atlas.activations(layer, snapshot, stat=stat)
+        n = acts.shape[1]
+        s, ss, count = np.zeros(n), np.zeros(n), 0
+        for _, block in acts.iter_chunks():
+            b = block.astype(np.float64)
+            s += b.sum(axis=0)
+            ss += (b * b).sum(axis=0)
+            count += b.shape[0]
+        mean = s / max(count, 1)
+        std = np.sqrt(np.maximum(ss / max(count, 1) - mean * mean, 0.0))
+        return mean, std
+
+    def topomap_input(self, name: str, input_id: int, snapshot: str | None = None) -> dict:
+        """One input's activation of every neuron of the map's layer, as z-scores against the
+        layer's per-neuron mean and std (token layers: the mean over the input's tokens)."""
+        r = self.topomap_result(name)
+        snap = self.snapshot(snapshot)
+        if not 0 <= input_id < self.atlas.n_inputs:
+            raise NotFound(f"input_id {input_id} is out of range 0..{self.atlas.n_inputs - 1}")
+        if self.atlas.mode == "summary":
+            raise NotFound("a summary atlas stores no per-input activations; re-extract with --mode full")
+        info = self.atlas.manifest.layer(r.layer)
+        stat = r.params.get("stat", "mean") if info.kind == "conv" else "mean"
+        acts = self.atlas.activations(r.layer, snap, stat=stat)
+        if info.rows == "token":
+            rows = np.flatnonzero(self.atlas.tokens["input_id"].to_numpy() == input_id)
+            if not len(rows):
+                raise NotFound(f"input {input_id} has no token rows in layer {r.layer!r}")
+            x = acts[rows].mean(axis=0)
+        else:
+            x = acts[input_id:input_id + 1][0]
+        mean, std = self.layer_moments(r.layer, snap, stat)
+        z = np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), 0.0)
+        return {"layer": r.layer, "snapshot": snap, "input_id": int(input_id), "values": float_list(z, 4)}
+
+    # ------------------------------------------------------------ mapper
+    def _mapper_result(self, layer: str):
+        from ..methods.mapper import load_mapper
+
+        return load_mapper(self.atlas, self._stored("mapper", self.layer(layer)))
+
+    def mapper(self, layer: str) -> dict:
+        r = self.mapper_result(layer)
+        out = r.to_json()
+        for n in out["nodes"]:
+            n["id"] = n["node"]
+        return jsonable(out)
+
+    def mapper_members(self, layer: str) -> pd.DataFrame:
+        return self.mapper_result(layer).members()
+
+    def mapper_flow(self, layer: str, next_layer: str) -> dict:
+        """Sankey-ready flow of inputs from ``layer``'s nodes to ``next_layer``'s nodes."""
+        from ..methods.mapper import flow
+
+        a, b = self.mapper_result(layer), self.mapper_result(next_layer)
+        f = flow(a, b)
+
+        def nodes(r, ids):
+            t = r.nodes.set_index("node")
+            return [{"id": int(i), "size": int(t.at[i, "size"]),
+                     "dominant": t.at[i, "dominant"] if "dominant" in t else None} for i in sorted(set(ids))]
+
+        return jsonable({
+            "source_layer": a.layer, "target_layer": b.layer,
+            "sources": nodes(a, f["node_a"].tolist()), "targets": nodes(b, f["node_b"].tolist()),
+            "links": [{"source": int(s), "target": int(t), "value": int(v)}
+                      for s, t, v in zip(f["node_a"], f["node_b"], f["shared"])],
+        })
+
+    # ------------------------------------------------------------ concepts
+    def _concept_result(self, snapshot: str):
+        from ..methods.concepts import load_concepts
+
+        return load_concepts(self.atlas, self._stored("concepts", self.snapshot(snapshot)))
+
+    def concepts(self, snapshot: str) -> dict:
+        r = self.concept_result(self.snapshot(snapshot))
+        neurons = r.neurons[["layer", "unit", "cluster", "silent", "x", "y"]].copy()
+        neurons.insert(0, "id", np.arange(len(neurons)))
+        clusters = r.clusters.copy()
+        clusters["members"] = clusters["members"].map(lambda m: [int(v) for v in m])
+        graphs = {}
+        for name, g in r.graphs.items():
+            nodes = g.nodes.reset_index(names="id").copy()
+            nodes["members"] = nodes["members"].map(lambda m: [int(v) for v in m])
+            graphs[name] = {"layers": g.layers, "nodes": records(nodes), "edges": records(g.edges)}
+        return jsonable({"snapshot": r.snapshot, "layers": r.layers, "params": r.params, "sizes": r.sizes,
+                         "neurons": records(neurons), "clusters": records(clusters),
+                         "coherence": records(r.coherence), "graphs": graphs})
+
+    def concepts_nearest(self, snapshot: str, neuron: int, k: int = 10) -> list[dict]:
+        r = self.concept_result(self.snapshot(snapshot))
+        if not 0 <= neuron < len(r.neurons):
+            raise NotFound(f"neuron must be a row of the concept table, 0..{len(r.neurons) - 1}, got {neuron}")
+        if not 1 <= k <= 1000:
+            raise BadRequest("k must be in 1..1000")
+        try:
+            return records(r.nearest(neuron, k=k))
+        except UserError as e:
+            raise NotFound(str(e)) from e
+
+    # ------------------------------------------------------------ findings
+    def _findings(self) -> list:
+        """``neurocarta.findings.findings(atlas)`` when that module exists; ``[]`` otherwise
+        or when it fails (the viewer must open whatever the rules do)."""
+        try:
+            from ..findings import findings  # type: ignore[import-not-found]
+
+            return jsonable(list(findings(self.atlas)))
+        except Exception:  # noqa: BLE001: a missing module or a failing rule hides the panel only
+            return []

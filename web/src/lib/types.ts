@@ -1,0 +1,64 @@
+export interface LayerInfo {
+  name: string; kind: string; n_neurons: number; rows: string;
+  spatial: number[] | null; receptive_field: unknown;
+}
+export interface Manifest {
+  name: string; model: string; data: string; n_inputs: number; class_names: string[];
+  snapshots: string[]; modality: string; layers: LayerInfo[];
+  maps: { topomap: string[]; mapper: string[]; concepts: string[] };
+  has_thumbnails: boolean;
+  /** Snapshot -> layers with stored exemplar patches. */
+  patches?: Record<string, string[]>;
+  columns?: string[];
+  mode?: string;
+  export?: { sample: number | null; inputs: number[] };
+}
+export interface InputRecord {
+  input_id: number; label: number; label_name: string;
+  attributes?: Record<string, unknown>; pred: number; correct: boolean; confidence: number;
+  text?: string; tokens?: string[]; token?: number; position?: number;
+  [key: string]: unknown;
+}
+export interface TopomapPayload {
+  layer: string; group_by: string; snapshots: string[]; groups: string[];
+  x: number[]; y: number[]; silent: boolean[];
+  values: Record<string, Record<string, number[]>>;
+  metrics: Record<string, unknown>;
+  group_names?: string[] | null;
+  grid_cells?: number[] | null; grid_shape?: [number, number] | null;
+  counts?: Record<string, number[]>;
+  separation?: Record<string, number> | null;
+}
+export interface MapperNode {
+  id: number; size: number; dominant: string; purity: number; accuracy: number;
+  mean_lens: number; classes: Record<string, number>;
+}
+export interface MapperPayload {
+  nodes: MapperNode[];
+  edges: { source: number; target: number; jaccard: number; shared: number }[];
+  summary: Record<string, unknown>;
+}
+export interface MemberRecord { node: number; row: number; input_id: number }
+export interface FlowRecord { source: number; target: number; shared: number }
+export interface FlowPayload {
+  source_layer: string; target_layer: string;
+  sources: { id: number; size: number; dominant: string | null }[];
+  targets: { id: number; size: number; dominant: string | null }[];
+  links: { source: number; target: number; value: number }[];
+}
+export interface ConceptNeuron { id?: number; layer: string; unit: number; cluster: number; silent: boolean; x: number; y: number }
+export interface ConceptCluster { cluster: number; layer: string; size: number; members: number[]; describe: string }
+export interface GraphNode { layer: string; cluster: number; importance: number; n_members: number; members: number[]; id?: number; node?: number }
+export interface GraphEdge { source: number; target: number; weight: number; kind: string }
+export interface ConceptsPayload {
+  layers: string[]; neurons: ConceptNeuron[]; clusters: ConceptCluster[];
+  coherence: Record<string, unknown>[];
+  graphs: Record<string, { nodes: GraphNode[]; edges: GraphEdge[] }>;
+}
+export interface NearestRecord {
+  neuron?: number; index?: number; layer?: string; unit?: number;
+  similarity?: number; distance?: number; [key: string]: unknown;
+}
+export interface Finding {
+  kind: string; text: string; view: string; selection: Record<string, unknown>; score: number;
+}
