@@ -25,7 +25,7 @@ web:
 browser:
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
-	  else echo "make browser: /usr/bin/chromium is missing; run: sudo apt-get install -y chromium"; fi; \
+	  else echo "make browser: /usr/bin/chromium is missing; run: sudo apt-get install -y chromium"; exit 1; fi; \
 	fi
 
 demo: venv web
