@@ -169,6 +169,15 @@ def test_topomap(client, atlas):
     assert client.get("/api/topomap/act@label/input/42").json()["snapshot"] == "step2"
     for bad in ("nope@label", "act@label/input/300", "act@label/input/x", "act@label/input/1?snapshot=zz"):
         assert client.get(f"/api/topomap/{bad}").status_code == 404, bad
+    # a Mapper node's map: the z-score of its members' mean activation, over every member
+    members = load_mapper(atlas, "act").members()
+    ids = np.unique(members.loc[members["node"] == 2, "input_id"])
+    want = np.where(std > 0, (x[ids].mean(axis=0) - x.mean(axis=0)) / np.where(std > 0, std, 1), 0)
+    got = client.get("/api/topomap/act@label/mapper/act/2?snapshot=step1").json()
+    assert got["n_inputs"] == len(ids) > 1 and got["node"] == 2
+    np.testing.assert_allclose(got["values"], want, atol=1e-3)
+    for bad in ("act@label/mapper/act/9999", "act@label/mapper/nope/0", "act@label/mapper/act/x"):
+        assert client.get(f"/api/topomap/{bad}").status_code == 404, bad
 
 
 def test_mapper(client, atlas):

@@ -237,6 +237,13 @@ def create_app(atlas_path, static_dir: str | Path | None = None) -> FastAPI:
         snap = data.snapshot(snapshot)
         return await cached(request, ("topomap-input", name, i, snap), as_json(data.topomap_input, name, i, snap))
 
+    @get("/api/topomap/{name}/mapper/{layer}/{node}")
+    async def topomap_node(request: Request, name: str, layer: str, node: str, snapshot: str | None = None):
+        n = parse_int(node, "node")
+        snap = data.snapshot(snapshot)
+        return await cached(request, ("topomap-node", name, layer, n, snap),
+                            as_json(data.topomap_node, name, data.layer(layer), n, snap))
+
     @get("/api/mapper/{layer}")
     async def mapper(request: Request, layer: str):
         return await cached(request, ("mapper", layer), as_json(data.mapper, layer))

@@ -306,6 +306,27 @@ class ViewerData:
         z = np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), 0.0)
         return {"layer": r.layer, "snapshot": snap, "input_id": int(input_id), "values": float_list(z, 4)}
 
+    def topomap_node(self, name: str, layer: str, node: int, snapshot: str | None = None) -> dict:
+        """A Mapper node's inputs painted on a map: the z-score (as for one input) of their
+        mean activation in the map's layer, over every member."""
+        r = self.topomap_result(name)
+        snap = self.snapshot(snapshot)
+        if self.atlas.mode == "summary":
+            raise NotFound("a summary atlas stores no per-input activations; re-extract with --mode full")
+        members = self.mapper_members(layer)
+        ids = np.unique(members.loc[members["node"] == node, "input_id"].to_numpy(dtype=np.int64))
+        if not len(ids):
+            raise NotFound(f"the Mapper graph of {layer!r} has no node {node}")
+        info = self.atlas.manifest.layer(r.layer)
+        stat = r.params.get("stat", "mean") if info.kind == "conv" else "mean"
+        acts = self.atlas.activations(r.layer, snap, stat=stat)
+        rows = np.flatnonzero(np.isin(self.atlas.tokens["input_id"].to_numpy(), ids)) if info.rows == "token" else ids
+        x = acts[rows].mean(axis=0)
+        mean, std = self.layer_moments(r.layer, snap, stat)
+        z = np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), 0.0)
+        return {"layer": r.layer, "snapshot": snap, "mapper_layer": layer, "node": int(node),
+                "n_inputs": int(len(ids)), "values": float_list(z, 4)}
+
     # ------------------------------------------------------------ mapper
     def _mapper_result(self, layer: str):
         from ..methods.mapper import load_mapper

@@ -74,6 +74,9 @@ export const api = {
   topomap: (name: string) => getJSON<TopomapPayload>(`/api/topomap/${enc(name)}`),
   topomapInput: (name: string, inputId: number, snapshot: string) =>
     getJSON<{ values: number[] }>(`/api/topomap/${enc(name)}/input/${inputId}?snapshot=${enc(snapshot)}`),
+  topomapNode: (name: string, layer: string, node: number, snapshot: string) =>
+    getJSON<{ values: number[]; n_inputs: number }>(
+      `/api/topomap/${enc(name)}/mapper/${enc(layer)}/${node}?snapshot=${enc(snapshot)}`),
   mapper: (layer: string) => getJSON<MapperPayload>(`/api/mapper/${enc(layer)}`),
   members: (layer: string) => getJSON<MemberRecord[] | Record<string, number[]>>(
     `/api/mapper/${enc(layer)}/members?format=json`).then(toRecords),
