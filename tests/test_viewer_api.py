@@ -169,6 +169,16 @@ def test_topomap(client, atlas):
     assert client.get("/api/topomap/act@label/input/42").json()["snapshot"] == "step2"
     for bad in ("nope@label", "act@label/input/300", "act@label/input/x", "act@label/input/1?snapshot=zz"):
         assert client.get(f"/api/topomap/{bad}").status_code == 404, bad
+    # any categorical column paints the map: NAP per value, as the stored maps are made
+    groupings = client.get("/api/groupings").json()
+    assert "correct" in groupings and set(groupings["correct"]) <= {"True", "False"}
+    g = client.get("/api/topomap/act@label/groups/correct?snapshot=step1").json()
+    correct = atlas.outputs("step1")["correct"].to_numpy()
+    means = np.stack([x[correct == (v == "True")].mean(axis=0) for v in g["groups"]])
+    for v, want_v in zip(g["groups"], means - means.mean(axis=0)):
+        np.testing.assert_allclose(g["values"][v], want_v, atol=1e-3)
+    assert sum(g["counts"]) == len(x)
+    assert client.get("/api/topomap/act@label/groups/input_id").status_code == 404
     # a Mapper node's map: the z-score of its members' mean activation, over every member
     members = load_mapper(atlas, "act").members()
     ids = np.unique(members.loc[members["node"] == 2, "input_id"])

@@ -281,6 +281,22 @@ def test_selecting_a_mapper_node_changes_the_topomap_group(page, server):
     assert page.errors == []
 
 
+def test_painting_the_map_by_correct_and_wrong(page, server):
+    """Any categorical input column paints the map (correct/wrong here), not only the stored grouping."""
+    pg = page.open(server + "#notour&tm=head.relu%40label")
+    pg.wait_for_timeout(500)
+    n = draws(pg, "topomap-canvas")
+    before = pixels(pg, "[data-testid=topomap-canvas]")
+    pg.select_option("[data-testid=topomap-group]", value="__col:correct=False")
+    pg.wait_for_function("() => /correct = False \\(\\d+ inputs\\)/.test("
+                         "document.querySelector('[data-testid=topomap-group-label]').textContent)")
+    wait_drawn(pg, "topomap-canvas", n)
+    assert "groupMode=column" in pg.url
+    after = pixels(pg, "[data-testid=topomap-canvas]")
+    assert changed(before, after) > 0.02 * before.shape[0] * before.shape[1]
+    assert page.errors == []
+
+
 def test_deep_link_keyboard_and_theme(page, server):
     pg = page.open(server + "#notour&sel=input%3A7&grid=true")
     pg.wait_for_selector("text=Input #7")

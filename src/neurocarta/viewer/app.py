@@ -237,6 +237,16 @@ def create_app(atlas_path, static_dir: str | Path | None = None) -> FastAPI:
         snap = data.snapshot(snapshot)
         return await cached(request, ("topomap-input", name, i, snap), as_json(data.topomap_input, name, i, snap))
 
+    @get("/api/groupings")
+    async def groupings(request: Request):
+        return await cached(request, "groupings", as_json(data.groupings))
+
+    @get("/api/topomap/{name}/groups/{column}")
+    async def topomap_groups(request: Request, name: str, column: str, snapshot: str | None = None):
+        snap = data.snapshot(snapshot)
+        return await cached(request, ("topomap-groups", name, column, snap),
+                            as_json(data.topomap_groups, name, column, snap))
+
     @get("/api/topomap/{name}/mapper/{layer}/{node}")
     async def topomap_node(request: Request, name: str, layer: str, node: str, snapshot: str | None = None):
         n = parse_int(node, "node")

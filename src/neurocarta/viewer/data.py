@@ -306,6 +306,34 @@ class ViewerData:
         z = np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), 0.0)
         return {"layer": r.layer, "snapshot": snap, "input_id": int(input_id), "values": float_list(z, 4)}
 
+    def groupings(self) -> dict:
+        """Input-table columns a map can be painted by, beyond its stored grouping:
+        ``{column: [values]}`` for categorical columns of 2 to 12 values (correct/wrong,
+        planted attributes, the split), in table order."""
+        from ..methods.concepts.result import attribute_columns
+
+        table = self.input_frame()
+        cols = [c for c in attribute_columns(table, most_values=12) if c not in ("label", "shape")]
+        cols = (["correct"] if "correct" in table.columns else []) + [c for c in cols if c != "correct"]
+        return {c: [str(v) for v in sorted(table[c].dropna().unique(), key=str)] for c in cols}
+
+    def topomap_groups(self, name: str, column: str, snapshot: str | None = None) -> dict:
+        """The map's layer painted by any input-table column: per value, the NAP profile
+        (group mean minus the mean over groups), the same profile the stored maps show."""
+        r = self.topomap_result(name)
+        snap = self.snapshot(snapshot)
+        if column not in self.groupings():
+            raise NotFound(f"no grouping {column[:80]!r}; groupings: {', '.join(self.groupings())}")
+        info = self.atlas.manifest.layer(r.layer)
+        stat = r.params.get("stat", "mean") if info.kind == "conv" else "mean"
+        stats = self.atlas.group_stats(r.layer, column, snap, stat=stat)
+        means = np.asarray(stats.mean, dtype=np.float64)
+        nap = means - means.mean(axis=0)
+        groups = [str(g) for g in stats.mean.index]
+        counts = np.asarray(stats.count).ravel().tolist()
+        return {"layer": r.layer, "snapshot": snap, "column": column, "groups": groups, "counts": counts,
+                "values": {g: float_list(v, 4) for g, v in zip(groups, nap)}}
+
     def topomap_node(self, name: str, layer: str, node: int, snapshot: str | None = None) -> dict:
         """A Mapper node's inputs painted on a map: the z-score (as for one input) of their
         mean activation in the map's layer, over every member."""

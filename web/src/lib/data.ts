@@ -74,6 +74,10 @@ export const api = {
   topomap: (name: string) => getJSON<TopomapPayload>(`/api/topomap/${enc(name)}`),
   topomapInput: (name: string, inputId: number, snapshot: string) =>
     getJSON<{ values: number[] }>(`/api/topomap/${enc(name)}/input/${inputId}?snapshot=${enc(snapshot)}`),
+  groupings: () => getJSON<Record<string, string[]>>('/api/groupings'),
+  topomapGroups: (name: string, column: string, snapshot: string) =>
+    getJSON<{ groups: string[]; counts: number[]; values: Record<string, number[]> }>(
+      `/api/topomap/${enc(name)}/groups/${enc(column)}?snapshot=${enc(snapshot)}`),
   topomapNode: (name: string, layer: string, node: number, snapshot: string) =>
     getJSON<{ values: number[]; n_inputs: number }>(
       `/api/topomap/${enc(name)}/mapper/${enc(layer)}/${node}?snapshot=${enc(snapshot)}`),

@@ -13,7 +13,7 @@ export type Selection =
   | null;
 
 /** Where the topographic map takes its values from. */
-export type GroupMode = 'group' | 'input' | 'node';
+export type GroupMode = 'group' | 'input' | 'node' | 'column'; // column: app.group is 'column=value'
 
 export interface AppState {
   view: ViewId;
