@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 import urllib.request
 from pathlib import Path
 
@@ -72,6 +73,13 @@ def atlas_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(atlas_path):
+    with serving(atlas_path) as url:
+        yield url
+
+
+@contextmanager
+def serving(atlas_path):
+    """The viewer of ``atlas_path`` on a free port of 127.0.0.1, in a thread; yields its URL."""
     import uvicorn
 
     sock = bind_socket("127.0.0.1", 0)
@@ -316,6 +324,30 @@ def test_deep_link_keyboard_and_theme(page, server):
         assert view in ("topomap", "projection", "graph", "mapper", "inspector")
         pg.wait_for_timeout(500)
     assert page.errors == []
+
+
+@pytest.mark.slow
+def test_the_demo_atlas_loads_without_console_errors(browser, demo_atlas):
+    """The demo's own model and data (the session's demo_atlas: 10,000 images, 6 layers), mapped
+    as `neurocarta map` maps it (PCA layouts here, to spare UMAP's JIT in this process)."""
+    from neurocarta.pipeline import build_concepts, build_mappers, build_topomaps
+
+    build_topomaps(demo_atlas, method="pca", grid=True, seed=0, progress=False)
+    build_mappers(demo_atlas, progress=False, seed=0)
+    build_concepts(demo_atlas, progress=False, seed=0)
+    with serving(demo_atlas.root) as url:
+        p = Page(browser)
+        try:
+            pg = p.open(url + "#notour")
+            pg.wait_for_selector("[data-testid=graph-node]")
+            pg.wait_for_timeout(800)
+            for selector in ("[data-testid=topomap-canvas]", "[data-testid=projection-canvas]",
+                             "[data-testid=graph-svg]", "[data-testid=mapper-canvas]"):
+                image = pixels(pg, selector)
+                assert ink(image) > 0.01 * image.shape[0] * image.shape[1], selector
+            assert p.errors == []
+        finally:
+            p.context.close()
 
 
 def test_static_export_opens_from_file(browser, atlas_path, tmp_path):
