@@ -341,13 +341,18 @@ def test_the_demo_atlas_loads_without_console_errors(browser, demo_atlas):
             pg = p.open(url + "#notour")
             pg.wait_for_selector("[data-testid=graph-node]")
             pg.wait_for_timeout(800)
-            for selector in ("[data-testid=topomap-canvas]", "[data-testid=projection-canvas]",
-                             "[data-testid=graph-svg]", "[data-testid=mapper-canvas]"):
-                image = pixels(pg, selector)
-                assert ink(image) > 0.01 * image.shape[0] * image.shape[1], selector
-            assert p.errors == []
+            assert_views_drawn(p, pg)
         finally:
             p.context.close()
+
+
+def assert_views_drawn(p: "Page", pg) -> None:
+    """Every drawing view holds ink (1% of its pixels or more), and nothing was logged as an error."""
+    for selector in ("[data-testid=topomap-canvas]", "[data-testid=projection-canvas]",
+                     "[data-testid=graph-svg]", "[data-testid=mapper-canvas]"):
+        image = pixels(pg, selector)
+        assert ink(image) > 0.01 * image.shape[0] * image.shape[1], selector
+    assert p.errors == []
 
 
 def test_static_export_opens_from_file(browser, atlas_path, tmp_path):
@@ -362,10 +367,6 @@ def test_static_export_opens_from_file(browser, atlas_path, tmp_path):
         pg.wait_for_selector("[data-testid=graph-node]")
         pg.wait_for_timeout(800)
         assert "offline export" in pg.inner_text("[data-testid=atlas-title]")
-        for selector in ("[data-testid=topomap-canvas]", "[data-testid=projection-canvas]",
-                         "[data-testid=graph-svg]", "[data-testid=mapper-canvas]"):
-            image = pixels(pg, selector)
-            assert ink(image) > 0.01 * image.shape[0] * image.shape[1], selector
-        assert p.errors == []
+        assert_views_drawn(p, pg)
     finally:
         p.context.close()
