@@ -137,7 +137,8 @@ def _cmd_info(a: argparse.Namespace) -> int:
 
 def _add_demo(sub: Any) -> None:
     p = sub.add_parser("demo", help="train the demo CNN on built-in data and build its atlas, offline")
-    p.add_argument("--data", default="shapes", help="shapes (default) or digits, with options: shapes:n=2000")
+    p.add_argument("--data", default="shapes", help="shapes (default), digits or sentences (MiniLM on text, no training), "
+                   "with options: shapes:n=2000, sentences:n=5000")
     p.add_argument("--out", default="demo-atlas", help="atlas folder (default ./demo-atlas)")
     p.add_argument("--epochs", type=int, default=4, help="training epochs = snapshots (at least 3)")
     p.add_argument("--no-serve", action="store_true", help="do not start the viewer afterwards")
@@ -420,8 +421,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings on the terminal as one line for people, not a source location."""
+    return f"neurocarta: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import warnings
+
+    warnings.formatwarning = _one_line_warning
     try:
         return COMMANDS[args.command][1](args)
     except UserError as e:

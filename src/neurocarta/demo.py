@@ -25,8 +25,10 @@ def run_demo(data: str = "shapes", out: str | Path = "demo-atlas", epochs: int =
     from .models.demo_cnn import DEFAULT_LAYERS, load_demo_cnn
 
     kind = data.split(":", 1)[0]
+    if kind == "sentences":
+        return run_text_demo(data, out, serve=serve, overwrite=overwrite, progress=progress)
     if kind not in ("shapes", "digits"):
-        raise UserError(f"the demo runs on built-in data: --data shapes or --data digits, not {data!r}")
+        raise UserError(f"the demo runs on built-in data: --data shapes, digits or sentences, not {data!r}")
     if epochs < 3:
         raise UserError("the demo needs at least 3 epochs, one snapshot each, to show training")
     source = load_data(data)
@@ -67,6 +69,60 @@ def run_demo(data: str = "shapes", out: str | Path = "demo-atlas", epochs: int =
         best = max(gain, key=gain.get, default=None)
         line = f" coherence {best} {s['coherence'][best]:.2f} vs random {s['random_coherence'][best]:.2f}" if best else ""
         print(f"concepts {s['layer']:<17} {s['n_clusters']:>3} groups ({s['grouped']:.0%} of neurons){line}")
+    say(f"concept atlas built in {time.time() - t0:.0f} s: {atlas.root / 'figures' / 'concepts'}")
+    if serve:
+        serve_demo(atlas)
+    return atlas
+
+
+TEXT_LAYERS = ["encoder.layer.1.intermediate", "encoder.layer.3.intermediate", "encoder.layer.5.intermediate",
+               "encoder.layer.5.output"]
+TEXT_DEMO_SENTENCES = 2000  # a few minutes on 2 cores; pass sentences:n=5000 for the whole corpus
+
+
+def run_text_demo(data: str = "sentences", out: str | Path = "demo-atlas", serve: bool = True,
+                  overwrite: bool = False, progress: bool = True) -> Atlas:
+    """The text demo: offline MiniLM (no training) over the built-in ``sentences`` corpus.
+
+    Captures one row per token for the MLP intermediates of layers 1, 3 and 5 and the last
+    layer's output, then draws topographic maps grouped by the planted word ``category``,
+    Mapper graphs of token states and the concept atlas, whose exemplars are tokens in
+    context, with its coherence against the planted categories.
+    """
+    from .capture import extract
+    from .cli import atlas_info, format_info
+    from .models.text import load_minilm
+    from .pipeline import build_concepts, build_mappers, build_topomaps
+
+    if data == "sentences":
+        data = f"sentences:n={TEXT_DEMO_SENTENCES}"
+    source = load_data(data)
+    bundle = load_minilm()
+    say(f"MiniLM (6-layer BERT, offline) over {len(source)} sentences; no training needed")
+    t0 = time.time()
+    atlas = extract(bundle, source, out, layers=list(TEXT_LAYERS), overwrite=overwrite, progress=progress)
+    say(f"atlas written in {time.time() - t0:.0f} s: {len(atlas.tokens)} token rows")
+    print(format_info(atlas_info(atlas)))
+    t0 = time.time()
+    for group_by in ("category", "label"):
+        for r in build_topomaps(atlas, group_by=group_by, progress=progress):
+            m = r.summary()
+            sep = m["separation"][atlas.snapshots[-1]]
+            print(f"topomap {m['layer']:<30} by {group_by:<8} trustworthiness {m['trustworthiness']:.3f}  "
+                  f"separation {sep:.2f}")
+    say(f"topographic maps drawn in {time.time() - t0:.0f} s: {atlas.root / 'figures' / 'topomap'}")
+    t0 = time.time()
+    for r in build_mappers(atlas, progress=progress):
+        s = r.summary()
+        print(f"mapper  {s['layer']:<30} {s['n_nodes']:>4} nodes {s['n_components']:>3} components  "
+              f"topic purity {s['mean_purity']:.2f}")
+    say(f"Mapper graphs built in {time.time() - t0:.0f} s")
+    t0 = time.time()
+    result = build_concepts(atlas, progress=progress, attributes=["category", "label"])
+    for s in result.summary()["layers"]:
+        c, r = s["coherence"].get("category"), s["random_coherence"].get("category")
+        line = f" word-category coherence {c:.2f} vs random {r:.2f}" if c is not None else ""
+        print(f"concepts {s['layer']:<29} {s['n_clusters']:>3} groups ({s['grouped']:.0%} of neurons){line}")
     say(f"concept atlas built in {time.time() - t0:.0f} s: {atlas.root / 'figures' / 'concepts'}")
     if serve:
         serve_demo(atlas)

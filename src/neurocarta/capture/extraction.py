@@ -16,7 +16,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -429,11 +429,29 @@ class Extraction:
                 buf.add(name, **self._sequence_rows(name, info, cap.value, row_mask, ids))
         if row_mask is not None:  # text inputs: always record the tokens
             b_idx, pos = np.nonzero(row_mask)
-            buf.tokens.append(pd.DataFrame({
+            frame = pd.DataFrame({
                 "input_id": ids[b_idx], "position": pos.astype(np.int32),
                 "token_id": inputs.token_ids.cpu().numpy()[b_idx, pos].astype(np.int64),
                 "token": [inputs.tokens[b][p] for b, p in zip(b_idx, pos)],
-            }))
+            })
+            if inputs.offsets is not None:
+                frame["token_start"] = inputs.offsets[b_idx, pos, 0].astype(np.int32)
+                frame["token_end"] = inputs.offsets[b_idx, pos, 1].astype(np.int32)
+                if self.source.span_attributes:
+                    special = (inputs.special_tokens_mask.cpu().numpy().astype(bool)[b_idx, pos]
+                               if inputs.special_tokens_mask is not None else np.zeros(len(b_idx), bool))
+                    attrs = token_attributes(self.source.spans(ids), self.source.span_attributes,
+                                             self.source.span_fill, b_idx, frame["token_start"].to_numpy(),
+                                             frame["token_end"].to_numpy(), special)
+                    for k, v in attrs.items():
+                        frame[k] = v
+            buf.tokens.append(frame)
+            if inputs.truncated is not None and inputs.truncated.any():
+                cut = ids[np.asarray(inputs.truncated, dtype=bool)]
+                limit = self.bundle.info.get("max_length", "its maximum")
+                warnings.warn(f"{len(cut)} text(s) longer than the model's maximum of {limit} tokens were "
+                              f"truncated (input ids {', '.join(map(str, cut[:5]))}{', ...' if len(cut) > 5 else ''}); "
+                              "only their first tokens are recorded", stacklevel=2)
         if logits is not None:
             buf.outputs.append(self._outputs(logits, ids))
         if self.source.modality == "image" and buf.first_snapshot:
@@ -656,3 +674,33 @@ def thumbnail(image: np.ndarray, size: int) -> np.ndarray:
     canvas = Image.new("RGB", (size, size))
     canvas.paste(im, ((size - new[0]) // 2, (size - new[1]) // 2))
     return np.asarray(canvas, dtype=np.uint8)
+
+
+def token_attributes(spans: list[list[tuple[int, int, dict]]], names: Sequence[str], fill: dict[str, str],
+                     b_idx: np.ndarray, start: np.ndarray, end: np.ndarray,
+                     special: np.ndarray) -> dict[str, np.ndarray]:
+    """Each token's word attributes: those of the span holding its first character.
+
+    ``b_idx`` is each token's input within the batch, ``start``/``end`` its character
+    offsets. Subword pieces of one word all start inside its span, so they share its
+    attributes; tokens in no span get ``fill``, special tokens the value ``"special"``.
+    """
+    out = {n: np.array([fill.get(n, "")] * len(b_idx), dtype=object) for n in names}
+    for b in np.unique(b_idx):
+        sp = spans[int(b)]
+        if not sp:
+            continue
+        sel = np.flatnonzero(b_idx == b)
+        s_starts = np.fromiter((x[0] for x in sp), dtype=np.int64, count=len(sp))
+        s_ends = np.fromiter((x[1] for x in sp), dtype=np.int64, count=len(sp))
+        k = np.searchsorted(s_starts, start[sel], side="right") - 1
+        hit = (k >= 0) & (end[sel] > start[sel])
+        hit[hit] &= start[sel][hit] < s_ends[k[hit]]
+        for i, j in zip(sel[hit], k[hit]):
+            values = sp[int(j)][2]
+            for n in names:
+                if n in values:
+                    out[n][i] = values[n]
+    for n in names:
+        out[n][special] = "special"
+    return out

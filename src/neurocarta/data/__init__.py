@@ -5,6 +5,7 @@
 ==========================  ===================================================
 ``shapes[:n=..,seed=..]``   synthetic shapes with planted attributes (built in)
 ``digits``                  scikit-learn's 8x8 digits (built in)
+``sentences[:n=..,seed=..]`` template sentences, planted word categories (built in)
 ``folder:PATH``             one subfolder of images per class
 ``text:PATH``               one text per line, optional tab + label
 ``npz:PATH``                arrays ``x`` and optional ``y``
@@ -19,7 +20,7 @@ from .subset import SubsetSource, limit_source
 from ..errors import SpecError
 from ..specs import existing_path, import_callable, parse_options, split_spec
 
-DATA_FORMS = "shapes, digits, folder:PATH, text:PATH, npz:PATH or py:module:callable"
+DATA_FORMS = "shapes, digits, sentences, folder:PATH, text:PATH, npz:PATH or py:module:callable"
 
 
 def load_data(spec: "str | DataSource") -> DataSource:
@@ -35,6 +36,10 @@ def load_data(spec: "str | DataSource") -> DataSource:
         from .digits import DigitsSource
 
         return _build(DigitsSource, rest, spec)
+    if kind == "sentences":
+        from .sentences import SentencesSource
+
+        return _build(SentencesSource, rest, spec)
     if kind == "folder":
         from .files import FolderSource
 

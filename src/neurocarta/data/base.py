@@ -16,6 +16,9 @@ import pandas as pd
 
 Modality = Literal["image", "text", "array"]
 
+#: A word span of a text input: ``(start, end, {attribute: value})`` in character offsets.
+Span = tuple[int, int, dict[str, str]]
+
 
 class DataSource(ABC):
     """An indexable set of inputs.
@@ -33,6 +36,10 @@ class DataSource(ABC):
     spec: str
     modality: Modality
     class_names: list[str] | None = None
+    #: Text sources only: the attributes their word spans carry (see :meth:`spans`), and the
+    #: value a token outside every span gets for each.
+    span_attributes: tuple[str, ...] = ()
+    span_fill: dict[str, str] = {}
 
     @abstractmethod
     def table(self) -> pd.DataFrame:
@@ -46,6 +53,12 @@ class DataSource(ABC):
     @abstractmethod
     def get(self, indices: Sequence[int] | np.ndarray) -> list[Any]:
         """The raw items for ``indices``, in that order."""
+
+    def spans(self, indices: Sequence[int] | np.ndarray) -> list[list[Span]]:
+        """Text sources: per input, word spans ``(start, end, {attr: value})`` sorted by start
+        and not overlapping. Extraction gives every token the attributes of the span holding
+        its first character (so all subword pieces of a word share them). None by default."""
+        return [[] for _ in indices]
 
     def __len__(self) -> int:
         return len(self.table())

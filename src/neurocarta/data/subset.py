@@ -19,6 +19,8 @@ class SubsetSource(DataSource):
         self.spec = spec
         self.modality = parent.modality
         self.class_names = parent.class_names
+        self.span_attributes = parent.span_attributes
+        self.span_fill = parent.span_fill
         t = parent.table().iloc[self.indices].reset_index(drop=True)
         if "source_index" not in t.columns:
             t.insert(1, "source_index", t["input_id"].to_numpy())
@@ -30,6 +32,9 @@ class SubsetSource(DataSource):
 
     def get(self, indices: Sequence[int] | np.ndarray) -> list[Any]:
         return self.parent.get(self.indices[np.asarray(indices, dtype=np.int64)])
+
+    def spans(self, indices: Sequence[int] | np.ndarray) -> list:
+        return self.parent.spans(self.indices[np.asarray(indices, dtype=np.int64)])
 
 
 def limit_source(source: DataSource, limit: int | None, seed: int) -> DataSource:

@@ -28,13 +28,16 @@ class ModelInputs:
     token_ids: torch.Tensor | None = None  # (N, T)
     tokens: list[list[str]] | None = None  # per input, the token strings of length T
     special_tokens_mask: torch.Tensor | None = None  # (N, T) 1 for [CLS], [SEP] and the like
+    offsets: Any = None  # (N, T, 2) int character offsets of each token in its text (fast tokenizers)
+    truncated: Any = None  # (N,) bool: texts cut at the model's maximum length
 
     def to(self, device: torch.device) -> "ModelInputs":
         if isinstance(self.args, dict):
             args = {k: v.to(device) for k, v in self.args.items()}
         else:
             args = self.args.to(device)
-        return ModelInputs(args, self.attention_mask, self.token_ids, self.tokens, self.special_tokens_mask)
+        return ModelInputs(args, self.attention_mask, self.token_ids, self.tokens, self.special_tokens_mask,
+                           self.offsets, self.truncated)
 
 
 def _load_state_dict_file(module: torch.nn.Module, path: Path) -> None:

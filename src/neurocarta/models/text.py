@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from ..errors import SpecError
@@ -60,11 +61,26 @@ def load_hf_text(name_or_path: str, spec: str, local_only: bool = True,
 
 
 def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> ModelInputs:
-    enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
-                    return_tensors="pt", return_special_tokens_mask=True)
+    """Tokenise a batch, padded to its longest text and cut at ``max_length`` tokens.
+
+    Fast tokenizers also give each token's character offsets (so word attributes reach
+    subword pieces) and which texts were truncated; extraction warns about those.
+    """
+    texts = list(texts)
+    fast = bool(getattr(tokenizer, "is_fast", False))
+    enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length,
+                    return_tensors="pt", return_special_tokens_mask=True,
+                    return_offsets_mapping=fast, return_overflowing_tokens=False)
     ids = enc["input_ids"]
     tokens = [tokenizer.convert_ids_to_tokens(row) for row in ids.tolist()]
     special = enc.pop("special_tokens_mask")
+    offsets = truncated = None
+    if fast:
+        offsets = enc.pop("offset_mapping").numpy().astype(np.int64)
+        # a text is cut when its last real token ends before its last non-space character
+        real = (enc["attention_mask"].numpy() > 0) & (special.numpy() == 0)
+        last_end = np.where(real, offsets[:, :, 1], 0).max(axis=1)
+        truncated = np.array([last_end[i] < len(t.rstrip()) for i, t in enumerate(texts)], dtype=bool)
     args = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
     return ModelInputs(args=args, attention_mask=enc["attention_mask"], token_ids=ids,
-                       tokens=tokens, special_tokens_mask=special)
+                       tokens=tokens, special_tokens_mask=special, offsets=offsets, truncated=truncated)

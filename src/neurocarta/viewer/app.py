@@ -223,6 +223,20 @@ def create_app(atlas_path, static_dir: str | Path | None = None) -> FastAPI:
         return await cached(request, ("patch", snap, lay, neuron), lambda: data.patch_png(snap, lay, neuron),
                             "image/png", IMAGE_CACHE)
 
+    @get("/api/exemplars/{snapshot}/{layer}/{neuron}")
+    async def exemplars(request: Request, snapshot: str, layer: str, neuron: str, k: int = 9):
+        n = parse_int(neuron, "neuron")
+        snap, lay = data.snapshot(snapshot), data.layer(layer)
+        return await cached(request, ("exemplars", snap, lay, n, k), as_json(data.exemplars, snap, lay, n, k))
+
+    @get("/api/tokens/{input_id}")
+    async def tokens(request: Request, input_id: str, layer: str, neuron: int | None = None,
+                     cluster: int | None = None, snapshot: str | None = None):
+        i = parse_int(input_id, "input_id")
+        snap, lay = data.snapshot(snapshot), data.layer(layer)
+        return await cached(request, ("tokens", i, lay, snap, neuron, cluster),
+                            as_json(data.token_values, i, lay, snap, neuron, cluster))
+
     @get("/api/topomap")
     async def topomaps(request: Request):
         return await cached(request, "topomaps", as_json(data.topomap_names))

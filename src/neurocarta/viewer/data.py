@@ -146,6 +146,8 @@ class ViewerData:
         self._patches = once(self._read_patches, 32)
         self.patch_png = once(self._patch_png, 1024)
         self.input_frame = once(self._input_frame, 1)
+        self._topk = once(self._read_topk, 32)
+        self._token_index = once(self._read_token_index, 1)
         self.findings = once(self._findings, 1)
 
     # ------------------------------------------------------------ names (the only way in)
@@ -245,6 +247,110 @@ class ViewerData:
 
     def _patch_png(self, snapshot: str, layer: str, neuron: int) -> bytes:
         return png_bytes(tile(self.patches(snapshot, layer, neuron)))
+
+    # ------------------------------------------------------------ text: exemplars and tokens
+    def _read_topk(self, snapshot: str, layer: str):
+        return self.atlas.topk(layer, snapshot)
+
+    def _read_token_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per input, the first token row and one past its last (token rows are in input order)."""
+        tokens = self.atlas.tokens
+        if tokens is None:
+            raise NotFound("the atlas has no token rows (its inputs are not text)")
+        ids = tokens["input_id"].to_numpy(dtype=np.int64)
+        order = np.arange(self.atlas.n_inputs)
+        return np.searchsorted(ids, order, side="left"), np.searchsorted(ids, order, side="right")
+
+    def input_tokens(self, input_id: int) -> tuple[int, int, pd.DataFrame]:
+        """``(first_row, stop_row, token_frame)`` of one text input."""
+        if not 0 <= input_id < self.atlas.n_inputs:
+            raise NotFound(f"input_id {input_id} is out of range 0..{self.atlas.n_inputs - 1}")
+        start, stop = self._token_index()
+        a, b = int(start[input_id]), int(stop[input_id])
+        return a, b, self.atlas.tokens.iloc[a:b]
+
+    def _token_layer(self, layer: str) -> str:
+        name = self.layer(layer)
+        if self.atlas.manifest.layer(name).rows != "token":
+            raise NotFound(f"layer {name!r} has one row per input, not per token")
+        return name
+
+    def _text_of(self, input_id: int) -> str | None:
+        table = self.input_frame()
+        if "text" not in table.columns:
+            return None
+        v = table["text"].iloc[int(input_id)]
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+
+    def exemplars(self, snapshot: str, layer: str, neuron: int, k: int = 9) -> dict:
+        """A neuron's top exemplars from the stored top-k. Token layers: each token in its
+        sentence (``index`` is the token's place in ``tokens``; ``start``/``end`` its
+        characters in ``text`` when the atlas stores offsets). Other layers: the patch URL."""
+        snap, name = self.snapshot(snapshot), self.layer(layer)
+        if not 1 <= k <= 100:
+            raise BadRequest("k must be in 1..100")
+        info = self.atlas.manifest.layer(name)
+        if not 0 <= neuron < info.n_neurons:
+            raise NotFound(f"neuron {neuron} is out of range 0..{info.n_neurons - 1} for layer {name!r}")
+        if info.rows != "token":
+            has = self._has_patches(snap, name)
+            return {"kind": "image", "layer": name, "snapshot": snap, "neuron": int(neuron),
+                    "patch": f"/api/patches/{snap}/{name}/{neuron}.png" if has else None}
+        top = self._topk(snap, name)
+        start, _ = self._token_index()
+        tokens = self.atlas.tokens
+        items = []
+        for j in range(min(k, top.values.shape[0])):
+            value, row = float(top.values[j, neuron]), int(top.rows[j, neuron])
+            if row < 0 or not math.isfinite(value):
+                continue
+            input_id = int(tokens["input_id"].iat[row])
+            a, b, frame = self.input_tokens(input_id)
+            item = {"input_id": input_id, "row": row, "position": int(tokens["position"].iat[row]),
+                    "index": row - a, "text": self._text_of(input_id),
+                    "tokens": frame["token"].astype(str).tolist(), "value": value}
+            if "start" in frame.columns and "end" in frame.columns:
+                item["start"], item["end"] = int(tokens["start"].iat[row]), int(tokens["end"].iat[row])
+            items.append(item)
+        return jsonable({"kind": "text", "layer": name, "snapshot": snap, "neuron": int(neuron), "items": items})
+
+    def token_values(self, input_id: int, layer: str, snapshot: str | None = None, neuron: int | None = None,
+                     cluster: int | None = None) -> dict:
+        """One text input's per-token activation of a neuron of a token layer, or the mean over
+        the members of a concept cluster in that layer; ``max`` is the neuron's (the members'
+        mean) best stored top-k value, a scale for colouring."""
+        snap, name = self.snapshot(snapshot), self._token_layer(layer)
+        if (neuron is None) == (cluster is None):
+            raise BadRequest("give exactly one of neuron and cluster")
+        if self.atlas.mode == "summary":
+            raise NotFound("a summary atlas stores no per-token activations; re-extract with --mode full")
+        n_neurons = self.atlas.manifest.layer(name).n_neurons
+        if neuron is not None:
+            if not 0 <= neuron < n_neurons:
+                raise NotFound(f"neuron {neuron} is out of range 0..{n_neurons - 1} for layer {name!r}")
+            units = np.array([neuron])
+        else:
+            names = self.atlas.maps("concepts")
+            if not names:
+                raise NotFound("the atlas has no concept clusters (run neurocarta map)")
+            r = self.concept_result(snap if snap in names else names[-1])
+            if not 0 <= cluster < len(r.clusters):
+                raise NotFound(f"no concept cluster {cluster}; clusters: 0..{len(r.clusters) - 1}")
+            members = np.asarray(r.clusters["members"].iat[int(cluster)], dtype=np.int64)
+            on = r.neurons.iloc[members]
+            units = np.sort(on.loc[on["layer"] == name, "unit"].to_numpy(dtype=np.int64))
+            if not len(units):
+                raise NotFound(f"concept cluster {cluster} has no member in layer {name!r}")
+        a, b, frame = self.input_tokens(input_id)
+        acts = self.atlas.activations(name, snap)
+        values = acts[a:b][:, units].mean(axis=1) if b > a else np.zeros(0)
+        top = self._topk(snap, name)
+        best = float(np.nanmean(top.values[0, units])) if top.values.shape[0] else float("nan")
+        return jsonable({"input_id": int(input_id), "layer": name, "snapshot": snap,
+                         "neuron": None if neuron is None else int(neuron),
+                         "cluster": None if cluster is None else int(cluster), "n_units": int(len(units)),
+                         "tokens": frame["token"].astype(str).tolist(), "positions": frame["position"].tolist(),
+                         "values": float_list(values, 5), "max": best})
 
     # ------------------------------------------------------------ topomap
     def _topomap_result(self, name: str):

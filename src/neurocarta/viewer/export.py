@@ -11,6 +11,11 @@ keys). JSON endpoints hold their JSON; images hold ``data:`` URLs; Arrow endpoin
 exported in their ``format=json`` form. The front end reads ``window.__NC_STATIC__[path]``
 when it exists instead of fetching.
 
+Text exemplars (``/api/exemplars/...``) and per-token activations (``/api/tokens/...``) are
+not exported: a token layer's exemplars repeat each sentence for every neuron (megabytes per
+layer) and per-token values exist per input and per neuron or cluster; the offline viewer shows
+no sentences for a text layer (everything else works).
+
 Above a size cap the export refuses, naming the cap and ``--sample N`` (a seeded subset of
 inputs for the input table, thumbnails and per-input maps).
 """

@@ -3,7 +3,7 @@
 // their payloads (JSON values, or data: URLs for images), so switching is one branch here.
 import type {
   Manifest, InputRecord, TopomapPayload, MapperPayload, MemberRecord, FlowRecord,
-  ConceptsPayload, Finding, NearestRecord, FlowPayload,
+  ConceptsPayload, Finding, NearestRecord, FlowPayload, ExemplarsPayload, TokenValues,
 } from './types';
 
 declare global {
@@ -91,6 +91,12 @@ export const api = {
     getJSON<NearestRecord[] | { neighbors?: NearestRecord[]; nearest?: NearestRecord[] }>(
       `/api/concepts/${enc(snapshot)}/nearest/${neuron}?k=${k}`),
   findings: () => getJSON<Finding[]>('/api/findings'),
+  exemplars: (snapshot: string, layer: string, neuron: number, k = 9) =>
+    getJSON<ExemplarsPayload>(`/api/exemplars/${enc(snapshot)}/${enc(layer)}/${neuron}?k=${k}`),
+  /** One text input's per-token activation of a neuron, or of a concept cluster's mean. */
+  tokens: (inputId: number, layer: string, snapshot: string, by: { neuron: number } | { cluster: number }) =>
+    getJSON<TokenValues>(`/api/tokens/${inputId}?layer=${enc(layer)}&snapshot=${enc(snapshot)}&` +
+      ('neuron' in by ? `neuron=${by.neuron}` : `cluster=${by.cluster}`)),
 };
 
 /** All input records, paged (the table is small next to activations: ~100 bytes per input). */
@@ -125,4 +131,14 @@ export function patchURL(manifest: Manifest | null, snapshot: string, layer: str
     if (!snap) return null;
   }
   return imageURL(`/api/patches/${enc(snap)}/${enc(layer)}/${unit}.png`);
+}
+
+/** Whether a layer has one activation row per token (text exemplars instead of patches). */
+export function isTokenLayer(manifest: Manifest | null, layer: string): boolean {
+  return manifest?.layers.find((l) => l.name === layer)?.rows === 'token';
+}
+
+/** Word pieces as text: '##' pieces join the previous one, others are spaced. */
+export function detokenize(tokens: string[], leading = false): string {
+  return tokens.map((t, i) => (t.startsWith('##') ? t.slice(2) : (i || leading ? ' ' : '') + t)).join('');
 }

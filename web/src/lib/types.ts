@@ -62,3 +62,15 @@ export interface NearestRecord {
 export interface Finding {
   kind: string; text: string; view: string; selection: Record<string, unknown>; score: number;
 }
+export interface TextExemplar {
+  input_id: number; row: number; position: number; index: number; text: string | null;
+  tokens: string[]; value: number; start?: number; end?: number;
+}
+export interface ExemplarsPayload {
+  kind: 'text' | 'image'; layer: string; snapshot: string; neuron: number;
+  items?: TextExemplar[]; patch?: string | null;
+}
+export interface TokenValues {
+  input_id: number; layer: string; tokens: string[]; positions: number[]; values: (number | null)[];
+  max: number | null; n_units: number; neuron: number | null; cluster: number | null;
+}

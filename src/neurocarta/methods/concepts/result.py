@@ -242,6 +242,8 @@ def concepts(atlas, layers: list[str] | None = None, k: int = 100, threshold: fl
                                              attributes if attributes is not None else None)
     graphs = {}
     labelled = "label" in atlas.row_table(names[0], snap).columns
+    # class graphs read one row per input; with token layers only, None means "skip"
+    labelled = labelled and any(atlas.manifest.layer(n).rows == "input" for n in names)
     if class_graphs or (class_graphs is None and labelled):
         from .classes import class_graphs as build
 
