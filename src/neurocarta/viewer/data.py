@@ -149,6 +149,7 @@ class ViewerData:
         self._topk = once(self._read_topk, 32)
         self._token_index = once(self._read_token_index, 1)
         self.findings = once(self._findings, 1)
+        self.groupings = once(self._groupings, 1)
 
     # ------------------------------------------------------------ names (the only way in)
     def layer(self, name: str) -> str:
@@ -389,6 +390,21 @@ class ViewerData:
         std = np.sqrt(np.maximum(ss / max(count, 1) - mean * mean, 0.0))
         return mean, std
 
+    def _input_z(self, r, snap: str, input_ids: np.ndarray) -> np.ndarray | None:
+        """z-scores (against the layer's per-neuron mean and std) of the mean activation of
+        ``input_ids`` in the map's layer (token layers: over their tokens); None if no row."""
+        if self.atlas.mode == "summary":
+            raise NotFound("a summary atlas stores no per-input activations; re-extract with --mode full")
+        info = self.atlas.manifest.layer(r.layer)
+        stat = r.params.get("stat", "mean") if info.kind == "conv" else "mean"
+        rows = (np.flatnonzero(np.isin(self.atlas.tokens["input_id"].to_numpy(), input_ids))
+                if info.rows == "token" else np.asarray(input_ids, dtype=np.int64))
+        if not len(rows):
+            return None
+        x = self.atlas.activations(r.layer, snap, stat=stat)[rows].mean(axis=0)
+        mean, std = self.layer_moments(r.layer, snap, stat)
+        return np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), 0.0)
+
     def topomap_input(self, name: str, input_id: int, snapshot: str | None = None) -> dict:
         """One input's activation of every neuron of the map's layer, as z-scores against the
         layer's per-neuron mean and std (token layers: the mean over the input's tokens)."""
@@ -396,23 +412,12 @@ class ViewerData:
         snap = self.snapshot(snapshot)
         if not 0 <= input_id < self.atlas.n_inputs:
             raise NotFound(f"input_id {input_id} is out of range 0..{self.atlas.n_inputs - 1}")
-        if self.atlas.mode == "summary":
-            raise NotFound("a summary atlas stores no per-input activations; re-extract with --mode full")
-        info = self.atlas.manifest.layer(r.layer)
-        stat = r.params.get("stat", "mean") if info.kind == "conv" else "mean"
-        acts = self.atlas.activations(r.layer, snap, stat=stat)
-        if info.rows == "token":
-            rows = np.flatnonzero(self.atlas.tokens["input_id"].to_numpy() == input_id)
-            if not len(rows):
-                raise NotFound(f"input {input_id} has no token rows in layer {r.layer!r}")
-            x = acts[rows].mean(axis=0)
-        else:
-            x = acts[input_id:input_id + 1][0]
-        mean, std = self.layer_moments(r.layer, snap, stat)
-        z = np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), 0.0)
+        z = self._input_z(r, snap, np.array([input_id]))
+        if z is None:
+            raise NotFound(f"input {input_id} has no token rows in layer {r.layer!r}")
         return {"layer": r.layer, "snapshot": snap, "input_id": int(input_id), "values": float_list(z, 4)}
 
-    def groupings(self) -> dict:
+    def _groupings(self) -> dict:
         """Input-table columns a map can be painted by, beyond its stored grouping:
         ``{column: [values]}`` for categorical columns of 2 to 12 values (correct/wrong,
         planted attributes, the split), in table order."""
@@ -428,8 +433,9 @@ class ViewerData:
         (group mean minus the mean over groups), the same profile the stored maps show."""
         r = self.topomap_result(name)
         snap = self.snapshot(snapshot)
-        if column not in self.groupings():
-            raise NotFound(f"no grouping {column[:80]!r}; groupings: {', '.join(self.groupings())}")
+        groupings = self.groupings()
+        if column not in groupings:
+            raise NotFound(f"no grouping {column[:80]!r}; groupings: {', '.join(groupings)}")
         info = self.atlas.manifest.layer(r.layer)
         stat = r.params.get("stat", "mean") if info.kind == "conv" else "mean"
         stats = self.atlas.group_stats(r.layer, column, snap, stat=stat)
@@ -445,19 +451,11 @@ class ViewerData:
         mean activation in the map's layer, over every member."""
         r = self.topomap_result(name)
         snap = self.snapshot(snapshot)
-        if self.atlas.mode == "summary":
-            raise NotFound("a summary atlas stores no per-input activations; re-extract with --mode full")
         members = self.mapper_members(layer)
         ids = np.unique(members.loc[members["node"] == node, "input_id"].to_numpy(dtype=np.int64))
-        if not len(ids):
+        z = self._input_z(r, snap, ids) if len(ids) else None
+        if z is None:
             raise NotFound(f"the Mapper graph of {layer!r} has no node {node}")
-        info = self.atlas.manifest.layer(r.layer)
-        stat = r.params.get("stat", "mean") if info.kind == "conv" else "mean"
-        acts = self.atlas.activations(r.layer, snap, stat=stat)
-        rows = np.flatnonzero(np.isin(self.atlas.tokens["input_id"].to_numpy(), ids)) if info.rows == "token" else ids
-        x = acts[rows].mean(axis=0)
-        mean, std = self.layer_moments(r.layer, snap, stat)
-        z = np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), 0.0)
         return {"layer": r.layer, "snapshot": snap, "mapper_layer": layer, "node": int(node),
                 "n_inputs": int(len(ids)), "values": float_list(z, 4)}
 
