@@ -177,7 +177,8 @@ def concepts(atlas, layers: list[str] | None = None, k: int = 100, threshold: fl
         names = [n for n in names if atlas.manifest.layer(n).n_neurons >= 2]
     if int(k) < 1:
         raise UserError(f"k must be at least 1, got {k}")
-    n_rows_min = min(len(atlas.row_table(n, snap)) for n in names) if names else 0
+    tables = {n: atlas.row_table(n, snap) for n in names}  # one merge per layer, reused below
+    n_rows_min = min(len(t) for t in tables.values()) if names else 0
     if k > n_rows_min:
         raise UserError(f"k={k} is larger than the number of inputs ({n_rows_min}); choose k below it")
     model = ConceptAtlas(k=k, threshold=threshold, n_hashes=n_hashes, bands=bands, rows=rows, method=method,
@@ -224,7 +225,7 @@ def concepts(atlas, layers: list[str] | None = None, k: int = 100, threshold: fl
     for name in names:
         in_layer = layer_arr == name
         sizes[name] = size_distribution(np.where(in_layer, cluster, -1)[in_layer])
-        table = atlas.row_table(name, snap)
+        table = tables[name]
         cols = attributes if attributes is not None else attribute_columns(table)
         missing = [c for c in cols if c not in table.columns]
         if missing:
@@ -238,10 +239,10 @@ def concepts(atlas, layers: list[str] | None = None, k: int = 100, threshold: fl
         reports.append(rep)
     coherence = pd.concat(reports, ignore_index=True) if reports else pd.DataFrame(
         columns=["layer", "attribute", "n_groups", "coherence", "random_coherence", "lift"])
-    clusters["describe"] = describe_clusters(members, indptr, indices, atlas.row_table(names[0], snap),
+    clusters["describe"] = describe_clusters(members, indptr, indices, tables[names[0]],
                                              attributes if attributes is not None else None)
     graphs = {}
-    labelled = "label" in atlas.row_table(names[0], snap).columns
+    labelled = "label" in tables[names[0]].columns
     # class graphs read one row per input; with token layers only, None means "skip"
     labelled = labelled and any(atlas.manifest.layer(n).rows == "input" for n in names)
     if class_graphs or (class_graphs is None and labelled):
