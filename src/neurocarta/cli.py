@@ -49,6 +49,13 @@ def _add_extract(sub: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing atlas at --out")
     p.add_argument("--trust", action="store_true", help="allow file:PATH to unpickle a full module")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    scale = p.add_argument_group("scale-out (docs/scale.md)")
+    scale.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="run on a local Dask cluster of N worker processes")
+    scale.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
+    scale.add_argument("--shard-size", type=int, default=None, metavar="INPUTS",
+                       help="inputs per worker task, a multiple of --chunk-size (default: about 4 tasks per worker)")
 
 
 def _cmd_extract(a: argparse.Namespace) -> int:
@@ -60,6 +67,7 @@ def _cmd_extract(a: argparse.Namespace) -> int:
         dtype=a.dtype, pool=a.pool, special_tokens=a.special_tokens, group_by=a.group_by,
         sample_size=a.sample_size, max_layer_bytes=a.max_layer_gb * 1e9, thumb_size=a.thumb_size,
         overwrite=a.overwrite, trust=a.trust, progress=not a.quiet,
+        workers=a.workers, scheduler=a.scheduler, shard_size=a.shard_size,
     )
     print(format_info(atlas_info(atlas)))
     return 0
@@ -98,7 +106,7 @@ def atlas_info(atlas: Any) -> dict[str, Any]:
     done, total = atlas.progress()
     m = atlas.manifest
     return {
-        "path": str(atlas.root), "complete": atlas.complete, "n_inputs": atlas.n_inputs,
+        "path": atlas.url, "complete": atlas.complete, "n_inputs": atlas.n_inputs,
         "inputs_done": done, "inputs_total": total,
         "mode": atlas.mode, "model": m.model.get("spec"), "data": m.data.get("spec"),
         "snapshots": atlas.snapshots,
@@ -187,7 +195,7 @@ def _cmd_topomap(a: argparse.Namespace) -> int:
                           profile=a.profile, grid=a.grid, refine=a.refine, snapshots=a.snapshots,
                           animate=a.animate, formats=tuple(a.formats), seed=a.seed, progress=not a.quiet)
     if a.json:
-        print(json.dumps({"atlas": str(atlas.root), "layers": [r.summary() for r in runs]}))
+        print(json.dumps({"atlas": atlas.url, "layers": [r.summary() for r in runs]}))
         return 0
     for r in runs:
         m = r.summary()
@@ -232,7 +240,7 @@ def _cmd_mapper(a: argparse.Namespace) -> int:
                             overlap=a.overlap, cover=a.cover, clusterer=a.clusterer, eps=a.eps,
                             min_samples=a.min_samples, metric=a.metric, min_jaccard=a.min_jaccard, seed=a.seed)
     if a.json:
-        print(json.dumps({"atlas": str(atlas.root), "layers": [r.summary() for r in results]}))
+        print(json.dumps({"atlas": atlas.url, "layers": [r.summary() for r in results]}))
         return 0
     for r in results:
         s = r.summary()
@@ -256,7 +264,7 @@ def _mapper_sweep(atlas: Any, a: argparse.Namespace) -> int:
             print(f"{layer}: stable pick {pick['intervals']} intervals, overlap {pick['overlap']}")
             print(table.round(3).to_string(index=False))
     if a.json:
-        print(json.dumps({"atlas": str(atlas.root), "layers": out}))
+        print(json.dumps({"atlas": atlas.url, "layers": out}))
     return 0
 
 
@@ -296,7 +304,7 @@ def _cmd_concepts(a: argparse.Namespace) -> int:
                             embedding=a.embedding, snapshot=a.snapshot, seed=a.seed)
     summary = result.summary()
     if a.json:
-        print(json.dumps({"atlas": str(atlas.root), **summary}))
+        print(json.dumps({"atlas": atlas.url, **summary}))
         return 0
     for s in summary["layers"]:
         known = [c for c in s["coherence"] if s["coherence"][c] is not None]

@@ -30,6 +30,7 @@ from ..errors import LayerError, NonFiniteError, UserError
 from ..models import ModelBundle, ModelInputs, load_model
 from ..store import layout
 from ..store.atlas import Atlas, open_atlas
+from ..store.location import Location
 from ..store.manifest import LayerInfo, Manifest
 from ..store.writer import AtlasWriter
 from ..streaming import GroupStatsAccumulator, TopKAccumulator
@@ -39,6 +40,7 @@ from .links import find_link_modules, link_weights
 from .receptive import receptive_fields
 from .layers import LayerRef, resolve_layers
 from .snapshots import resolve_snapshots
+from . import distributed
 
 MODES = ("full", "summary")
 POOLINGS = (None, "mean", "max", "cls")
@@ -69,6 +71,9 @@ class ExtractOptions:
     overwrite: bool = False
     trust: bool = False
     progress: bool = True
+    workers: int | None = None
+    scheduler: Any = None
+    shard_size: int | None = None
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -82,6 +87,17 @@ class ExtractOptions:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1")
         if self.chunk_size < self.batch_size:
             self.chunk_size = self.batch_size
+        if self.workers is not None and self.workers < 1:
+            raise UserError("--workers must be at least 1")
+        if self.workers is not None and self.scheduler is not None:
+            raise UserError("pass --workers (a local cluster) or --scheduler (an existing one), not both")
+        if self.shard_size is not None and (self.shard_size < 1 or self.shard_size % self.chunk_size):
+            raise UserError(f"--shard-size must be a positive multiple of --chunk-size ({self.chunk_size}), "
+                            "so that no two workers write one storage chunk")
+
+    @property
+    def distributed(self) -> bool:
+        return self.workers is not None or self.scheduler is not None
 
 
 def extract(model: Any, data: Any, out: str | Path, layers: list[str] | None = None,
@@ -93,14 +109,17 @@ def extract(model: Any, data: Any, out: str | Path, layers: list[str] | None = N
     model : a model spec (``"demo-cnn"``, ``"efficientnet-lite0"``, ``"minilm"``,
         ``"py:pkg.mod:fn"``...), a :class:`~neurocarta.models.ModelBundle` or an ``nn.Module``.
     data : a data spec (``"shapes"``, ``"text:corpus.txt"``...) or a DataSource.
-    out : the atlas folder. An unfinished atlas there with the same settings is resumed.
+    out : the atlas folder or an fsspec URL (``memory://``, ``s3://``, ``gs://``). An
+        unfinished atlas there with the same settings is resumed.
     layers : module names or globs (``*`` stays inside one name part, ``**`` crosses dots);
         default: the model's own default layers.
     **options : see :class:`ExtractOptions`: ``batch_size``, ``device``, ``limit``, ``topk``,
         ``mode`` (``"full"`` or ``"summary"``), ``snapshots`` (glob or list of state-dict
         files), ``seed``, ``chunk_size``, ``dtype``, ``pool`` (sequence layers: ``mean``,
         ``max``, ``cls``), ``special_tokens``, ``group_by``, ``sample_size``,
-        ``max_layer_bytes``, ``thumb_size``, ``overwrite``, ``trust``, ``progress``.
+        ``max_layer_bytes``, ``thumb_size``, ``overwrite``, ``trust``, ``progress``;
+        scale-out (docs/scale.md): ``workers`` (a local Dask cluster of that many processes),
+        ``scheduler`` (an address or a ``distributed.Client``), ``shard_size`` (inputs per task).
 
     Returns
     -------
@@ -108,15 +127,16 @@ def extract(model: Any, data: Any, out: str | Path, layers: list[str] | None = N
     """
     opts = ExtractOptions(layers=layers, **options)
     opts.check()
-    return Extraction(model, data, Path(out), opts).run()
+    return Extraction(model, data, out, opts).run()
 
 
 class Extraction:
     """One extraction run; see the module docstring for the flow."""
 
-    def __init__(self, model: Any, data: Any, out: Path, opts: ExtractOptions):
+    def __init__(self, model: Any, data: Any, out: "str | Path", opts: ExtractOptions):
         self.opts = opts
-        self.out = out
+        self.out = Location(out)
+        self.model_spec, self.data_spec = model, data  # what distributed workers rebuild from
         full_source = load_data(data)
         self.source: DataSource = limit_source(full_source, opts.limit, opts.seed)
         self.bundle: ModelBundle = load_model(model, data=full_source, trust=opts.trust,
@@ -234,36 +254,51 @@ class Extraction:
         self.has_logits = has_logits
         self.link_modules = self._find_links()
         self.group_cols = self._group_columns(has_logits) if self.opts.mode == "summary" else []
+        if self.opts.distributed:
+            distributed.check_supported(self)
         manifest = self._manifest(infos, self.group_cols)
         self.writer = AtlasWriter.open(self.out, manifest, self.table, overwrite=self.opts.overwrite)
         if self.writer.complete:
             print(f"{self.out} is already complete; nothing to do (pass --overwrite to redo it)", file=sys.stderr)
             return open_atlas(self.out)
-        self.sample_ids = None
-        if self.opts.mode == "summary":
-            rng = np.random.default_rng([self.opts.seed, 1])
-            size = min(self.opts.sample_size, self.n)
-            self.sample_ids = np.sort(rng.choice(self.n, size=size, replace=False))
+        self.sample_ids = self._sample_ids()
         progress = self.writer.progress
-        start_snap, start_n = int(progress.get("snapshot", 0)), int(progress.get("n_done", 0))
+        start_snap = int(progress.get("snapshot", 0))
         total = self.n * len(self.snapshots)
-        bar = tqdm(total=total, initial=start_snap * self.n + start_n, unit="input", unit_scale=True,
-                   disable=not self.opts.progress, dynamic_ncols=True, desc="extract")
+        bar = tqdm(total=total, initial=start_snap * self.n + int(progress.get("n_done", 0)), unit="input",
+                   unit_scale=True, disable=not self.opts.progress, dynamic_ncols=True, desc="extract")
         token_rows = 0
         try:
-            for s_index in range(start_snap, len(self.snapshots)):
-                name, path = self.snapshots[s_index]
-                if path is not None:
-                    self._load_snapshot(path)
-                self.writer.write_links(name, link_weights(self.module, self.link_modules))
-                bar.set_postfix_str(f"snapshot {name}")
-                resume = start_n if s_index == start_snap else 0
-                token_rows = self._run_snapshot(s_index, name, resume, bar)
+            with distributed.cluster(self.opts) as client:
+                for s_index in range(start_snap, len(self.snapshots)):
+                    name, path = self.snapshots[s_index]
+                    if path is not None:
+                        self._load_snapshot(path)
+                    self.writer.write_links(name, link_weights(self.module, self.link_modules))
+                    bar.set_postfix_str(f"snapshot {name}")
+                    token_rows = self._run_snapshot(s_index, name, bar, client)
         finally:
             bar.close()
         n_rows = {i.name: (token_rows if i.rows == "token" else self.n) for i in infos}
         self.writer.finish(n_rows)
         return open_atlas(self.out)
+
+    def _sample_ids(self) -> np.ndarray | None:
+        """The seeded row sample of summary mode (every process draws the same one)."""
+        if self.opts.mode != "summary":
+            return None
+        rng = np.random.default_rng([self.opts.seed, 1])
+        return np.sort(rng.choice(self.n, size=min(self.opts.sample_size, self.n), replace=False))
+
+    def attach_worker(self) -> None:
+        """Set this extraction up as a worker of a distributed run (capture/distributed.py):
+        layers and groups come from the manifest the coordinator wrote."""
+        self.writer = AtlasWriter.attach(self.out)
+        manifest = self.writer.manifest
+        self.infos = {i.name: i for i in manifest.layers}
+        self.group_cols = list(manifest.params.get("group_by") or [])
+        self.sample_ids = self._sample_ids()
+        self._argmax_dtype = self._argmax_dtypes()
 
     def _find_links(self) -> dict[tuple[str, str], str]:
         """The conv/linear module joining each consecutive layer pair (capture/links.py).
@@ -315,10 +350,23 @@ class Extraction:
     def _new_state(self) -> dict[str, Any]:
         return {"topk": {}, "stats": {}, "token_rows": 0, "sample_rows": 0}
 
-    def _run_snapshot(self, s_index: int, snap: str, start: int, bar: tqdm) -> int:
+    def _resume_point(self, s_index: int) -> tuple[dict[str, Any], list[list[int]]]:
+        """The committed accumulator state of snapshot ``s_index`` and the input ranges done."""
+        progress = self.writer.progress
+        if int(progress.get("snapshot", 0)) != s_index or not int(progress.get("n_done", 0)):
+            return self._new_state(), []
+        state = self.writer.load_state() or self._new_state()
+        done = progress.get("shards") or [[0, int(progress["n_done"])]]
+        return state, [list(map(int, r)) for r in done]
+
+    def _chunks_to_do(self, done: list[list[int]]) -> list[tuple[int, int]]:
+        step = self.opts.chunk_size
+        return [(a, min(a + step, self.n)) for a in range(0, self.n, step)
+                if not any(lo <= a < hi for lo, hi in done)]
+
+    def _run_snapshot(self, s_index: int, snap: str, bar: tqdm, client: Any = None) -> int:
         o = self.opts
-        state = self.writer.load_state() if start > 0 else None
-        state = state or self._new_state()
+        state, done = self._resume_point(s_index)
         topk = {name: TopKAccumulator.from_state(o.topk, st) for name, st in state["topk"].items()}
         stats = {key: GroupStatsAccumulator.from_state(st) for key, st in state["stats"].items()}
         token_rows, sample_rows = int(state["token_rows"]), int(state["sample_rows"])
@@ -330,24 +378,51 @@ class Extraction:
             if info.rows == "token" and o.mode == "summary":
                 for sig in info.signals + ["rows"]:
                     self.writer.truncate_rows(f"{layout.sample(snap, info.name)}/{sig}", sample_rows)
-        # The loader thread prepares the next batch while the model runs; storing stays in
-        # this thread. (A store thread was measured slower on 2 cores: Zarr's Python-heavy
-        # write path holds the GIL and stalls the forward pass more than it overlaps.)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurocarta-load") as pool:
-            for c_start in range(start, self.n, o.chunk_size):
-                c_stop = min(c_start + o.chunk_size, self.n)
-                chunk = self._run_chunk(c_start, c_stop, pool, first_snapshot=s_index == 0)
-                token_rows, sample_rows = self._store_chunk(
-                    s_index, snap, c_start, c_stop, chunk, topk, stats, token_rows, sample_rows)
-                state = {"topk": {k: v.state() for k, v in topk.items()},
-                         "stats": {k: v.state() for k, v in stats.items()},
-                         "token_rows": token_rows, "sample_rows": sample_rows}
-                self.writer.commit(s_index, c_stop, state)
-                bar.update(c_stop - c_start)
+        todo = self._chunks_to_do(done)
+
+        def commit(n_done: int) -> None:
+            state = {"topk": {k: v.state() for k, v in topk.items()},
+                     "stats": {k: v.state() for k, v in stats.items()},
+                     "token_rows": token_rows, "sample_rows": sample_rows}
+            self.writer.commit(s_index, n_done, state, shards=distributed.coalesce(done))
+
+        if client is not None:
+            for (a, b), result in distributed.run_shards(self, client, s_index, todo):
+                distributed.merge_shard(self, snap, result, topk, stats)
+                done.append([a, b])
+                commit(sum(hi - lo for lo, hi in done))
+                bar.update(b - a)
+        else:
+            # The loader thread prepares the next batch while the model runs; storing stays in
+            # this thread. (A store thread was measured slower on 2 cores: Zarr's Python-heavy
+            # write path holds the GIL and stalls the forward pass more than it overlaps.)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurocarta-load") as pool:
+                for c_start, c_stop in todo:
+                    chunk = self._run_chunk(c_start, c_stop, pool, first_snapshot=s_index == 0)
+                    token_rows, sample_rows = self._store_chunk(
+                        s_index, snap, c_start, c_stop, chunk, topk, stats, token_rows, sample_rows)
+                    done.append([c_start, c_stop])
+                    commit(sum(hi - lo for lo, hi in done))
+                    bar.update(c_stop - c_start)
         self._store_summaries(snap, topk, stats)
         if s_index + 1 < len(self.snapshots):
             self.writer.commit(s_index + 1, 0, self._new_state())
         return token_rows
+
+    def run_shard(self, s_index: int, snap: str, start: int, stop: int) -> dict[str, Any]:
+        """Run inputs ``[start, stop)`` of one snapshot on a worker: write their rows into the
+        atlas (whole storage chunks only) and return the partial reductions to merge."""
+        topk: dict[str, TopKAccumulator] = {}
+        stats: dict[str, GroupStatsAccumulator] = {}
+        self._sample_out: list[tuple[str, int, np.ndarray]] = []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurocarta-load") as pool:
+            for c_start in range(start, stop, self.opts.chunk_size):
+                c_stop = min(c_start + self.opts.chunk_size, stop)
+                chunk = self._run_chunk(c_start, c_stop, pool, first_snapshot=s_index == 0)
+                self._store_chunk(s_index, snap, c_start, c_stop, chunk, topk, stats, 0, 0)
+        sample, self._sample_out = self._sample_out, None
+        return {"topk": {k: v.state() for k, v in topk.items()},
+                "stats": {k: v.state() for k, v in stats.items()}, "sample": sample}
 
     # ------------------------------------------------------------------ arrays
     def _row_arrays(self, snap: str, info: LayerInfo) -> list[str]:
@@ -356,9 +431,18 @@ class Extraction:
             paths.append(layout.argmax(snap, info.name))
         return paths
 
+    def _argmax_dtypes(self) -> dict[str, type]:
+        return {info.name: (np.uint16 if int(np.prod(info.spatial)) < 65536 else np.uint32)
+                for info in self.infos.values() if info.kind == "conv"}
+
+    def thumb_chunk(self) -> int:
+        """Thumbnail rows per storage chunk: the largest divisor of the chunk size up to 256,
+        so that chunks (and so shards) of inputs always cover whole thumbnail chunks."""
+        return max(d for d in range(1, min(256, self.opts.chunk_size) + 1) if self.opts.chunk_size % d == 0)
+
     def _create_arrays(self, snap: str) -> None:
         o = self.opts
-        self._argmax_dtype: dict[str, type] = {}
+        self._argmax_dtype = self._argmax_dtypes()
         for info in self.infos.values():
             rows_chunk = o.chunk_size * (4 if info.rows == "token" else 1)
             item = np.dtype(self.store_dtype).itemsize
@@ -369,10 +453,8 @@ class Extraction:
                     self.writer.create_array(layout.acts(snap, info.name, sig), (n_rows, info.n_neurons),
                                              (rows_chunk, cols_chunk), self.store_dtype)
                 if info.kind == "conv":
-                    am_dtype = np.uint16 if int(np.prod(info.spatial)) < 65536 else np.uint32
-                    self._argmax_dtype[info.name] = am_dtype
                     self.writer.create_array(layout.argmax(snap, info.name), (self.n, info.n_neurons),
-                                             (rows_chunk, cols_chunk), am_dtype)
+                                             (rows_chunk, cols_chunk), self._argmax_dtype[info.name])
             else:
                 base = layout.sample(snap, info.name)
                 s_rows = 0 if info.rows == "token" else len(self.sample_ids)
@@ -385,7 +467,7 @@ class Extraction:
                     rows[:] = self.sample_ids
         if self.source.modality == "image" and snap == self.snapshots[0][0]:
             t = o.thumb_size
-            self.writer.create_array(layout.THUMBNAILS, (self.n, t, t, 3), (256, t, t, 3), np.uint8)
+            self.writer.create_array(layout.THUMBNAILS, (self.n, t, t, 3), (self.thumb_chunk(), t, t, 3), np.uint8)
 
     # ------------------------------------------------------------------ forward
     def _load_batch(self, b_start: int, b_stop: int) -> tuple[list[Any], Any]:
@@ -573,7 +655,11 @@ class Extraction:
             if hi > lo:
                 picked = self.sample_ids[lo:hi] - c_start
                 for sig in info.signals:
-                    self.writer.array(f"{base}/{sig}")[lo:hi] = arrays[sig][picked].astype(self.store_dtype, copy=False)
+                    rows_out = arrays[sig][picked].astype(self.store_dtype, copy=False)
+                    if getattr(self, "_sample_out", None) is not None:  # a worker: the coordinator writes
+                        self._sample_out.append((f"{base}/{sig}", int(lo), rows_out))
+                    else:
+                        self.writer.array(f"{base}/{sig}")[lo:hi] = rows_out
             return sample_rows
         keep = np.isin(row_inputs, self.sample_ids)
         for sig in info.signals:

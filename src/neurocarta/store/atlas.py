@@ -17,9 +17,11 @@ import numpy as np
 import pandas as pd
 import zarr
 
-from ..streaming import GroupStatsAccumulator, TopK
+from .. import compute
+from ..streaming import TopK
 from ..errors import AtlasError
 from . import layout, results
+from .location import Location
 from .manifest import PROGRESS, LayerInfo, Manifest, read_manifest
 
 
@@ -106,10 +108,23 @@ def _sort_key(value) -> tuple:
 class Atlas:
     """An atlas folder: layers, snapshots, the input table, activations and exemplars."""
 
-    def __init__(self, root: Path, manifest: Manifest):
-        self.root = root
+    def __init__(self, root: "Location | Path | str", manifest: Manifest):
+        self.location = root if isinstance(root, Location) else Location(root)
         self.manifest = manifest
-        self._group = zarr.open_group(str(root), mode="r", zarr_format=3)
+        self._group = self.location.zarr_group("r")
+
+    @property
+    def root(self) -> Path:
+        """The atlas folder, for what needs local files (figures, the viewer, exports)."""
+        if self.location.local is None:
+            raise AtlasError(f"atlas {self.location} is in a remote store; figures, patches and the viewer need a "
+                             "local copy (e.g. `fsspec`'s get, `aws s3 sync` or `gsutil rsync`)")
+        return self.location.local
+
+    @property
+    def url(self) -> str:
+        """Where the atlas is: a local path or an fsspec URL (credentials never included)."""
+        return self.location.safe
 
     # ------------------------------------------------------------ description
     @property
@@ -147,13 +162,13 @@ class Atlas:
         if self.complete:
             return total, total
         try:
-            p = json.loads((self.root / PROGRESS).read_text())
+            p = json.loads(self.location.read_text(PROGRESS))
         except (OSError, json.JSONDecodeError):
             return 0, total
         return int(p.get("snapshot", 0)) * self.n_inputs + int(p.get("n_done", 0)), total
 
     def size_on_disk(self) -> int:
-        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        return self.location.size()
 
     def _snap(self, snapshot: str | None) -> str:
         names = self.snapshots
@@ -166,12 +181,12 @@ class Atlas:
     # ------------------------------------------------------------ tables
     @cached_property
     def _input_table(self) -> pd.DataFrame:
-        return pd.read_parquet(self.root / layout.INPUTS)
+        return self.location.read_parquet(layout.INPUTS)
 
     @cached_property
     def _outputs(self) -> pd.DataFrame | None:
-        path = self.root / layout.OUTPUTS
-        return pd.read_parquet(path) if path.exists() else None
+        loc = self.location
+        return loc.read_parquet(layout.OUTPUTS) if loc.exists(layout.OUTPUTS) else None
 
     def outputs(self, snapshot: str | None = None) -> pd.DataFrame | None:
         """Per-input model outputs (pred, confidence, loss, correct) of one snapshot."""
@@ -196,8 +211,8 @@ class Atlas:
     @cached_property
     def tokens(self) -> pd.DataFrame | None:
         """One row per token row of sequence layers (input_id, position, token_id, token)."""
-        path = self.root / layout.TOKENS
-        return pd.read_parquet(path) if path.exists() else None
+        loc = self.location
+        return loc.read_parquet(layout.TOKENS) if loc.exists(layout.TOKENS) else None
 
     # ------------------------------------------------------------ arrays
     def _layer(self, layer: str) -> LayerInfo:
@@ -216,7 +231,7 @@ class Atlas:
         signal = self._signal(info, stat)
         if self.mode == "summary":
             raise AtlasError(
-                f"atlas {self.root} was extracted with --mode summary and stores no full "
+                f"atlas {self.url} was extracted with --mode summary and stores no full "
                 "activations; use .sample(layer) or .group_stats(layer, by), or re-extract with --mode full"
             )
         return LayerActivations(self._group[layout.acts(snap, info.name, signal)], info, signal)
@@ -250,7 +265,7 @@ class Atlas:
         info = self._layer(layer)
         path = layout.sample(self._snap(snapshot), info.name)
         if path not in self._group:
-            raise AtlasError(f"atlas {self.root} has no row sample (it was extracted with --mode full); use .activations()")
+            raise AtlasError(f"atlas {self.url} has no row sample (it was extracted with --mode full); use .activations()")
         g = self._group[path]
         return np.asarray(g["rows"][:]), np.asarray(g[self._signal(info, stat)][:], dtype=np.float32)
 
@@ -276,7 +291,7 @@ class Atlas:
     def thumbnail(self, input_id: int) -> np.ndarray:
         """The uint8 (t, t, 3) thumbnail of an image input."""
         if layout.THUMBNAILS not in self._group:
-            raise AtlasError(f"atlas {self.root} has no thumbnails (its inputs are not images)")
+            raise AtlasError(f"atlas {self.url} has no thumbnails (its inputs are not images)")
         arr = self._group[layout.THUMBNAILS]
         if not 0 <= int(input_id) < arr.shape[0]:
             raise AtlasError(f"input_id {input_id} is out of range 0..{arr.shape[0] - 1}")
@@ -286,7 +301,7 @@ class Atlas:
         """uint8 (n, t, t, 3) thumbnails of several inputs in the given order, in one read
         (each storage chunk once, however many of its inputs are asked for)."""
         if layout.THUMBNAILS not in self._group:
-            raise AtlasError(f"atlas {self.root} has no thumbnails (its inputs are not images)")
+            raise AtlasError(f"atlas {self.url} has no thumbnails (its inputs are not images)")
         arr = self._group[layout.THUMBNAILS]
         ids = np.asarray(input_ids, dtype=np.int64).ravel()
         if ids.size and (ids.min() < 0 or ids.max() >= arr.shape[0]):
@@ -345,17 +360,17 @@ class Atlas:
         return joined.to_numpy(dtype=object)
 
     # ------------------------------------------------------------ map results
-    def save_map(self, kind: str, name: str, tables: dict[str, pd.DataFrame], meta: dict) -> Path:
+    def save_map(self, kind: str, name: str, tables: dict[str, pd.DataFrame], meta: dict) -> str:
         """Store a method's result under ``maps/<kind>/<name>/`` (replacing one of that name)."""
-        return results.save(self.root, kind, name, tables, meta)
+        return results.save(self.location, kind, name, tables, meta)
 
     def load_map(self, kind: str, name: str) -> tuple[dict[str, pd.DataFrame], dict]:
         """A stored method result: its tables and its metadata."""
-        return results.load(self.root, kind, name)
+        return results.load(self.location, kind, name)
 
     def maps(self, kind: str) -> list[str]:
         """Names of the stored results of method ``kind`` (e.g. ``"topomap"``)."""
-        return results.names(self.root, kind)
+        return results.names(self.location, kind)
 
     def group_stats(self, layer: str, by: str, snapshot: str | None = None,
                     stat: str = "mean") -> GroupStats:
@@ -376,15 +391,14 @@ class Atlas:
             groups = list(g.attrs["groups"])
             return GroupStats.from_sums(by, groups, g["count"][:], g["sum"][:], g["sumsq"][:])
         keys = self.group_keys(layer, by, snap)
-        acts = self.activations(layer, snap, stat=stat)
-        acc = GroupStatsAccumulator(info.n_neurons)
-        for start, block in acts.iter_chunks():
-            acc.update(keys[start:start + block.shape[0]], block)
-        return GroupStats.from_sums(by, acc.groups, acc.count, acc.sum, acc.sumsq)
+        self.activations(layer, snap, stat=stat)  # the clear error for summary atlases
+        # chunk by chunk here, or per row range on the workers when Dask is configured (compute.py)
+        groups, count, s, ss = compute.group_sums(self.location.url, layout.acts(snap, info.name, signal), keys)
+        return GroupStats.from_sums(by, groups, count, s, ss)
 
     def __repr__(self) -> str:
         state = "complete" if self.complete else "incomplete"
-        return (f"<Atlas {self.root} {state}: {self.n_inputs} inputs, {len(self.layers)} layers, "
+        return (f"<Atlas {self.url} {state}: {self.n_inputs} inputs, {len(self.layers)} layers, "
                 f"{len(self.snapshots)} snapshot(s)>")
 
 
@@ -395,11 +409,10 @@ def open_atlas(path: str | Path, allow_incomplete: bool = False) -> Atlas:
     folder, missing files, a schema mismatch, a shape mismatch, or (unless
     ``allow_incomplete``) an unfinished extraction.
     """
-    root = Path(path)
+    root = path if isinstance(path, Location) else Location(path)
     manifest = read_manifest(root)
-    atlas_ok = (root / "zarr.json").exists() and (root / layout.INPUTS).exists()
-    if not atlas_ok:
-        missing = [n for n in ("zarr.json", layout.INPUTS) if not (root / n).exists()]
+    missing = [n for n in ("zarr.json", layout.INPUTS) if not root.exists(n)]
+    if missing:
         raise AtlasError(f"atlas {root} is missing {', '.join(missing)}; re-extract it")
     atlas = Atlas(root, manifest)
     if not manifest.complete:
@@ -417,11 +430,11 @@ def _check_shapes(atlas: Atlas) -> None:
     g = atlas._group
     m = atlas.manifest
     try:
-        n_table = len(pd.read_parquet(atlas.root / layout.INPUTS, columns=["input_id"]))
+        n_table = len(atlas.location.read_parquet(layout.INPUTS, columns=["input_id"]))
     except Exception as e:  # pyarrow raises several types for a damaged file
-        raise AtlasError(f"atlas {atlas.root} has a corrupt {layout.INPUTS} ({e.__class__.__name__}); re-extract it") from e
+        raise AtlasError(f"atlas {atlas.url} has a corrupt {layout.INPUTS} ({e.__class__.__name__}); re-extract it") from e
     if n_table != m.n_inputs:
-        raise AtlasError(f"atlas {atlas.root}: {layout.INPUTS} has {n_table} rows, the manifest says {m.n_inputs}")
+        raise AtlasError(f"atlas {atlas.url}: {layout.INPUTS} has {n_table} rows, the manifest says {m.n_inputs}")
     for snap in m.snapshot_names():
         for info in m.layers:
             tk = layout.topk(snap, info.name) + "/values"
@@ -432,9 +445,9 @@ def _check_shapes(atlas: Atlas) -> None:
                 try:
                     arr = g[p]
                 except (KeyError, FileNotFoundError, ValueError) as e:
-                    raise AtlasError(f"atlas {atlas.root} is missing array {p}; re-extract it") from e
+                    raise AtlasError(f"atlas {atlas.url} is missing array {p}; re-extract it") from e
                 if arr.shape[-1] != info.n_neurons:
-                    raise AtlasError(f"atlas {atlas.root}: array {p} has shape {arr.shape}, "
+                    raise AtlasError(f"atlas {atlas.url}: array {p} has shape {arr.shape}, "
                                      f"but layer {info.name!r} has {info.n_neurons} neurons")
                 if p != tk and info.n_rows is not None and arr.shape[0] != info.n_rows:
-                    raise AtlasError(f"atlas {atlas.root}: array {p} has {arr.shape[0]} rows, the manifest says {info.n_rows}")
+                    raise AtlasError(f"atlas {atlas.url}: array {p} has {arr.shape[0]} rows, the manifest says {info.n_rows}")

@@ -8,7 +8,6 @@ the snapshots, the extraction parameters and whether the atlas is complete.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,14 +106,9 @@ class Manifest:
             raise AtlasError(f"atlas {where} has a corrupt manifest.json ({e}); re-extract it") from e
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON so that readers see the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=_json_default)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def json_text(obj: Any) -> str:
+    """The JSON text of a manifest or progress record (numpy values become plain ones)."""
+    return json.dumps(obj, indent=1, default=_json_default)
 
 
 def _json_default(o: Any) -> Any:
@@ -127,16 +121,18 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def read_manifest(root: Path) -> Manifest:
-    path = root / MANIFEST
-    if not root.exists():
-        raise AtlasError(f"no atlas at {root}: the folder does not exist")
-    if not path.exists():
-        raise AtlasError(f"{root} is not an atlas: it has no {MANIFEST}. Point to a folder made by `neurocarta extract`")
+def read_manifest(root: "Location | Path | str") -> Manifest:
+    from .location import Location
+
+    loc = root if isinstance(root, Location) else Location(root)
+    if not loc.exists():
+        raise AtlasError(f"no atlas at {loc}: the folder does not exist")
+    if not loc.exists(MANIFEST):
+        raise AtlasError(f"{loc} is not an atlas: it has no {MANIFEST}. Point to a folder made by `neurocarta extract`")
     try:
-        d = json.loads(path.read_text())
+        d = json.loads(loc.read_text(MANIFEST))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AtlasError(f"atlas {root} has a corrupt {MANIFEST} ({e.__class__.__name__}); re-extract it") from e
+        raise AtlasError(f"atlas {loc} has a corrupt {MANIFEST} ({e.__class__.__name__}); re-extract it") from e
     if not isinstance(d, dict):
-        raise AtlasError(f"atlas {root} has a corrupt {MANIFEST}; re-extract it")
-    return Manifest.from_json(d, root)
+        raise AtlasError(f"atlas {loc} has a corrupt {MANIFEST}; re-extract it")
+    return Manifest.from_json(d, str(loc))

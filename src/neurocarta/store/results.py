@@ -8,48 +8,63 @@ replaces it whole.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 
 from ..errors import AtlasError
 from .atomic import replaced
 from .layout import MAPS, node
+from .location import Location
 
 
-def folder(root: Path, kind: str, name: str) -> Path:
-    return Path(root) / MAPS / node(kind) / node(name)
+def folder(loc: Location, kind: str, name: str) -> str:
+    return f"{MAPS}/{node(kind)}/{node(name)}"
 
 
-def save(root: Path, kind: str, name: str, tables: dict[str, pd.DataFrame], meta: dict) -> Path:
-    final = folder(root, kind, name)
+def save(loc: Location, kind: str, name: str, tables: dict[str, pd.DataFrame], meta: dict) -> str:
+    """Write a result; returns where it is (a local path, or a URL for remote atlases).
+
+    Object stores have no folder renames: there the tables are written first and
+    ``meta.json`` last, and a result counts as present only once its ``meta.json`` is.
+    """
+    rel = folder(loc, kind, name)
+    meta_text = json.dumps(meta, indent=1, default=_jsonable)
+    if loc.local is None:
+        loc.remove(f"{rel}/meta.json")
+        for old in loc.listdir(rel):
+            loc.remove(f"{rel}/{old}")
+        for key, table in tables.items():
+            loc.write_parquet(f"{rel}/{key}.parquet", table)
+        loc.write_text(f"{rel}/meta.json", meta_text)
+        return loc.url_of(rel)
+    final = loc.local / rel
     final.parent.mkdir(parents=True, exist_ok=True)
     with replaced(final) as tmp:
         tmp.mkdir()
         for key, table in tables.items():
             table.to_parquet(tmp / f"{key}.parquet", index=False)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=_jsonable))
-    return final
+        (tmp / "meta.json").write_text(meta_text)
+    return str(final)
 
 
-def load(root: Path, kind: str, name: str) -> tuple[dict[str, pd.DataFrame], dict]:
-    path = folder(root, kind, name)
-    if not (path / "meta.json").exists():
-        have = names(root, kind)
+def load(loc: Location, kind: str, name: str) -> tuple[dict[str, pd.DataFrame], dict]:
+    rel = folder(loc, kind, name)
+    if not loc.exists(f"{rel}/meta.json"):
+        have = names(loc, kind)
         raise AtlasError(f"the atlas has no {kind} result {name!r}; "
                          + (f"it has: {', '.join(have)}" if have else f"run `neurocarta {kind}` first"))
-    meta = json.loads((path / "meta.json").read_text())
-    tables = {p.stem: pd.read_parquet(p) for p in sorted(path.glob("*.parquet"))}
+    meta = json.loads(loc.read_text(f"{rel}/meta.json"))
+    tables = {n[:-len(".parquet")]: loc.read_parquet(f"{rel}/{n}")
+              for n in loc.listdir(rel) if n.endswith(".parquet")}
     return tables, meta
 
 
-def names(root: Path, kind: str) -> list[str]:
-    base = Path(root) / MAPS / node(kind)
-    if not base.exists():
-        return []
+def names(loc: Location, kind: str) -> list[str]:
     from urllib.parse import unquote
 
-    return sorted(unquote(p.name) for p in base.iterdir() if (p / "meta.json").exists() and not p.name.startswith("."))
+    base = f"{MAPS}/{node(kind)}"
+    return sorted(unquote(n) for n in loc.listdir(base)
+                  if not n.startswith(".") and loc.exists(f"{base}/{n}/meta.json"))
 
 
 def _jsonable(value):

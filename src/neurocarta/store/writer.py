@@ -11,40 +11,40 @@ final arrays equal those of an uninterrupted run.
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import zarr
 
 from ..errors import AtlasError, UserError
 from . import layout
 from .atomic import replaced
-from .manifest import MANIFEST, PROGRESS, Manifest, read_manifest, write_json_atomic
+from .location import Location
+from .manifest import MANIFEST, PROGRESS, Manifest, json_text, read_manifest
 
 
-def write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
-    os.replace(tmp, path)
-
-
-def write_array_atomic(root: Path, path: str, values: np.ndarray, chunks: tuple[int, ...],
+def write_array_atomic(root: "Location | Path | str", path: str, values: np.ndarray, chunks: tuple[int, ...],
                        attrs: dict[str, Any] | None = None) -> None:
     """Write a whole Zarr array at ``path`` in the atlas ``root``, replacing any array there.
 
-    It is written beside its final place and swapped in with renames (as method results
-    are, see results.py), so readers see the old array or the new one, never half of one.
+    Locally it is written beside its final place and swapped in with renames (as method
+    results are, see results.py), so readers see the old array or the new one, never half
+    of one. Object stores have no renames: the array is rewritten in place.
     """
+    loc = root if isinstance(root, Location) else Location(root)
     parent, _, name = path.rpartition("/")
-    zarr.open_group(str(root), mode="a", zarr_format=3).require_group(parent)
-    with replaced(Path(root) / parent / name) as tmp:
+    loc.zarr_group("a").require_group(parent)
+    if loc.local is None:
+        loc.remove(path)
+        arr = zarr.create_array(store=loc.url_of(path), shape=values.shape, chunks=chunks, dtype=values.dtype,
+                                zarr_format=3, attributes=attrs or {})
+        arr[...] = values
+        return
+    with replaced(loc.local / parent / name) as tmp:
         arr = zarr.create_array(store=str(tmp), shape=values.shape, chunks=chunks, dtype=values.dtype,
                                 zarr_format=3, attributes=attrs or {})
         arr[...] = values
@@ -53,13 +53,20 @@ def write_array_atomic(root: Path, path: str, values: np.ndarray, chunks: tuple[
 class AtlasWriter:
     """Creates or resumes an atlas folder and commits chunks into it."""
 
-    def __init__(self, root: Path, manifest: Manifest, progress: dict[str, Any]):
-        self.root = root
+    def __init__(self, loc: Location, manifest: Manifest, progress: dict[str, Any]):
+        self.loc = loc
         self.manifest = manifest
         self.progress = progress
-        self.group = zarr.open_group(str(root), mode="a", zarr_format=3)
+        self.group = loc.zarr_group("a")
         self._arrays: dict[str, zarr.Array] = {}  # open handles: each lookup would re-read metadata
-        (root / layout.WORK).mkdir(exist_ok=True)
+        loc.mkdir(layout.WORK)
+
+    @classmethod
+    def attach(cls, root: "Location | str | Path") -> "AtlasWriter":
+        """A writer for a worker of a distributed run: it writes array rows and table parts
+        into the atlas the coordinator opened, and never touches the manifest or progress."""
+        loc = root if isinstance(root, Location) else Location(root)
+        return cls(loc, read_manifest(loc), {})
 
     # ----------------------------------------------------------------- opening
     @classmethod
@@ -70,35 +77,33 @@ class AtlasWriter:
         A complete atlas made with the same parameters is returned as is (``.complete``);
         one made with other parameters is an error unless ``overwrite``.
         """
-        root = Path(root)
-        if root.exists() and overwrite:
+        loc = root if isinstance(root, Location) else Location(root)
+        if loc.exists() and overwrite:
             # Only ever delete an atlas (or an empty folder), never whatever else --out points at.
-            if any(root.iterdir()) and not (root / MANIFEST).exists():
-                raise UserError(f"{root} exists and is not an atlas; --overwrite only replaces atlases")
-            shutil.rmtree(root)
-        if root.exists() and any(root.iterdir()):
-            if not (root / MANIFEST).exists():
-                raise UserError(f"{root} exists and is not an atlas; choose another --out or empty it")
+            if loc.listdir() and not loc.exists(MANIFEST):
+                raise UserError(f"{loc} exists and is not an atlas; --overwrite only replaces atlases")
+            loc.remove()
+        if loc.exists() and loc.listdir():
+            if not loc.exists(MANIFEST):
+                raise UserError(f"{loc} exists and is not an atlas; choose another --out or empty it")
             try:
-                old = read_manifest(root)
+                old = read_manifest(loc)
             except AtlasError as e:
                 raise UserError(f"{e}; or pass --overwrite to replace it") from e
             if old.identity() != manifest.identity():
                 diff = _first_difference(old.identity(), manifest.identity())
                 raise UserError(
-                    f"{root} holds an atlas made with other settings ({diff}); "
+                    f"{loc} holds an atlas made with other settings ({diff}); "
                     "use another --out, or pass --overwrite to replace it"
                 )
-            progress = _read_progress(root)
-            writer = cls(root, old, progress)
-            return writer
-        root.mkdir(parents=True, exist_ok=True)
-        zarr.open_group(str(root), mode="w", zarr_format=3)
-        write_parquet_atomic(inputs, root / layout.INPUTS)
+            return cls(loc, old, _read_progress(loc))
+        loc.mkdir()
+        loc.zarr_group("w")
+        loc.write_parquet(layout.INPUTS, inputs)
         progress = {"snapshot": 0, "n_done": 0, "state": None, "complete": False}
-        write_json_atomic(root / MANIFEST, manifest.to_json())
-        write_json_atomic(root / PROGRESS, progress)
-        return cls(root, manifest, progress)
+        loc.write_text(MANIFEST, json_text(manifest.to_json()))
+        loc.write_text(PROGRESS, json_text(progress))
+        return cls(loc, manifest, progress)
 
     @property
     def complete(self) -> bool:
@@ -111,7 +116,7 @@ class AtlasWriter:
         if path in self.group:
             arr = self.group[path]
             if tuple(arr.shape[1:]) != tuple(shape[1:]):
-                raise AtlasError(f"array {path} in {self.root} has shape {arr.shape}, expected {shape}")
+                raise AtlasError(f"array {path} in {self.loc} has shape {arr.shape}, expected {shape}")
         else:
             arr = self.group.create_array(path, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill_value)
         self._arrays[path] = arr
@@ -174,73 +179,107 @@ class AtlasWriter:
 
     # ----------------------------------------------------------------- tables
     def write_part(self, kind: str, snap_index: int, start: int, df: pd.DataFrame) -> None:
-        folder = self.root / layout.WORK / kind
-        folder.mkdir(parents=True, exist_ok=True)
-        write_parquet_atomic(df, folder / f"{snap_index:04d}-{start:012d}.parquet")
+        """One chunk's table rows; parts are named by (snapshot, first input), so a rerun of
+        the same chunk (a resume, a retried worker) replaces its part rather than adding one."""
+        self.loc.write_parquet(f"{layout.WORK}/{kind}/{snap_index:04d}-{start:012d}.parquet", df)
 
-    def _merge_parts(self, kind: str, target: str) -> None:
-        """Stream the parts into one Parquet file, one part in memory at a time."""
-        folder = self.root / layout.WORK / kind
-        parts = sorted(folder.glob("*.parquet")) if folder.exists() else []
+    def _merge_parts(self, kind: str, target: str, renumber: str | None = None) -> None:
+        """Stream the parts, in order, into one Parquet file, one part in memory at a time.
+
+        ``renumber`` names a column rewritten as 0, 1, 2... over the merged rows (token rows:
+        workers number them within their own shard).
+        """
+        folder = f"{layout.WORK}/{kind}"
+        parts = [n for n in self.loc.listdir(folder) if n.endswith(".parquet") and not n.startswith(".")]
         if not parts:
             return
-        tmp = self.root / f".{target}.tmp"
-        schema = pq.read_schema(parts[0])
-        with pq.ParquetWriter(tmp, schema) as out:
-            for part in parts:
-                out.write_table(pq.read_table(part).cast(schema))
-        os.replace(tmp, self.root / target)
+        fs = self.loc.fs
+        if self.loc.local is not None:
+            tmp = self.loc.local / f".{target}.tmp"
+            sink = open(tmp, "wb")
+        else:
+            sink = fs.open(f"{self.loc.path}/{target}", "wb")
+        first = pq.read_table(self._part(folder, parts[0]))
+        schema = first.schema
+        done = 0
+        with sink, pq.ParquetWriter(sink, schema) as out:
+            for name in parts:
+                table = first if name == parts[0] else pq.read_table(self._part(folder, name)).cast(schema)
+                if renumber is not None:
+                    import pyarrow as pa
+
+                    col = schema.get_field_index(renumber)
+                    values = pa.array(np.arange(done, done + table.num_rows, dtype=np.int64))
+                    table = table.set_column(col, schema.field(col), values)
+                done += table.num_rows
+                out.write_table(table)
+        if self.loc.local is not None:
+            import os
+
+            os.replace(tmp, self.loc.local / target)
+
+    def _part(self, folder: str, name: str):
+        if self.loc.local is not None:
+            return self.loc.local / folder / name
+        import io
+
+        return io.BytesIO(self.loc.read_bytes(f"{folder}/{name}"))
+
+    # ----------------------------------------------------------------- shards
+    def write_shard(self, snap_index: int, start: int, stop: int, result: dict[str, Any]) -> None:
+        """A worker's finished shard: its partial reductions, for the coordinator to merge."""
+        name = f"{layout.WORK}/shards/{snap_index:04d}-{start:012d}-{stop:012d}.pkl"
+        self.loc.write_bytes(name, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
 
     # ----------------------------------------------------------------- commits
-    def commit(self, snap_index: int, n_done: int, state: dict[str, Any]) -> None:
-        """Record that inputs ``[0, n_done)`` of snapshot ``snap_index`` are durable."""
-        work = self.root / layout.WORK
+    def commit(self, snap_index: int, n_done: int, state: dict[str, Any],
+               shards: list[list[int]] | None = None) -> None:
+        """Record that inputs ``[0, n_done)`` of snapshot ``snap_index`` are durable.
+
+        A distributed run finishes shards out of order: it passes ``shards``, the
+        ``[start, stop)`` ranges done (``n_done`` is then their total), and resumes only the others.
+        """
         name = f"state-{snap_index:04d}-{n_done:012d}.pkl"
-        tmp = work / f".{name}.tmp"
-        with open(tmp, "wb") as f:
-            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, work / name)
+        self.loc.write_bytes(f"{layout.WORK}/{name}", pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
         old = self.progress.get("state")
         self.progress = {"snapshot": snap_index, "n_done": n_done, "state": name, "complete": False}
-        write_json_atomic(self.root / PROGRESS, self.progress)
-        if old and old != name and (work / old).exists():
-            (work / old).unlink()
+        if shards is not None:
+            self.progress["shards"] = shards
+        self.loc.write_text(PROGRESS, json_text(self.progress))
+        if old and old != name:
+            self.loc.remove(f"{layout.WORK}/{old}")
 
     def load_state(self) -> dict[str, Any] | None:
         name = self.progress.get("state")
         if not name:
             return None
-        path = self.root / layout.WORK / name
-        if not path.exists():
-            raise AtlasError(f"atlas {self.root} lost its resume state {name}; pass --overwrite to start again")
-        with open(path, "rb") as f:
-            return pickle.load(f)
+        path = f"{layout.WORK}/{name}"
+        if not self.loc.exists(path):
+            raise AtlasError(f"atlas {self.loc} lost its resume state {name}; pass --overwrite to start again")
+        return pickle.loads(self.loc.read_bytes(path))
 
     def finish(self, n_rows: dict[str, int]) -> None:
         """Merge table parts, record row counts and mark the atlas complete (last step)."""
         self._merge_parts("outputs", layout.OUTPUTS)
-        self._merge_parts("tokens", layout.TOKENS)
+        self._merge_parts("tokens", layout.TOKENS, renumber="row")
         for info in self.manifest.layers:
             info.n_rows = int(n_rows[info.name])
         self.manifest.complete = True
         self.progress = {"snapshot": len(self.manifest.snapshots), "n_done": self.manifest.n_inputs,
                          "state": None, "complete": True}
         # The manifest first: once it says complete the atlas is done, whatever follows.
-        write_json_atomic(self.root / MANIFEST, self.manifest.to_json())
-        write_json_atomic(self.root / PROGRESS, self.progress)
-        shutil.rmtree(self.root / layout.WORK, ignore_errors=True)
+        self.loc.write_text(MANIFEST, json_text(self.manifest.to_json()))
+        self.loc.write_text(PROGRESS, json_text(self.progress))
+        self.loc.remove(layout.WORK)
 
 
-def _read_progress(root: Path) -> dict[str, Any]:
-    path = root / PROGRESS
-    if not path.exists():
+def _read_progress(loc: Location) -> dict[str, Any]:
+    if not loc.exists(PROGRESS):
         return {"snapshot": 0, "n_done": 0, "state": None, "complete": False}
     try:
-        return json.loads(path.read_text())
+        return json.loads(loc.read_text(PROGRESS))
     except json.JSONDecodeError as e:
-        raise AtlasError(f"atlas {root} has a corrupt {PROGRESS}; pass --overwrite to start again") from e
+        raise AtlasError(f"atlas {loc} has a corrupt {PROGRESS}; pass --overwrite to start again") from e
 
 
 def _first_difference(a: dict, b: dict) -> str:

@@ -87,10 +87,14 @@ def cooccurrence(indptr: np.ndarray, indices: np.ndarray, n_inputs: int | None =
 
     The diagonal holds each neuron's set size (a neuron shares all of its inputs with
     itself); :func:`ppmi` drops it. Cost and memory follow the number of co-occurring
-    pairs, i.e. the sum over inputs of (neurons holding it)^2, not n^2.
+    pairs, i.e. the sum over inputs of (neurons holding it)^2, not n^2. With a Dask cluster
+    configured (:mod:`neurocarta.compute`) the inputs are split into blocks whose partial
+    products are summed on the workers; the counts are the same.
     """
+    from ... import compute
+
     a = incidence(indptr, indices, n_inputs)
-    c = (a @ a.T).tocsr()
+    c = compute.sparse_gram(a)
     c.sort_indices()
     return c
 

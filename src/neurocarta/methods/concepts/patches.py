@@ -209,5 +209,5 @@ def save_patches(atlas: Any, layer: str, patches: np.ndarray, snapshot: str | No
                          f"got {patches.dtype} {patches.shape}")
     n, per, s = patches.shape[:3]
     attrs = {"per_neuron": int(per), "size": int(s), "kind": info.kind, "receptive_field": info.receptive_field}
-    write_array_atomic(atlas.root, layout.patches(snap, info.name), patches,
+    write_array_atomic(atlas.location, layout.patches(snap, info.name), patches,
                        chunks=(max(1, min(16, n)), per, s, s, 3), attrs=attrs)

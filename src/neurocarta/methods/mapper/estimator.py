@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ... import compute
 from ...errors import UserError
 from .cluster import auto_eps, make_clusterer, prepare
 from .cover import Cover
@@ -81,9 +82,16 @@ class Mapper:
         # One BLAS thread per interval worker: n_jobs workers x 1 thread fill the cores without
         # oversubscribing them. Biggest intervals first, so the workers finish together.
         order = sorted(cubes, key=lambda c: -len(c[1]))
-        with threadpool_limits(limits=1 if self.n_jobs > 1 else None, user_api="blas"), \
-                ThreadPoolExecutor(self.n_jobs) as pool:
-            results = {r[0]: r for r in pool.map(run, order)}
+        if compute.active_client() is not None:  # a Dask cluster: one task per interval, xs sent once
+            big = [(key, rows) for key, rows in order if len(rows) >= need]
+            labels = compute.map_items(_cluster_rows, [rows for _, rows in big], broadcast={"xs": xs},
+                                       cluster=cluster)
+            results = {key: (key, rows, None) for key, rows in order}
+            results.update({key: (key, rows, lab) for (key, rows), lab in zip(big, labels)})
+        else:
+            with threadpool_limits(limits=1 if self.n_jobs > 1 else None, user_api="blas"), \
+                    ThreadPoolExecutor(self.n_jobs) as pool:
+                results = {r[0]: r for r in pool.map(run, order)}
         for key, _ in cubes:  # nodes in cover order, clusters in label order
             _, rows, labels = results[key]
             if labels is None:
@@ -97,3 +105,8 @@ class Mapper:
         graph = MapperGraph(nodes, keys, edges, shared, jac, x.shape[0])
         self.graph_ = graph.filter_edges(self.min_jaccard) if self.min_jaccard > 0 else graph
         return self
+
+
+def _cluster_rows(rows: np.ndarray, xs: np.ndarray, cluster) -> np.ndarray:
+    """Cluster labels of one cover interval (a task on a Dask worker)."""
+    return cluster(xs[rows])

@@ -1,0 +1,362 @@
+"""Where method reductions run: in this process, or on a Dask cluster when one is configured.
+
+This module is the one place that decides. Nothing is configured by default, and then every
+reduction is a plain loop in this process: importing this module imports no Dask, and no
+Dask code runs. Configure a cluster with :func:`use_dask` (a ``distributed.Client`` or a
+scheduler address), or set the environment variable ``NEUROCARTA_SCHEDULER`` to an address::
+
+    import neurocarta.compute as compute
+    with compute.use_dask("tcp://scheduler:8786"):
+        stats = atlas.group_stats("fc1", by="label")   # row blocks summed on the workers
+
+What runs on the cluster when one is configured:
+
+- :func:`group_sums`: per-group count / sum / sum of squares over the rows of a stored array
+  (``Atlas.group_stats``, hence NAP and contrastive profiles);
+- :func:`topk_from_array`: per-neuron top-k of a stored array;
+- :func:`sparse_gram`: ``A @ A.T`` by blocks of A's columns (the concept embedding's
+  co-occurrence counts);
+- :func:`map_items`: a function over items with one large object sent to every worker once
+  (Mapper's per-interval clustering).
+
+Tasks that read stored arrays get the store's location and a row range, never the data, so
+workers must be able to open the atlas (a shared file system or a remote URL), and must have
+neurocarta installed.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import reduce
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+#: Environment variable holding a scheduler address, used when :func:`use_dask` was not called.
+ENV = "NEUROCARTA_SCHEDULER"
+
+_current: "_Setting | None" = None  # None: nothing configured explicitly (the environment decides)
+_clients: dict[str, Any] = {}  # clients neurocarta made from addresses, by address
+
+
+class _Setting:
+    """What :func:`use_dask` returns; as a context manager it restores the previous setting."""
+
+    def __init__(self, client, previous: "_Setting | None", created: str | None):
+        self.client = client
+        self.previous = previous
+        self._created = created  # the address this setting made a client for, if it did
+
+    def __enter__(self):
+        return self.client
+
+    def __exit__(self, *exc) -> None:
+        global _current
+        if _current is self:
+            _current = self.previous
+        if self._created is not None:
+            client = _clients.pop(self._created, None)
+            if client is not None:
+                client.close()
+
+
+def use_dask(client_or_address=None) -> _Setting:
+    """Run neurocarta's reductions on a Dask cluster: a ``distributed.Client``, a scheduler
+    address (``"tcp://host:8786"``), or ``None`` to run them in this process again (the
+    environment variable is then ignored too).
+
+    Takes effect at once; used as a context manager (``with use_dask(...) as client:``) it
+    lasts for the block only, and a client it made from an address is closed at the end.
+    A client you pass in is never closed by neurocarta.
+    """
+    global _current
+    created = None
+    client = client_or_address
+    if isinstance(client_or_address, str):
+        created = None if _live(_clients.get(client_or_address)) else client_or_address
+        client = _connect(client_or_address)
+    elif client_or_address is not None and not hasattr(client_or_address, "submit"):
+        raise TypeError(f"use_dask takes a distributed.Client, a scheduler address or None, "
+                        f"not {type(client_or_address).__name__}")
+    _current = _Setting(client, _current, created)
+    return _current
+
+
+def active_client():
+    """The client reductions run on, or ``None`` for in-process.
+
+    An explicit :func:`use_dask` wins; otherwise ``NEUROCARTA_SCHEDULER``, if set, is
+    connected to (once per address). Never imports Dask when neither is set.
+    """
+    if _current is not None:
+        return _current.client
+    address = os.environ.get(ENV, "").strip()
+    return _connect(address) if address else None
+
+
+def reset() -> None:
+    """Forget any :func:`use_dask` setting and close the clients neurocarta made from addresses."""
+    global _current
+    _current = None
+    while _clients:
+        _, client = _clients.popitem()
+        client.close()
+
+
+def _live(client) -> bool:
+    return client is not None and getattr(client, "status", "") == "running"
+
+
+def _connect(address: str):
+    client = _clients.get(address)
+    if not _live(client):
+        from distributed import Client
+
+        client = _clients[address] = Client(address, set_as_default=False)
+    return client
+
+
+def _slots(client) -> int:
+    """Worker threads in the cluster (at least 1)."""
+    return max(1, sum(client.nthreads().values()))
+
+
+# --------------------------------------------------------------------------- generic helpers
+
+def map_reduce(fn: Callable, items: Iterable, combine: Callable, split_every: int = 8):
+    """``fn`` over ``items``, the results folded left to right with ``combine(a, b)``.
+
+    In-process: a plain loop. On a cluster: one task per item, then a tree of folds over
+    runs of ``split_every`` neighbouring results, on the workers; only the final result
+    comes back. Neighbours are folded in item order, so ``combine`` need only be
+    associative, not commutative. ``fn`` and ``combine`` must be picklable on a cluster.
+    """
+    items = list(items)
+    if not items:
+        raise ValueError("map_reduce needs at least one item")
+    client = active_client()
+    if client is None:
+        out = fn(items[0])
+        for item in items[1:]:
+            out = combine(out, fn(item))
+        return out
+    futures = client.map(fn, items, pure=False)
+    while len(futures) > 1:
+        runs = [futures[i:i + split_every] for i in range(0, len(futures), split_every)]
+        futures = [run[0] if len(run) == 1 else client.submit(_fold, combine, *run, pure=False) for run in runs]
+    return futures[0].result()
+
+
+def _fold(combine: Callable, *parts):
+    return reduce(combine, parts)
+
+
+def map_items(fn: Callable, items: Sequence, broadcast: dict | None = None, **kwargs) -> list:
+    """``[fn(item, **broadcast, **kwargs) for item in items]``, in item order.
+
+    On a cluster each ``broadcast`` value is sent to every worker once (not once per task)
+    and each item is one task; in-process it is that plain loop.
+    """
+    broadcast = dict(broadcast or {})
+    client = active_client()
+    if client is None:
+        return [fn(item, **broadcast, **kwargs) for item in items]
+    if not len(items):
+        return []
+    shared = {name: client.scatter(value, broadcast=True) for name, value in broadcast.items()}
+    return client.gather(client.map(fn, list(items), pure=False, **shared, **kwargs))
+
+
+def _row_ranges(n_rows: int, step: int, client) -> list[tuple[int, int]]:
+    """Task row ranges: whole runs of ``step``-row blocks, about 4 tasks per worker thread."""
+    n_blocks = -(-n_rows // step)
+    per_task = max(1, -(-n_blocks // (4 * _slots(client))))
+    rows = per_task * step
+    return [(lo, min(lo + rows, n_rows)) for lo in range(0, n_rows, rows)]
+
+
+def _store_client(root):
+    """The active client for tasks that open the store at ``root`` themselves; ``None`` for a
+    ``memory://`` store, which lives in this process only and no worker can see."""
+    return None if str(root).startswith("memory://") else active_client()
+
+
+def _open_array(root, array_path: str, storage_options: dict | None = None):
+    """A stored array, opened as :class:`~neurocarta.store.atlas.Atlas` opens its group."""
+    import zarr
+
+    kwargs = {"storage_options": storage_options} if storage_options else {}
+    return zarr.open_group(str(root), mode="r", zarr_format=3, **kwargs)[array_path]
+
+
+def _blocks(array, lo: int, hi: int, step: int):
+    """``(start, float32 block)`` over rows ``lo:hi``, ``step`` rows at a time (as
+    ``LayerActivations.iter_chunks`` reads them)."""
+    for start in range(lo, hi, step):
+        yield start, np.asarray(array[start:min(start + step, hi)], dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- group sums
+
+def group_sums(root, array_path: str, keys: np.ndarray, chunk_rows: int | None = None,
+               storage_options: dict | None = None) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-group ``(groups, count, sum, sumsq)`` of every column of a stored (rows x neurons)
+    array, grouped by ``keys`` (one group value per row).
+
+    The result is :class:`~neurocarta.streaming.GroupStatsAccumulator`'s: groups in order of
+    first appearance, int64 counts, float64 sums; ready for ``GroupStats.from_sums``.
+    ``root`` is the Zarr v3 group (a folder or URL) and ``array_path`` the array in it; rows
+    are read ``chunk_rows`` at a time (default: the array's chunk rows). On a cluster each
+    task opens the array itself and sums its own row range; the partial sums are merged by
+    group value.
+    """
+    from .streaming import GroupStatsAccumulator
+
+    array = _open_array(root, array_path, storage_options)
+    n_rows, n_neurons = array.shape
+    keys = np.asarray(keys)
+    if keys.shape[0] != n_rows:
+        raise ValueError(f"group_sums needs one key per row: {keys.shape[0]} keys for {n_rows} rows")
+    step = int(chunk_rows or array.chunks[0])
+    client = _store_client(root)
+    if client is None or n_rows == 0:
+        acc = GroupStatsAccumulator(n_neurons)
+        for start, block in _blocks(array, 0, n_rows, step):
+            acc.update(keys[start:start + block.shape[0]], block)
+        return acc.groups, acc.count, acc.sum, acc.sumsq
+    tasks = [(str(root), array_path, storage_options, lo, hi, step, keys[lo:hi])
+             for lo, hi in _row_ranges(n_rows, step, client)]
+    return map_reduce(_group_sums_task, tasks, merge_group_sums)
+
+
+def _group_sums_task(task) -> tuple:
+    from .streaming import GroupStatsAccumulator
+
+    root, array_path, storage_options, lo, hi, step, keys = task
+    array = _open_array(root, array_path, storage_options)
+    acc = GroupStatsAccumulator(array.shape[1])
+    for start, block in _blocks(array, lo, hi, step):
+        acc.update(keys[start - lo:start - lo + block.shape[0]], block)
+    return acc.groups, acc.count, acc.sum, acc.sumsq
+
+
+def merge_group_sums(a: tuple, b: tuple) -> tuple:
+    """Two ``(groups, count, sum, sumsq)`` partials merged by group value; ``a``'s groups
+    keep their places and ``b``'s new ones follow in their order (so merging partials of
+    consecutive rows in row order gives first-appearance order)."""
+    groups_a, count_a, sum_a, sumsq_a = a
+    groups_b, count_b, sum_b, sumsq_b = b
+    slot = {g: i for i, g in enumerate(groups_a)}
+    groups = list(groups_a)
+    for g in groups_b:
+        if g not in slot:
+            slot[g] = len(groups)
+            groups.append(g)
+    idx = np.array([slot[g] for g in groups_b], dtype=np.int64)
+    n, width = len(groups), sum_a.shape[1]
+    count = np.zeros(n, dtype=np.int64)
+    s = np.zeros((n, width), dtype=np.float64)
+    ss = np.zeros((n, width), dtype=np.float64)
+    count[:len(groups_a)], s[:len(groups_a)], ss[:len(groups_a)] = count_a, sum_a, sumsq_a
+    count[idx] += count_b  # idx holds no repeats: b's groups are distinct
+    s[idx] += sum_b
+    ss[idx] += sumsq_b
+    return groups, count, s, ss
+
+
+# --------------------------------------------------------------------------- top-k
+
+def topk_from_array(root, array_path: str, k: int, chunk_rows: int | None = None,
+                    input_ids: np.ndarray | None = None, positions: np.ndarray | None = None,
+                    storage_options: dict | None = None):
+    """Per-neuron top-k (a :class:`~neurocarta.streaming.TopK`) of a stored (rows x neurons)
+    array, recomputed from the stored values.
+
+    ``input_ids`` (rows,) maps rows to inputs (default: the row itself, as for per-input
+    layers); ``positions`` (rows,) is each row's token position for sequence layers (stored
+    as ``(position, -1)``; default -1). On a cluster each task reads its own row range and
+    keeps its top-k; the partial results are merged on the workers.
+    """
+    from .streaming import TopKAccumulator
+
+    array = _open_array(root, array_path, storage_options)
+    n_rows, n_neurons = array.shape
+    step = int(chunk_rows or array.chunks[0])
+    client = _store_client(root)
+    if client is None or n_rows == 0:
+        acc = TopKAccumulator(k, n_neurons)
+        for start, block in _blocks(array, 0, n_rows, step):
+            _topk_update(acc, block, start, input_ids, positions)
+        return acc.result()
+
+    def part(x, lo, hi):
+        return None if x is None else np.asarray(x[lo:hi])
+
+    tasks = [(str(root), array_path, storage_options, lo, hi, step, int(k), part(input_ids, lo, hi),
+              part(positions, lo, hi)) for lo, hi in _row_ranges(n_rows, step, client)]
+    merged = map_reduce(_topk_task, tasks, _merge_topk_states)
+    return TopKAccumulator.from_state(int(k), merged["state"]).result()
+
+
+def _topk_update(acc, block: np.ndarray, start: int, input_ids, positions, offset: int = 0) -> None:
+    """Add rows ``start:start + len(block)``; ``input_ids``/``positions`` are indexed from ``offset``."""
+    rows = np.arange(start, start + block.shape[0], dtype=np.int64)
+    lo, hi = start - offset, start - offset + block.shape[0]
+    ids = rows if input_ids is None else np.asarray(input_ids[lo:hi], dtype=np.int64)
+    pos = None
+    if positions is not None:
+        p = np.asarray(positions[lo:hi], dtype=np.int32)
+        pos = np.broadcast_to(np.stack([p, np.full_like(p, -1)], axis=1)[:, None, :],
+                              (block.shape[0], block.shape[1], 2))
+    acc.update(block, rows, ids, pos)
+
+
+def _topk_task(task) -> dict:
+    from .streaming import TopKAccumulator
+
+    root, array_path, storage_options, lo, hi, step, k, input_ids, positions = task
+    array = _open_array(root, array_path, storage_options)
+    acc = TopKAccumulator(k, array.shape[1])
+    for start, block in _blocks(array, lo, hi, step):
+        _topk_update(acc, block, start, input_ids, positions, offset=lo)
+    return {"k": k, "state": acc.state()}
+
+
+def _merge_topk_states(a: dict, b: dict) -> dict:
+    from .streaming import TopKAccumulator
+
+    acc = TopKAccumulator.from_state(a["k"], a["state"])
+    acc.merge(TopKAccumulator.from_state(b["k"], b["state"]))
+    return {"k": a["k"], "state": acc.state()}
+
+
+# --------------------------------------------------------------------------- sparse products
+
+def sparse_gram(a, n_blocks: int | None = None):
+    """``A @ A.T`` of a scipy sparse matrix, as CSR.
+
+    In-process it is exactly that product. On a cluster A's columns are split into
+    ``n_blocks`` runs (default: 2 per worker thread); each task multiplies its run,
+    ``A[:, run] @ A[:, run].T``, and the partial products are summed on the workers.
+    """
+    client = active_client()
+    if client is None:
+        return (a @ a.T).tocsr()
+    import scipy.sparse as sp
+
+    at = sp.csr_matrix(a.T)  # rows of at are A's columns: cheap row slices
+    n_cols = at.shape[0]
+    n_blocks = max(1, min(n_blocks or 2 * _slots(client), n_cols))
+    edges = np.linspace(0, n_cols, n_blocks + 1).astype(np.int64)
+    blocks = [at[lo:hi] for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
+    if not blocks:
+        return (a @ a.T).tocsr()
+    return map_reduce(_gram_block, blocks, _add_sparse).tocsr()
+
+
+def _gram_block(block):
+    return (block.T @ block).tocsr()
+
+
+def _add_sparse(a, b):
+    return (a + b).tocsr()
