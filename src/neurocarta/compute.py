@@ -226,10 +226,11 @@ def group_sums(root, array_path: str, keys: np.ndarray, chunk_rows: int | None =
         return acc.groups, acc.count, acc.sum, acc.sumsq
     tasks = [(str(root), array_path, storage_options, lo, hi, step, keys[lo:hi])
              for lo, hi in _row_ranges(n_rows, step, client)]
-    return map_reduce(_group_sums_task, tasks, merge_group_sums)
+    state = map_reduce(_group_sums_task, tasks, _merge_group_states)
+    return state["groups"], state["count"], state["sum"], state["sumsq"]
 
 
-def _group_sums_task(task) -> tuple:
+def _group_sums_task(task) -> dict:
     from .streaming import GroupStatsAccumulator
 
     root, array_path, storage_options, lo, hi, step, keys = task
@@ -237,31 +238,17 @@ def _group_sums_task(task) -> tuple:
     acc = GroupStatsAccumulator(array.shape[1])
     for start, block in _blocks(array, lo, hi, step):
         acc.update(keys[start - lo:start - lo + block.shape[0]], block)
-    return acc.groups, acc.count, acc.sum, acc.sumsq
+    return acc.state()
 
 
-def merge_group_sums(a: tuple, b: tuple) -> tuple:
-    """Two ``(groups, count, sum, sumsq)`` partials merged by group value; ``a``'s groups
-    keep their places and ``b``'s new ones follow in their order (so merging partials of
-    consecutive rows in row order gives first-appearance order)."""
-    groups_a, count_a, sum_a, sumsq_a = a
-    groups_b, count_b, sum_b, sumsq_b = b
-    slot = {g: i for i, g in enumerate(groups_a)}
-    groups = list(groups_a)
-    for g in groups_b:
-        if g not in slot:
-            slot[g] = len(groups)
-            groups.append(g)
-    idx = np.array([slot[g] for g in groups_b], dtype=np.int64)
-    n, width = len(groups), sum_a.shape[1]
-    count = np.zeros(n, dtype=np.int64)
-    s = np.zeros((n, width), dtype=np.float64)
-    ss = np.zeros((n, width), dtype=np.float64)
-    count[:len(groups_a)], s[:len(groups_a)], ss[:len(groups_a)] = count_a, sum_a, sumsq_a
-    count[idx] += count_b  # idx holds no repeats: b's groups are distinct
-    s[idx] += sum_b
-    ss[idx] += sumsq_b
-    return groups, count, s, ss
+def _merge_group_states(a: dict, b: dict) -> dict:
+    """Two accumulator states merged by group value (``a``'s groups first, then ``b``'s new
+    ones: merging consecutive row ranges in order keeps first-appearance order)."""
+    from .streaming import GroupStatsAccumulator
+
+    acc = GroupStatsAccumulator.from_state(a)
+    acc.merge(GroupStatsAccumulator.from_state(b))
+    return acc.state()
 
 
 # --------------------------------------------------------------------------- top-k

@@ -605,8 +605,7 @@ class Extraction:
             if info.rows == "token":
                 rows = np.arange(token_rows, token_rows + n_tok, dtype=np.int64)
                 row_inputs, positions = arrays["row_input"], arrays["row_pos"]
-                pos2 = np.stack([positions, np.full_like(positions, -1)], axis=1)
-                pos2 = np.broadcast_to(pos2[:, None, :], (len(rows), info.n_neurons, 2))
+                pos2 = positions  # (rows,): the top-k keeps (position, -1) for every neuron
                 row_start = token_rows
             else:
                 rows = np.arange(c_start, c_stop, dtype=np.int64)
