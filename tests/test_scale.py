@@ -222,3 +222,13 @@ def test_remote_urls_never_show_credentials():
         with pytest.raises(nc.UserError) as e:
             Location("s3://KEY:SECRET@bucket/atlas")
         assert "SECRET" not in str(e.value) and "neurocarta[s3]" in str(e.value)
+
+
+def test_python_objects_reach_the_workers(tmp_path, images, client):
+    """A module and a DataSource given as objects (not specs) are sent to the workers."""
+    from neurocarta.data import load_data
+
+    model, source = tiny_models.cnn(), load_data(images)
+    one = nc.extract(model, source, tmp_path / "one", **IMAGE_KW)
+    two = nc.extract(tiny_models.cnn(), load_data(images), tmp_path / "two", scheduler=client, **IMAGE_KW)
+    assert_same_atlas(one, two)

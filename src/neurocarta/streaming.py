@@ -263,6 +263,16 @@ def _insert_keys(keys, ids, pos, hk, hid, hp, root_high):
         root_high[c] = np.int64(hk[c, 0] >> np.uint64(32))
 
 
+@njit(nogil=True, cache=True)
+def _add_group_rows(x, slots, total, total_sq):
+    for r in range(x.shape[0]):
+        g = slots[r]
+        for c in range(x.shape[1]):
+            v = np.float64(x[r, c])
+            total[g, c] += v
+            total_sq[g, c] += v * v
+
+
 class GroupStatsAccumulator:
     """Running per-group count, sum and sum of squares of every neuron, for one column.
 
@@ -300,13 +310,12 @@ class GroupStatsAccumulator:
         if x.shape[0] == 0:
             return
         slots = self._slots(np.asarray(group_values))
-        g = len(self.groups)
-        onehot = np.zeros((g, x.shape[0]), dtype=np.float64)
-        onehot[slots, np.arange(x.shape[0])] = 1.0
-        x64 = x.astype(np.float64)
-        self.count += onehot.sum(axis=1).astype(np.int64)
-        self.sum += onehot @ x64
-        self.sumsq += onehot @ (x64 * x64)
+        self.count += np.bincount(slots, minlength=len(self.groups))
+        # One compiled pass, row by row into float64 sums. (A one-hot matrix product was
+        # measured 10-20x slower: BLAS runs a (groups x rows) @ (rows x neurons) product with
+        # ~10 groups far below its peak, over float64 copies of the block.)
+        x = np.ascontiguousarray(x, dtype=np.float64 if x.dtype == np.float64 else np.float32)  # float16: exact
+        _add_group_rows(x, slots, self.sum, self.sumsq)
 
     def merge(self, other: "GroupStatsAccumulator") -> None:
         """Fold in another accumulator's sums (over other rows); groups are matched by value,

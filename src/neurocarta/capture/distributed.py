@@ -29,12 +29,13 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from ..errors import UserError
+from ..store import layout
 from ..streaming import GroupStatsAccumulator, TopKAccumulator
 
 if TYPE_CHECKING:
     from .extraction import ExtractOptions, Extraction
 
-SHARDS_PER_WORKER = 4   # enough tasks for Dask to balance uneven workers
+SHARDS_PER_WORKER = 8   # enough tasks for Dask to balance uneven workers, and a short tail
 MAX_SHARD_CHUNKS = 16   # and small enough that a lost shard costs little
 
 
@@ -81,6 +82,24 @@ def cluster(opts: "ExtractOptions") -> Iterator[Any]:
         yield opts.scheduler
 
 
+def warm_up(client: Any) -> list:
+    """Start importing torch, neurocarta and the compiled kernels on every worker now, while
+    the coordinator probes the model and creates the arrays (the first shard then starts
+    seconds sooner). Returns the futures, which the caller keeps alive."""
+    workers = list(client.scheduler_info().get("workers", {}))
+    return [client.submit(_warm, pure=False, workers=[w], allow_other_workers=False, key=f"neurocarta-warm-{uuid.uuid4().hex[:8]}")
+            for w in workers]
+
+
+def _warm() -> None:
+    from . import extraction  # noqa: F401 - torch, the store, the numba kernels' module
+    from ..streaming import GroupStatsAccumulator, TopKAccumulator
+
+    acc = TopKAccumulator(1, 1)
+    acc.update(np.zeros((1, 1), np.float16), np.zeros(1, np.int64), np.zeros(1, np.int64))
+    GroupStatsAccumulator(1).update(np.zeros(1), np.zeros((1, 1), np.float32))
+
+
 def coalesce(ranges: list[list[int]]) -> list[list[int]]:
     """Sorted, merged ``[start, stop)`` ranges (what ``progress.json`` records as done)."""
     out: list[list[int]] = []
@@ -114,12 +133,11 @@ def plan_shards(chunks: list[tuple[int, int]], n_workers: int, shard_size: int |
 
 @dataclass
 class WorkerSpec:
-    """What a worker needs to rebuild the extraction: specs (or scattered objects), the
-    atlas URL and the options; ``run_id`` keys the per-process cache."""
+    """What a worker needs to rebuild the extraction besides the model and the data (which
+    travel as task arguments): the atlas URL and
+    the options; ``run_id`` keys the per-process cache."""
 
     run_id: str
-    model: Any
-    data: Any
     out: str
     opts: Any
 
@@ -133,12 +151,12 @@ def run_shards(ex: "Extraction", client: Any, s_index: int,
     shards = plan_shards(chunks, n_workers, ex.opts.shard_size, ex.opts.chunk_size)
     if not shards:
         return
-    spec = _worker_spec(ex, client)
+    spec, model, data = _worker_spec(ex, client)
     snap, path = ex.snapshots[s_index]
     ranges = {}
     futures = []
     for a, b in shards:
-        f = client.submit(_shard_task, spec, s_index, snap, str(path) if path else None, a, b,
+        f = client.submit(_shard_task, spec, model, data, s_index, snap, str(path) if path else None, a, b,
                           key=f"neurocarta-shard-{spec.run_id}-{s_index}-{a}", pure=False)
         ranges[f.key] = (a, b)
         futures.append(f)
@@ -147,20 +165,50 @@ def run_shards(ex: "Extraction", client: Any, s_index: int,
         future.release()
 
 
-def _worker_spec(ex: "Extraction", client: Any) -> WorkerSpec:
+def _worker_spec(ex: "Extraction", client: Any) -> tuple[WorkerSpec, Any, Any]:
+    """The spec, the model and the data for the tasks: spec strings as they are; Python
+    objects (a module, a DataSource) pickled into the atlas's ``_work/`` folder, which every
+    worker can read anyway, and loaded once per worker process. (Sending them through
+    ``client.scatter`` took seconds per object, and Dask's own torch serializer rebuilds
+    modules without their hook dicts.)"""
     if getattr(ex, "_worker_spec", None) is None:
-        model = ex.model_spec if isinstance(ex.model_spec, str) else client.scatter(ex.model_spec, broadcast=True)
-        data = ex.data_spec if isinstance(ex.data_spec, str) else client.scatter(ex.data_spec, broadcast=True)
+        import cloudpickle
+
+        run_id = uuid.uuid4().hex[:12]
+
+        def ship(obj: Any, name: str) -> Any:
+            if isinstance(obj, (str, os.PathLike)):
+                return str(obj)
+            rel = f"{layout.WORK}/objects/{run_id}-{name}.pkl"
+            ex.writer.loc.write_bytes(rel, cloudpickle.dumps(obj))
+            return _Stored(rel)
+
         opts = replace(ex.opts, workers=None, scheduler=None, progress=False, overwrite=False)
-        ex._worker_spec = WorkerSpec(uuid.uuid4().hex[:12], model, data, ex.out.url, opts)
+        ex._worker_spec = (WorkerSpec(run_id, ex.out.url, opts), ship(ex.model_spec, "model"),
+                           ship(ex.data_spec, "data"))
     return ex._worker_spec
+
+
+@dataclass
+class _Stored:
+    """A model or data object pickled inside the atlas (``_work/objects/``)."""
+
+    rel: str
+
+    def load(self, out: str) -> Any:
+        import cloudpickle
+
+        from ..store.location import Location
+
+        return cloudpickle.loads(Location(out).read_bytes(self.rel))
 
 
 _CACHE: dict[str, Any] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def _shard_task(spec: WorkerSpec, s_index: int, snap: str, path: str | None, start: int, stop: int) -> dict:
+def _shard_task(spec: WorkerSpec, model: Any, data: Any, s_index: int, snap: str, path: str | None,
+                start: int, stop: int) -> dict:
     """Runs on a worker: one shard, with the process's cached extraction of this run."""
     import torch
 
@@ -170,7 +218,8 @@ def _shard_task(spec: WorkerSpec, s_index: int, snap: str, path: str | None, sta
             from .extraction import Extraction
 
             _CACHE.clear()  # one run at a time per worker process; free an old model
-            ex = Extraction(spec.model, spec.data, spec.out, spec.opts)
+            model, data = (x.load(spec.out) if isinstance(x, _Stored) else x for x in (model, data))
+            ex = Extraction(model, data, spec.out, spec.opts)
             ex.attach_worker()
             ex._shard_lock = threading.Lock()
             ex._loaded_snapshot = 0

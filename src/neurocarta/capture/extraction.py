@@ -247,6 +247,15 @@ class Extraction:
 
     # ------------------------------------------------------------------ run
     def run(self) -> Atlas:
+        # A cluster starts first, and its workers import torch and neurocarta while this
+        # process probes the model and prepares the atlas (capture/distributed.py).
+        with distributed.cluster(self.opts) as client:
+            warming = distributed.warm_up(client) if client is not None else []
+            atlas = self._run(client)
+            del warming
+            return atlas
+
+    def _run(self, client: Any) -> Atlas:
         infos, has_logits = self._probe()
         self._check_size(infos)
         self.input_size = self._record_receptive_fields(infos)
@@ -269,14 +278,13 @@ class Extraction:
                    unit_scale=True, disable=not self.opts.progress, dynamic_ncols=True, desc="extract")
         token_rows = 0
         try:
-            with distributed.cluster(self.opts) as client:
-                for s_index in range(start_snap, len(self.snapshots)):
-                    name, path = self.snapshots[s_index]
-                    if path is not None:
-                        self._load_snapshot(path)
-                    self.writer.write_links(name, link_weights(self.module, self.link_modules))
-                    bar.set_postfix_str(f"snapshot {name}")
-                    token_rows = self._run_snapshot(s_index, name, bar, client)
+            for s_index in range(start_snap, len(self.snapshots)):
+                name, path = self.snapshots[s_index]
+                if path is not None:
+                    self._load_snapshot(path)
+                self.writer.write_links(name, link_weights(self.module, self.link_modules))
+                bar.set_postfix_str(f"snapshot {name}")
+                token_rows = self._run_snapshot(s_index, name, bar, client)
         finally:
             bar.close()
         n_rows = {i.name: (token_rows if i.rows == "token" else self.n) for i in infos}
@@ -458,7 +466,9 @@ class Extraction:
             else:
                 base = layout.sample(snap, info.name)
                 s_rows = 0 if info.rows == "token" else len(self.sample_ids)
-                s_chunk = max(1, min(max(s_rows, 1), 4096))
+                # small row chunks: each chunk of inputs adds a scattered few sample rows, and a
+                # write into part of a chunk rewrites all of it (4,096-row chunks cost 10x more)
+                s_chunk = max(1, min(max(s_rows, 1), 256))
                 for sig in info.signals:
                     self.writer.create_array(f"{base}/{sig}", (s_rows, info.n_neurons),
                                              (s_chunk, cols_chunk), self.store_dtype)
@@ -627,11 +637,12 @@ class Extraction:
             else:
                 sample_rows_new = self._store_sample(snap, info, arrays, rows, row_inputs, c_start, c_stop,
                                                      sample_rows)
+                exact = {sig: arrays[sig].astype(np.float32) for sig in info.signals}  # float16 -> 32 is exact
                 for col, values in group_values.items():
                     per_row = values[row_inputs - c_start]
                     for sig in info.signals:
                         stats.setdefault(f"{name}\x00{sig}\x00{col}",
-                                         GroupStatsAccumulator(info.n_neurons)).update(per_row, arrays[sig])
+                                         GroupStatsAccumulator(info.n_neurons)).update(per_row, exact[sig])
         if o.mode == "summary" and any(i.rows == "token" for i in self.infos.values()):
             sample_rows = sample_rows_new  # same sampled tokens for every token layer
         if s_index == 0:
