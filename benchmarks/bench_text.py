@@ -36,9 +36,9 @@ def _bare(bundle, source, batch: int) -> float:
     return time.perf_counter() - t0
 
 
-def _extract(bundle, source, batch: int, layers: list[str], out: Path) -> tuple[float, int]:
+def _extract(bundle, source, batch: int, layers: list[str], out: Path, mode: str) -> tuple[float, int]:
     t0 = time.perf_counter()
-    atlas = nc.extract(bundle, source, out, layers=layers, batch_size=batch, overwrite=True, progress=False)
+    atlas = nc.extract(bundle, source, out, layers=layers, batch_size=batch, overwrite=True, progress=False, mode=mode)
     return time.perf_counter() - t0, len(atlas.tokens)
 
 
@@ -48,6 +48,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--layers", nargs="+", default=["encoder.layer.*.intermediate"])
+    p.add_argument("--mode", choices=["full", "summary"], default="full")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args()
     torch.manual_seed(0)
@@ -58,10 +59,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.repeats):  # alternate, best of each
             bare.append(_bare(bundle, source, a.batch))
-            seconds, tokens = _extract(bundle, source, a.batch, a.layers, Path(tmp) / "a")
+            seconds, tokens = _extract(bundle, source, a.batch, a.layers, Path(tmp) / "a", a.mode)
             ext.append(seconds)
     result = {
-        "model": "minilm", "sentences": a.n, "tokens": tokens, "batch": a.batch, "layers": a.layers,
+        "model": "minilm", "sentences": a.n, "tokens": tokens, "batch": a.batch, "layers": a.layers, "mode": a.mode,
         "threads": torch.get_num_threads(),
         "bare_tokens_per_s": round(tokens / min(bare), 1),
         "extract_tokens_per_s": round(tokens / min(ext), 1),

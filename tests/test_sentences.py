@@ -167,3 +167,37 @@ def test_concept_groups_follow_the_planted_word_categories(tmp_path):
     row = result.coherence.set_index("attribute").loc["category"]
     assert row["n_groups"] >= 10
     assert row["coherence"] - row["random_coherence"] > 0.1, row
+
+
+def test_text_demo_runs_offline_end_to_end_and_builds_all_three_maps(tmp_path):
+    """`neurocarta demo --data sentences --no-serve`, at a small n: MiniLM offline, token
+    rows for every demo layer (MLP intermediates, the last attention output, the last layer
+    output), topographic maps by category and by topic, Mapper graphs, concepts with
+    coherence against the planted categories."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import run_env
+    from neurocarta.demo import TEXT_LAYERS
+
+    out = tmp_path / "text-demo"
+    r = subprocess.run([sys.executable, "-m", "neurocarta", "demo", "--data", "sentences:n=120", "--no-serve",
+                        "--out", str(out), "--quiet"], env=run_env(), capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    atlas = nc.open_atlas(out)
+    assert atlas.n_inputs == 120 and sorted(l.name for l in atlas.layers) == sorted(TEXT_LAYERS)
+    assert any("attention" in l.name for l in atlas.layers)
+    assert all(l.rows == "token" for l in atlas.layers)
+    tokens = atlas.tokens
+    assert len(tokens) == atlas.layers[0].n_rows and {"word", "category"} <= set(tokens.columns)
+    assert sorted(atlas.maps("topomap")) == sorted(f"{l}@{g}" for l in TEXT_LAYERS for g in ("category", "label"))
+    assert sorted(atlas.maps("mapper")) == sorted(TEXT_LAYERS)
+    concepts = nc.load_concepts(atlas)
+    coherence = concepts.coherence[concepts.coherence["attribute"] == "category"]
+    assert set(coherence["layer"]) == set(TEXT_LAYERS)
+    assert (coherence["coherence"] > coherence["random_coherence"]).any()
+    assert "word-category coherence" in r.stdout
+    info = json.loads(subprocess.run([sys.executable, "-m", "neurocarta", "info", str(out), "--json"],
+                                     env=run_env(), capture_output=True, text=True).stdout)
+    assert info["complete"] is True

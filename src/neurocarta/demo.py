@@ -76,7 +76,7 @@ def run_demo(data: str = "shapes", out: str | Path = "demo-atlas", epochs: int =
 
 
 TEXT_LAYERS = ["encoder.layer.1.intermediate", "encoder.layer.3.intermediate", "encoder.layer.5.intermediate",
-               "encoder.layer.5.output"]
+               "encoder.layer.5.attention.output", "encoder.layer.5.output"]
 TEXT_DEMO_SENTENCES = 2000  # a few minutes on 2 cores; pass sentences:n=5000 for the whole corpus
 
 
@@ -85,7 +85,7 @@ def run_text_demo(data: str = "sentences", out: str | Path = "demo-atlas", serve
     """The text demo: offline MiniLM (no training) over the built-in ``sentences`` corpus.
 
     Captures one row per token for the MLP intermediates of layers 1, 3 and 5 and the last
-    layer's output, then draws topographic maps grouped by the planted word ``category``,
+    layer's attention output and output, then draws topographic maps grouped by the planted word ``category``,
     Mapper graphs of token states and the concept atlas, whose exemplars are tokens in
     context, with its coherence against the planted categories.
     """

@@ -388,29 +388,32 @@ class Extraction:
                     self.writer.truncate_rows(f"{layout.sample(snap, info.name)}/{sig}", sample_rows)
         todo = self._chunks_to_do(done)
 
-        def commit(n_done: int) -> None:
-            state = {"topk": {k: v.state() for k, v in topk.items()},
-                     "stats": {k: v.state() for k, v in stats.items()},
-                     "token_rows": token_rows, "sample_rows": sample_rows}
-            self.writer.commit(s_index, n_done, state, shards=distributed.coalesce(done))
+        def state_now() -> dict[str, Any]:
+            return {"topk": {k: v.state() for k, v in topk.items()},
+                    "stats": {k: v.state() for k, v in stats.items()},
+                    "token_rows": token_rows, "sample_rows": sample_rows}
+
+        def commit(state: dict[str, Any], ranges: list[list[int]]) -> None:
+            self.writer.commit(s_index, sum(hi - lo for lo, hi in ranges), state, shards=ranges)
 
         if client is not None:
             for (a, b), result in distributed.run_shards(self, client, s_index, todo):
                 distributed.merge_shard(self, snap, result, topk, stats)
                 done.append([a, b])
-                commit(sum(hi - lo for lo, hi in done))
+                commit(state_now(), distributed.coalesce(done))
                 bar.update(b - a)
         else:
             # The loader thread prepares the next batch while the model runs; storing stays in
-            # this thread. (A store thread was measured slower on 2 cores: Zarr's Python-heavy
-            # write path holds the GIL and stalls the forward pass more than it overlaps.)
+            # this thread. (A store thread was measured slower on 2 cores, and writing chunk i
+            # while chunk i+1 runs gained nothing on MiniLM: the forward pass already uses both
+            # cores, see docs/benchmarks.md.)
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurocarta-load") as pool:
                 for c_start, c_stop in todo:
                     chunk = self._run_chunk(c_start, c_stop, pool, first_snapshot=s_index == 0)
                     token_rows, sample_rows = self._store_chunk(
                         s_index, snap, c_start, c_stop, chunk, topk, stats, token_rows, sample_rows)
                     done.append([c_start, c_stop])
-                    commit(sum(hi - lo for lo, hi in done))
+                    commit(state_now(), distributed.coalesce(done))
                     bar.update(c_stop - c_start)
         self._store_summaries(snap, topk, stats)
         if s_index + 1 < len(self.snapshots):
@@ -498,10 +501,21 @@ class Extraction:
                     nxt = starts[i + 1]
                     future = pool.submit(self._load_batch, nxt, min(nxt + bs, c_stop))
                 rec.clear()
+                rec.row_mask = self._token_mask(inputs)
                 output = self.bundle.forward(inputs.to(self.device))
                 ids = np.arange(b_start, b_stop, dtype=np.int64)
                 self._collect(buf, rec.captured, inputs, ids, find_logits(output), items)
         return buf
+
+    def _token_mask(self, inputs: Any) -> torch.Tensor | None:
+        """The (B, T) token rows that token layers keep (real tokens, special ones when asked),
+        given to the hooks so they copy only those rows; None when no layer has token rows."""
+        if inputs.attention_mask is None or not any(i.rows == "token" for i in self.infos.values()):
+            return None
+        mask = inputs.attention_mask.bool()
+        if inputs.special_tokens_mask is not None and not self.opts.special_tokens:
+            mask = mask & ~inputs.special_tokens_mask.bool()
+        return mask
 
     def _collect(self, buf: "ChunkBuffer", captured: dict[str, Captured], inputs: Any, ids: np.ndarray,
                  logits: torch.Tensor | None, items: list[Any]) -> None:
@@ -518,7 +532,7 @@ class Extraction:
             elif cap.kind == "dense":
                 buf.add(name, value=self._rounded(name, cap.value, ids))
             else:
-                buf.add(name, **self._sequence_rows(name, info, cap.value, row_mask, ids))
+                buf.add(name, **self._sequence_rows(name, info, cap, row_mask, ids))
         if row_mask is not None:  # text inputs: always record the tokens
             b_idx, pos = np.nonzero(row_mask)
             frame = pd.DataFrame({
@@ -549,14 +563,14 @@ class Extraction:
         if self.source.modality == "image" and buf.first_snapshot:
             buf.thumbs.append(np.stack([thumbnail(im, self.opts.thumb_size) for im in items]))
 
-    def _sequence_rows(self, name: str, info: LayerInfo, value: np.ndarray, row_mask: np.ndarray | None,
+    def _sequence_rows(self, name: str, info: LayerInfo, cap: Captured, row_mask: np.ndarray | None,
                        ids: np.ndarray) -> dict[str, np.ndarray]:
-        b, t, _ = value.shape
-        mask = row_mask if row_mask is not None else np.ones((b, t), dtype=bool)
+        value = cap.value
+        mask = row_mask if row_mask is not None else np.ones(value.shape[:2], dtype=bool)
         pool = info.pooling
         if pool is None:
             b_idx, pos = np.nonzero(mask)
-            rows = self._rounded(name, value[b_idx, pos], ids[b_idx])
+            rows = self._rounded(name, value if cap.selected else value[b_idx, pos], ids[b_idx])
             return {"value": rows, "row_input": ids[b_idx], "row_pos": pos.astype(np.int32)}
         if pool == "cls":
             pooled = value[:, 0]
@@ -572,8 +586,10 @@ class Extraction:
         """Round to the storage dtype once, so every downstream statistic (top-k, group
         sums) sees exactly the stored values; one finiteness pass catches NaN, Inf and
         float16 overflow together."""
-        r = x.astype(self.store_dtype)
-        if not np.isfinite(r).all():
+        # torch converts and checks on all cores; numpy's astype and isfinite use one
+        t = torch.from_numpy(np.ascontiguousarray(x)).to(torch.float16 if self.store_dtype == np.float16 else torch.float32)
+        r = t.numpy()
+        if not bool(torch.isfinite(t).all()):
             check_finite(name, x, ids)  # raises for NaN or Inf in the layer output itself
             raise NonFiniteError(f"layer {name!r} has activations beyond the float16 range (|x| > 65504); "
                                  "pass --dtype float32")
@@ -602,6 +618,7 @@ class Extraction:
     # ------------------------------------------------------------------ store
     def _store_chunk(self, s_index: int, snap: str, c_start: int, c_stop: int, buf: "ChunkBuffer",
                      topk: dict, stats: dict, token_rows: int, sample_rows: int) -> tuple[int, int]:
+        """Update the reductions with one chunk and write its rows."""
         o = self.opts
         w = self.writer
         outputs = _outputs_frame(buf.outputs) if buf.outputs else None

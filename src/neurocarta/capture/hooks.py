@@ -23,20 +23,26 @@ class Captured:
     """One layer's output for one batch, already on the CPU as float32 numpy."""
 
     kind: str
-    value: np.ndarray | None = None  # dense (B,C) or sequence (B,T,C)
+    value: np.ndarray | None = None  # dense (B,C) or sequence (B,T,C), or (rows, C) when ``selected``
     mean: np.ndarray | None = None  # conv (B,C)
     max: np.ndarray | None = None  # conv (B,C)
     argmax: np.ndarray | None = None  # conv (B,C) flat h*W+w
     shape: tuple[int, ...] = ()  # per-input output shape
+    selected: bool = False  # sequence rows already picked by the recorder's row mask
 
 
 class LayerRecorder:
-    """Registers hooks on the chosen layers; ``captured`` holds the latest batch."""
+    """Registers hooks on the chosen layers; ``captured`` holds the latest batch.
+
+    ``row_mask`` (a (B, T) bool tensor, set per batch) makes sequence hooks keep only those
+    token rows, in row-major order, so padding is never copied out of the model's tensors.
+    """
 
     def __init__(self, model: torch.nn.Module, refs: list[LayerRef]):
         self.model = model
         self.refs = refs
         self.captured: dict[str, Captured] = {}
+        self.row_mask: torch.Tensor | None = None
         self._handles: list[Any] = []
 
     def __enter__(self) -> "LayerRecorder":
@@ -66,12 +72,13 @@ class LayerRecorder:
     def _hook(self, refs: list[LayerRef]):
         def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
             for ref in refs:
-                self.captured[ref.name] = capture_output(pick_element(output, ref), ref)
+                self.captured[ref.name] = capture_output(pick_element(output, ref), ref, self.row_mask)
         return hook
 
 
-def capture_output(tensor: Any, ref: LayerRef) -> Captured:
-    """Copy or reduce one layer output to CPU float32 numpy (see module docstring)."""
+def capture_output(tensor: Any, ref: LayerRef, row_mask: torch.Tensor | None = None) -> Captured:
+    """Copy or reduce one layer output to CPU float32 numpy (see module docstring); a
+    sequence output with a matching ``row_mask`` is copied as its selected rows only."""
     kind = output_kind(tensor, ref)
     t = tensor.detach()
     if kind == "conv":
@@ -82,6 +89,10 @@ def capture_output(tensor: Any, ref: LayerRef) -> Captured:
                         argmax=am.cpu().numpy(), shape=tuple(t.shape[1:]))
     if t.ndim == 1:
         t = t[:, None]
+    if kind == "sequence" and row_mask is not None and tuple(row_mask.shape) == tuple(t.shape[:2]):
+        rows = t[row_mask.to(t.device)]  # boolean indexing copies: later in-place ops cannot reach it
+        return Captured(kind, value=rows.to(device="cpu", dtype=torch.float32).numpy(), shape=tuple(t.shape[1:]),
+                        selected=True)
     # .to(copy=True) always copies, even when the tensor is already CPU float32
     value = t.to(device="cpu", dtype=torch.float32, copy=True).numpy()
     return Captured(kind, value=value, shape=tuple(t.shape[1:]))
