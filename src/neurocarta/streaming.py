@@ -223,12 +223,19 @@ def _scan_insert(bits, low, ids, pos, step_row, step_neuron, hk, hid, hp, root_h
         for c in range(n_neurons):
             u = np.int64(bits[r, c])
             high = u ^ 0xFFFFFFFF if u >= 0x80000000 else u | 0x80000000
-            if high >= root_high[c]:
-                key = (np.uint64(high) << np.uint64(32)) | low[r]
-                if key > hk[c, 0]:
-                    pr, pc = r * step_row, c * step_neuron
-                    _sift_root(c, key, ids[r], pos[pr, pc, 0], pos[pr, pc, 1], hk, hid, hp)
-                    root_high[c] = np.int64(hk[c, 0] >> np.uint64(32))
+            if high >= root_high[c]:  # the cheap test inline: most values stop here
+                _offer(r, c, high, low, ids, pos, step_row, step_neuron, hk, hid, hp, root_high)
+
+
+@njit(nogil=True, cache=True)
+def _offer(r, c, high, low, ids, pos, step_row, step_neuron, hk, hid, hp, root_high):
+    """Row ``r``'s value for neuron ``c``, whose high key bits reach the root's: into the heap
+    if its full key beats the root."""
+    key = (np.uint64(high) << np.uint64(32)) | low[r]
+    if key > hk[c, 0]:
+        pr, pc = r * step_row, c * step_neuron
+        _sift_root(c, key, ids[r], pos[pr, pc, 0], pos[pr, pc, 1], hk, hid, hp)
+        root_high[c] = np.int64(hk[c, 0] >> np.uint64(32))
 
 
 @njit(nogil=True, cache=True)
@@ -240,11 +247,7 @@ def _scan_insert_f16(bits, table, low, ids, pos, step_row, step_neuron, hk, hid,
         for c in range(n_neurons):
             high = np.int64(table[bits[r, c]])
             if high >= root_high[c]:
-                key = (np.uint64(high) << np.uint64(32)) | low[r]
-                if key > hk[c, 0]:
-                    pr, pc = r * step_row, c * step_neuron
-                    _sift_root(c, key, ids[r], pos[pr, pc, 0], pos[pr, pc, 1], hk, hid, hp)
-                    root_high[c] = np.int64(hk[c, 0] >> np.uint64(32))
+                _offer(r, c, high, low, ids, pos, step_row, step_neuron, hk, hid, hp, root_high)
 
 
 # the high 32 bits of _order_keys for every float16 bit pattern, via numpy's float16 -> float32 cast
