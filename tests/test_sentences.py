@@ -201,3 +201,21 @@ def test_text_demo_runs_offline_end_to_end_and_builds_all_three_maps(tmp_path):
     info = json.loads(subprocess.run([sys.executable, "-m", "neurocarta", "info", str(out), "--json"],
                                      env=run_env(), capture_output=True, text=True).stdout)
     assert info["complete"] is True
+
+
+def test_mapper_of_token_states_coloured_by_category_with_positions(tmp_path):
+    """Mapper nodes of token rows show their members' word categories and mean position."""
+    layer = "encoder.layer.1.intermediate"
+    atlas = nc.extract("minilm", "sentences:n=80", tmp_path / "a", layers=[layer], progress=False)
+    result = nc.mapper(atlas, layer, colour_by="category", intervals=10)
+    nodes = result.nodes
+    table = atlas.row_table(layer)
+    assert len(nodes) > 3
+    for _, node in nodes.head(5).iterrows():
+        rows = result.graph.nodes[int(node["node"])]
+        want = table["category"].to_numpy()[rows]
+        values, counts = np.unique(want, return_counts=True)
+        assert node["classes"] == {str(v): int(c) for v, c in zip(values, counts)}
+        assert node["mean_position"] == pytest.approx(table["position"].to_numpy()[rows].mean())
+    with pytest.raises(nc.UserError, match="no column 'nope'"):
+        nc.mapper(atlas, layer, colour_by="nope")

@@ -222,6 +222,8 @@ def _add_mapper(sub: Any) -> None:
     p.add_argument("--min-samples", type=int, default=5)
     p.add_argument("--metric", default="cosine", choices=["cosine", "euclidean"])
     p.add_argument("--min-jaccard", type=float, default=0.0, help="drop edges below this Jaccard index")
+    p.add_argument("--colour-by", default=None, metavar="COLUMN",
+                   help="node pies by this row-table column (default the label; text: category, position)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sweep", action="store_true",
                    help="instead: intervals 10,15,20,30 x overlap 0.2-0.5 per layer, and the stable pick")
@@ -238,7 +240,8 @@ def _cmd_mapper(a: argparse.Namespace) -> int:
         return _mapper_sweep(atlas, a)
     results = build_mappers(atlas, layers=a.layers, progress=not a.quiet, lens=a.lens, intervals=a.intervals,
                             overlap=a.overlap, cover=a.cover, clusterer=a.clusterer, eps=a.eps,
-                            min_samples=a.min_samples, metric=a.metric, min_jaccard=a.min_jaccard, seed=a.seed)
+                            min_samples=a.min_samples, metric=a.metric, min_jaccard=a.min_jaccard, seed=a.seed,
+                            colour_by=a.colour_by)
     if a.json:
         print(json.dumps({"atlas": atlas.url, "layers": [r.summary() for r in results]}))
         return 0

@@ -112,10 +112,10 @@ def run_text_demo(data: str = "sentences", out: str | Path = "demo-atlas", serve
                   f"separation {sep:.2f}")
     say(f"topographic maps drawn in {time.time() - t0:.0f} s: {atlas.root / 'figures' / 'topomap'}")
     t0 = time.time()
-    for r in build_mappers(atlas, progress=progress):
+    for r in build_mappers(atlas, progress=progress, colour_by="category"):
         s = r.summary()
         print(f"mapper  {s['layer']:<30} {s['n_nodes']:>4} nodes {s['n_components']:>3} components  "
-              f"topic purity {s['mean_purity']:.2f}")
+              f"word-category purity {s['mean_purity']:.2f}")
     say(f"Mapper graphs built in {time.time() - t0:.0f} s")
     t0 = time.time()
     result = build_concepts(atlas, progress=progress, attributes=["category", "label"])

@@ -110,8 +110,9 @@ def build_edges(nodes: list[np.ndarray], n_inputs: int) -> tuple[np.ndarray, np.
 
 def node_table(graph: MapperGraph, table: pd.DataFrame, lens: np.ndarray, norms: np.ndarray,
                label: str = "label_name") -> pd.DataFrame:
-    """Per node: size, dominant class and its share (purity), class entropy, accuracy, mean
-    confidence, mean lens and mean L2 norm (from the input table rows of its members)."""
+    """Per node: size, dominant class (the ``label`` column's value) and its share (purity),
+    class entropy, accuracy, mean confidence, mean lens, mean L2 norm and, for token rows,
+    mean position (from the row-table rows of its members)."""
     node, rows = graph.membership()
     frame = pd.DataFrame({"node": node})
     out = pd.DataFrame({"node": np.arange(graph.n_nodes), "size": graph.sizes})
@@ -140,6 +141,9 @@ def node_table(graph: MapperGraph, table: pd.DataFrame, lens: np.ndarray, norms:
         out[f"mean_lens{'' if lens2.shape[1] == 1 else d}"] = out["node"].map(frame.groupby("node")[f"lens{d}"].mean())
     frame["norm"] = np.asarray(norms, dtype=np.float64)[rows]
     out["mean_norm"] = out["node"].map(frame.groupby("node")["norm"].mean())
+    if "position" in table.columns:  # token rows: where in their sentences the members sit
+        frame["position"] = pd.to_numeric(table["position"], errors="coerce").to_numpy(dtype=np.float64)[rows]
+        out["mean_position"] = out["node"].map(frame.groupby("node")["position"].mean())
     return out
 
 

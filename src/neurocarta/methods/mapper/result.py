@@ -131,11 +131,14 @@ class MapperResult:
 def mapper(atlas, layer: str, lens="pca", intervals=30, overlap: float = 0.2, cover: str = "uniform",
            clusterer="dbscan", eps: float | None = None, min_samples: int = 5, metric: str = "cosine",
            min_jaccard: float = 0.0, snapshot: str | None = None, stat: str = "mean", seed: int = 0,
-           save: bool = False) -> MapperResult:
+           colour_by: str | None = None, save: bool = False) -> MapperResult:
     """The Mapper graph of ``layer``'s activation rows (one per input; per token for text).
 
     Full atlases use every row; summary atlases use their stored row sample. ``lens`` may
-    name an input-table column (``confidence``, ``loss``, an attribute).
+    name an input-table column (``confidence``, ``loss``, an attribute). ``colour_by``: the
+    row-table column whose composition each node's pie shows (default the class label; for
+    token layers e.g. ``category`` or ``position``); token layers' nodes also get their
+    members' ``mean_position``.
     """
     if layer not in atlas.layer_names:
         raise UserError(f"the atlas has no layer {layer!r}; layers: {', '.join(atlas.layer_names)}")
@@ -153,9 +156,11 @@ def mapper(atlas, layer: str, lens="pca", intervals=30, overlap: float = 0.2, co
     model = Mapper(lens=lens, intervals=intervals, overlap=overlap, cover=cover, clusterer=clusterer, eps=eps,
                    min_samples=min_samples, metric=metric, min_jaccard=min_jaccard, seed=seed).fit(x, table=table)
     norms = model.lens_[:, 0] if isinstance(lens, str) and lens == "l2" else row_norms(x)  # l2 lens = row norm
-    nodes = node_table(model.graph_, table, model.lens_, norms)
+    if colour_by is not None and colour_by not in table.columns:
+        raise UserError(f"no column {colour_by!r} to colour Mapper nodes by; columns: {', '.join(map(str, table.columns))}")
+    nodes = node_table(model.graph_, table, model.lens_, norms, label=colour_by or "label_name")
     ids = table["input_id"].to_numpy(dtype=np.int64) if "input_id" in table else np.arange(len(x))
-    result = MapperResult(layer, snap, model.graph_, nodes, ids, model.params)
+    result = MapperResult(layer, snap, model.graph_, nodes, ids, {**model.params, "colour_by": colour_by})
     if "label" in table.columns and model.graph_.n_nodes:
         from .analysis import anomalies
 
