@@ -123,18 +123,22 @@ def _slots(client) -> int:
 
 # --------------------------------------------------------------------------- generic helpers
 
-def map_reduce(fn: Callable, items: Iterable, combine: Callable, split_every: int = 8):
+_ACTIVE = object()  # map_reduce's default: whatever client is active
+
+
+def map_reduce(fn: Callable, items: Iterable, combine: Callable, split_every: int = 8, client: Any = _ACTIVE):
     """``fn`` over ``items``, the results folded left to right with ``combine(a, b)``.
 
     In-process: a plain loop. On a cluster: one task per item, then a tree of folds over
     runs of ``split_every`` neighbouring results, on the workers; only the final result
     comes back. Neighbours are folded in item order, so ``combine`` need only be
     associative, not commutative. ``fn`` and ``combine`` must be picklable on a cluster.
+    ``client``: the one to use (``None``: in-process), by default the active one.
     """
     items = list(items)
     if not items:
         raise ValueError("map_reduce needs at least one item")
-    client = active_client()
+    client = active_client() if client is _ACTIVE else client
     if client is None:
         out = fn(items[0])
         for item in items[1:]:
@@ -181,12 +185,11 @@ def _store_client(root):
     return None if str(root).startswith("memory://") else active_client()
 
 
-def _open_array(root, array_path: str, storage_options: dict | None = None):
+def _open_array(root, array_path: str):
     """A stored array, opened as :class:`~neurocarta.store.atlas.Atlas` opens its group."""
     import zarr
 
-    kwargs = {"storage_options": storage_options} if storage_options else {}
-    return zarr.open_group(str(root), mode="r", zarr_format=3, **kwargs)[array_path]
+    return zarr.open_group(str(root), mode="r", zarr_format=3)[array_path]
 
 
 def _blocks(array, lo: int, hi: int, step: int):
@@ -198,8 +201,8 @@ def _blocks(array, lo: int, hi: int, step: int):
 
 # --------------------------------------------------------------------------- group sums
 
-def group_sums(root, array_path: str, keys: np.ndarray, chunk_rows: int | None = None,
-               storage_options: dict | None = None) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+def group_sums(root, array_path: str, keys: np.ndarray,
+               chunk_rows: int | None = None) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
     """Per-group ``(groups, count, sum, sumsq)`` of every column of a stored (rows x neurons)
     array, grouped by ``keys`` (one group value per row).
 
@@ -210,31 +213,25 @@ def group_sums(root, array_path: str, keys: np.ndarray, chunk_rows: int | None =
     task opens the array itself and sums its own row range; the partial sums are merged by
     group value.
     """
-    from .streaming import GroupStatsAccumulator
-
-    array = _open_array(root, array_path, storage_options)
-    n_rows, n_neurons = array.shape
+    array = _open_array(root, array_path)
+    n_rows = array.shape[0]
     keys = np.asarray(keys)
     if keys.shape[0] != n_rows:
         raise ValueError(f"group_sums needs one key per row: {keys.shape[0]} keys for {n_rows} rows")
     step = int(chunk_rows or array.chunks[0])
     client = _store_client(root)
-    if client is None or n_rows == 0:
-        acc = GroupStatsAccumulator(n_neurons)
-        for start, block in _blocks(array, 0, n_rows, step):
-            acc.update(keys[start:start + block.shape[0]], block)
-        return acc.groups, acc.count, acc.sum, acc.sumsq
-    tasks = [(str(root), array_path, storage_options, lo, hi, step, keys[lo:hi])
-             for lo, hi in _row_ranges(n_rows, step, client)]
-    state = map_reduce(_group_sums_task, tasks, _merge_group_states)
+    ranges = [(0, n_rows)] if client is None or n_rows == 0 else _row_ranges(n_rows, step, client)
+    tasks = [(str(root), array_path, lo, hi, step, keys[lo:hi]) for lo, hi in ranges]
+    state = map_reduce(_group_sums_task, tasks, _merge_group_states, client=client)
     return state["groups"], state["count"], state["sum"], state["sumsq"]
 
 
 def _group_sums_task(task) -> dict:
+    """The accumulator state of rows ``lo:hi`` (read ``step`` rows at a time)."""
     from .streaming import GroupStatsAccumulator
 
-    root, array_path, storage_options, lo, hi, step, keys = task
-    array = _open_array(root, array_path, storage_options)
+    root, array_path, lo, hi, step, keys = task
+    array = _open_array(root, array_path)
     acc = GroupStatsAccumulator(array.shape[1])
     for start, block in _blocks(array, lo, hi, step):
         acc.update(keys[start - lo:start - lo + block.shape[0]], block)
@@ -254,8 +251,7 @@ def _merge_group_states(a: dict, b: dict) -> dict:
 # --------------------------------------------------------------------------- top-k
 
 def topk_from_array(root, array_path: str, k: int, chunk_rows: int | None = None,
-                    input_ids: np.ndarray | None = None, positions: np.ndarray | None = None,
-                    storage_options: dict | None = None):
+                    input_ids: np.ndarray | None = None, positions: np.ndarray | None = None):
     """Per-neuron top-k (a :class:`~neurocarta.streaming.TopK`) of a stored (rows x neurons)
     array, recomputed from the stored values.
 
@@ -266,46 +262,34 @@ def topk_from_array(root, array_path: str, k: int, chunk_rows: int | None = None
     """
     from .streaming import TopKAccumulator
 
-    array = _open_array(root, array_path, storage_options)
-    n_rows, n_neurons = array.shape
+    array = _open_array(root, array_path)
+    n_rows = array.shape[0]
     step = int(chunk_rows or array.chunks[0])
     client = _store_client(root)
-    if client is None or n_rows == 0:
-        acc = TopKAccumulator(k, n_neurons)
-        for start, block in _blocks(array, 0, n_rows, step):
-            _topk_update(acc, block, start, input_ids, positions)
-        return acc.result()
+    ranges = [(0, n_rows)] if client is None or n_rows == 0 else _row_ranges(n_rows, step, client)
 
     def part(x, lo, hi):
         return None if x is None else np.asarray(x[lo:hi])
 
-    tasks = [(str(root), array_path, storage_options, lo, hi, step, int(k), part(input_ids, lo, hi),
-              part(positions, lo, hi)) for lo, hi in _row_ranges(n_rows, step, client)]
-    merged = map_reduce(_topk_task, tasks, _merge_topk_states)
+    tasks = [(str(root), array_path, lo, hi, step, int(k), part(input_ids, lo, hi), part(positions, lo, hi))
+             for lo, hi in ranges]
+    merged = map_reduce(_topk_task, tasks, _merge_topk_states, client=client)
     return TopKAccumulator.from_state(int(k), merged["state"]).result()
 
 
-def _topk_update(acc, block: np.ndarray, start: int, input_ids, positions, offset: int = 0) -> None:
-    """Add rows ``start:start + len(block)``; ``input_ids``/``positions`` are indexed from ``offset``."""
-    rows = np.arange(start, start + block.shape[0], dtype=np.int64)
-    lo, hi = start - offset, start - offset + block.shape[0]
-    ids = rows if input_ids is None else np.asarray(input_ids[lo:hi], dtype=np.int64)
-    pos = None
-    if positions is not None:
-        p = np.asarray(positions[lo:hi], dtype=np.int32)
-        pos = np.broadcast_to(np.stack([p, np.full_like(p, -1)], axis=1)[:, None, :],
-                              (block.shape[0], block.shape[1], 2))
-    acc.update(block, rows, ids, pos)
-
-
 def _topk_task(task) -> dict:
+    """The top-k state of rows ``lo:hi``; ``input_ids``/``positions`` hold those rows' values."""
     from .streaming import TopKAccumulator
 
-    root, array_path, storage_options, lo, hi, step, k, input_ids, positions = task
-    array = _open_array(root, array_path, storage_options)
+    root, array_path, lo, hi, step, k, input_ids, positions = task
+    array = _open_array(root, array_path)
     acc = TopKAccumulator(k, array.shape[1])
     for start, block in _blocks(array, lo, hi, step):
-        _topk_update(acc, block, start, input_ids, positions, offset=lo)
+        rows = np.arange(start, start + block.shape[0], dtype=np.int64)
+        part = slice(start - lo, start - lo + block.shape[0])
+        ids = rows if input_ids is None else np.asarray(input_ids[part], dtype=np.int64)
+        pos = None if positions is None else np.asarray(positions[part], dtype=np.int64)  # (rows,): (pos, -1)
+        acc.update(block, rows, ids, pos)
     return {"k": k, "state": acc.state()}
 
 

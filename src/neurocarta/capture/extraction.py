@@ -30,7 +30,7 @@ from ..errors import LayerError, NonFiniteError, UserError
 from ..models import ModelBundle, ModelInputs, load_model
 from ..store import layout
 from ..store.atlas import Atlas, open_atlas
-from ..store.location import Location
+from ..store.location import as_location
 from ..store.manifest import LayerInfo, Manifest
 from ..store.writer import AtlasWriter
 from ..streaming import GroupStatsAccumulator, TopKAccumulator
@@ -135,8 +135,9 @@ class Extraction:
 
     def __init__(self, model: Any, data: Any, out: "str | Path", opts: ExtractOptions):
         self.opts = opts
-        self.out = Location(out)
+        self.out = as_location(out)
         self.model_spec, self.data_spec = model, data  # what distributed workers rebuild from
+        self._sample_out: list | None = None  # a worker's sample rows, for the coordinator to write
         full_source = load_data(data)
         self.source: DataSource = limit_source(full_source, opts.limit, opts.seed)
         self.bundle: ModelBundle = load_model(model, data=full_source, trust=opts.trust,
@@ -250,10 +251,9 @@ class Extraction:
         # A cluster starts first, and its workers import torch and neurocarta while this
         # process probes the model and prepares the atlas (capture/distributed.py).
         with distributed.cluster(self.opts) as client:
-            warming = distributed.warm_up(client) if client is not None else []
-            atlas = self._run(client)
-            del warming
-            return atlas
+            # held for the run: Dask cancels the tasks of futures nobody holds
+            self._warming = distributed.warm_up(client) if client is not None else []
+            return self._run(client)
 
     def _run(self, client: Any) -> Atlas:
         infos, has_logits = self._probe()
@@ -399,8 +399,8 @@ class Extraction:
         if client is not None:
             for (a, b), result in distributed.run_shards(self, client, s_index, todo):
                 distributed.merge_shard(self, snap, result, topk, stats)
-                done.append([a, b])
-                commit(state_now(), distributed.coalesce(done))
+                done = distributed.coalesce(done + [[a, b]])
+                commit(state_now(), done)
                 bar.update(b - a)
         else:
             # The loader thread prepares the next batch while the model runs; storing stays in
@@ -412,8 +412,8 @@ class Extraction:
                     chunk = self._run_chunk(c_start, c_stop, pool, first_snapshot=s_index == 0)
                     token_rows, sample_rows = self._store_chunk(
                         s_index, snap, c_start, c_stop, chunk, topk, stats, token_rows, sample_rows)
-                    done.append([c_start, c_stop])
-                    commit(state_now(), distributed.coalesce(done))
+                    done = distributed.coalesce(done + [[c_start, c_stop]])
+                    commit(state_now(), done)
                     bar.update(c_stop - c_start)
         self._store_summaries(snap, topk, stats)
         if s_index + 1 < len(self.snapshots):
@@ -425,7 +425,7 @@ class Extraction:
         atlas (whole storage chunks only) and return the partial reductions to merge."""
         topk: dict[str, TopKAccumulator] = {}
         stats: dict[str, GroupStatsAccumulator] = {}
-        self._sample_out: list[tuple[str, int, np.ndarray]] = []
+        self._sample_out = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurocarta-load") as pool:
             for c_start in range(start, stop, self.opts.chunk_size):
                 c_stop = min(c_start + self.opts.chunk_size, stop)
@@ -492,6 +492,7 @@ class Extraction:
         bs = self.opts.batch_size
         starts = list(range(c_start, c_stop, bs))
         buf = ChunkBuffer(first_snapshot=first_snapshot)
+        token_rows = any(i.rows == "token" for i in self.infos.values())
         future = pool.submit(self._load_batch, starts[0], min(starts[0] + bs, c_stop))
         with torch.no_grad(), LayerRecorder(self.module, self.refs) as rec:
             for i, b_start in enumerate(starts):
@@ -501,29 +502,26 @@ class Extraction:
                     nxt = starts[i + 1]
                     future = pool.submit(self._load_batch, nxt, min(nxt + bs, c_stop))
                 rec.clear()
-                rec.row_mask = self._token_mask(inputs)
+                mask = self._token_mask(inputs)
+                rec.row_mask = mask if token_rows else None
                 output = self.bundle.forward(inputs.to(self.device))
                 ids = np.arange(b_start, b_stop, dtype=np.int64)
-                self._collect(buf, rec.captured, inputs, ids, find_logits(output), items)
+                self._collect(buf, rec.captured, inputs, mask, ids, find_logits(output), items)
         return buf
 
     def _token_mask(self, inputs: Any) -> torch.Tensor | None:
-        """The (B, T) token rows that token layers keep (real tokens, special ones when asked),
-        given to the hooks so they copy only those rows; None when no layer has token rows."""
-        if inputs.attention_mask is None or not any(i.rows == "token" for i in self.infos.values()):
+        """The (B, T) tokens that are recorded (real tokens, special ones when asked); None
+        for inputs that are not token sequences. Token layers' hooks copy only these rows."""
+        if inputs.attention_mask is None:
             return None
         mask = inputs.attention_mask.bool()
         if inputs.special_tokens_mask is not None and not self.opts.special_tokens:
             mask = mask & ~inputs.special_tokens_mask.bool()
         return mask
 
-    def _collect(self, buf: "ChunkBuffer", captured: dict[str, Captured], inputs: Any, ids: np.ndarray,
-                 logits: torch.Tensor | None, items: list[Any]) -> None:
-        row_mask = None
-        if inputs.attention_mask is not None:
-            row_mask = inputs.attention_mask.cpu().numpy().astype(bool)
-            if inputs.special_tokens_mask is not None and not self.opts.special_tokens:
-                row_mask &= ~inputs.special_tokens_mask.cpu().numpy().astype(bool)
+    def _collect(self, buf: "ChunkBuffer", captured: dict[str, Captured], inputs: Any, mask: torch.Tensor | None,
+                 ids: np.ndarray, logits: torch.Tensor | None, items: list[Any]) -> None:
+        row_mask = mask.cpu().numpy() if mask is not None else None
         for name, info in self.infos.items():
             cap = captured[name]
             if cap.kind == "conv":
@@ -683,7 +681,7 @@ class Extraction:
                 picked = self.sample_ids[lo:hi] - c_start
                 for sig in info.signals:
                     rows_out = arrays[sig][picked].astype(self.store_dtype, copy=False)
-                    if getattr(self, "_sample_out", None) is not None:  # a worker: the coordinator writes
+                    if self._sample_out is not None:  # a worker: the coordinator writes
                         self._sample_out.append((f"{base}/{sig}", int(lo), rows_out))
                     else:
                         self.writer.array(f"{base}/{sig}")[lo:hi] = rows_out

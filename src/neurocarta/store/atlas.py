@@ -21,7 +21,7 @@ from .. import compute
 from ..streaming import TopK
 from ..errors import AtlasError
 from . import layout, results
-from .location import Location
+from .location import Location, as_location
 from .manifest import PROGRESS, LayerInfo, Manifest, read_manifest
 
 
@@ -109,7 +109,7 @@ class Atlas:
     """An atlas folder: layers, snapshots, the input table, activations and exemplars."""
 
     def __init__(self, root: "Location | Path | str", manifest: Manifest):
-        self.location = root if isinstance(root, Location) else Location(root)
+        self.location = as_location(root)
         self.manifest = manifest
         self._group = self.location.zarr_group("r")
 
@@ -409,7 +409,7 @@ def open_atlas(path: str | Path, allow_incomplete: bool = False) -> Atlas:
     folder, missing files, a schema mismatch, a shape mismatch, or (unless
     ``allow_incomplete``) an unfinished extraction.
     """
-    root = path if isinstance(path, Location) else Location(path)
+    root = as_location(path)
     manifest = read_manifest(root)
     missing = [n for n in ("zarr.json", layout.INPUTS) if not root.exists(n)]
     if missing:

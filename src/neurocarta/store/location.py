@@ -20,8 +20,9 @@ import os
 import re
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 import pandas as pd
 
@@ -36,13 +37,16 @@ def is_url(target: Any) -> bool:
     return "://" in s and not s.startswith("file://")
 
 
+def as_location(target: "Location | str | Path") -> "Location":
+    """``target`` itself when it is a Location, else the Location it names."""
+    return target if isinstance(target, Location) else Location(target)
+
+
 class Location:
     """A folder that holds an atlas, local or remote; paths below it are ``/``-joined strings."""
 
     def __init__(self, target: str | Path):
         s = str(target)
-        if isinstance(target, Location):
-            s = target.url
         self.remote = is_url(s)
         if self.remote:
             import fsspec
@@ -82,10 +86,6 @@ class Location:
     def __repr__(self) -> str:
         return f"Location({self.safe!r})"
 
-    @property
-    def name(self) -> str:
-        return self.path.rstrip("/").rsplit("/", 1)[-1]
-
     def url_of(self, rel: str = "") -> str:
         """The URL (or local path) of ``rel`` below this location, as Zarr and pandas take it."""
         if not rel:
@@ -100,11 +100,6 @@ class Location:
         if self.local is not None:
             return (self.local / rel).exists()
         return self.fs.exists(self._p(rel))
-
-    def is_dir(self, rel: str = "") -> bool:
-        if self.local is not None:
-            return (self.local / rel).is_dir()
-        return self.fs.isdir(self._p(rel))
 
     def listdir(self, rel: str = "") -> list[str]:
         """Names (not paths) of the entries of folder ``rel``; empty when it does not exist."""
@@ -142,22 +137,41 @@ class Location:
         else:
             self.fs.makedirs(self._p(rel), exist_ok=True)
 
-    def write_bytes(self, rel: str, data: bytes) -> None:
-        """Write a whole file so that readers see the old one or the new one, never half.
-
-        Local: a temporary file beside it, fsynced, then renamed over it. Remote: one PUT.
-        """
+    def open(self, rel: str):
+        """A file below this location, opened for binary reading."""
         if self.local is not None:
-            final = self.local / rel
-            final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+            return open(self.local / rel, "rb")
+        return self.fs.open(self._p(rel), "rb")
+
+    @contextmanager
+    def writing(self, rel: str) -> Iterator[BinaryIO]:
+        """A binary file to write ``rel`` whole, so that readers see the old one or the new
+        one, never half. Local: a temporary file beside it, fsynced, renamed over it when the
+        block ends (removed on an error). Remote: one object, written when the block ends."""
+        if self.local is None:
+            f = self.fs.open(self._p(rel), "wb")
+            try:
+                yield f
+            except BaseException:
+                getattr(f, "discard", lambda: None)()  # an unclosed upload is never stored
+                raise
+            f.close()
+            return
+        final = self.local / rel
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+        try:
             with open(tmp, "wb") as f:
-                f.write(data)
+                yield f
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, final)
-        else:
-            self.fs.pipe_file(self._p(rel), data)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        with self.writing(rel) as f:
+            f.write(data)
 
     def write_text(self, rel: str, text: str) -> None:
         self.write_bytes(rel, text.encode())
@@ -186,6 +200,3 @@ class Location:
         import zarr
 
         return zarr.open_group(self.url_of(rel), mode=mode, zarr_format=3)
-
-    def child(self, rel: str) -> "Location":
-        return Location(self.url_of(rel))

@@ -122,9 +122,9 @@ def _json_default(o: Any) -> Any:
 
 
 def read_manifest(root: "Location | Path | str") -> Manifest:
-    from .location import Location
+    from .location import as_location
 
-    loc = root if isinstance(root, Location) else Location(root)
+    loc = as_location(root)
     if not loc.exists():
         raise AtlasError(f"no atlas at {loc}: the folder does not exist")
     if not loc.exists(MANIFEST):

@@ -17,7 +17,7 @@ from .layout import MAPS, node
 from .location import Location
 
 
-def folder(loc: Location, kind: str, name: str) -> str:
+def folder(kind: str, name: str) -> str:
     return f"{MAPS}/{node(kind)}/{node(name)}"
 
 
@@ -27,12 +27,11 @@ def save(loc: Location, kind: str, name: str, tables: dict[str, pd.DataFrame], m
     Object stores have no folder renames: there the tables are written first and
     ``meta.json`` last, and a result counts as present only once its ``meta.json`` is.
     """
-    rel = folder(loc, kind, name)
+    rel = folder(kind, name)
     meta_text = json.dumps(meta, indent=1, default=_jsonable)
     if loc.local is None:
-        loc.remove(f"{rel}/meta.json")
-        for old in loc.listdir(rel):
-            loc.remove(f"{rel}/{old}")
+        loc.remove(f"{rel}/meta.json")  # first: the old result is gone before any of it is
+        loc.remove(rel)
         for key, table in tables.items():
             loc.write_parquet(f"{rel}/{key}.parquet", table)
         loc.write_text(f"{rel}/meta.json", meta_text)
@@ -48,7 +47,7 @@ def save(loc: Location, kind: str, name: str, tables: dict[str, pd.DataFrame], m
 
 
 def load(loc: Location, kind: str, name: str) -> tuple[dict[str, pd.DataFrame], dict]:
-    rel = folder(loc, kind, name)
+    rel = folder(kind, name)
     if not loc.exists(f"{rel}/meta.json"):
         have = names(loc, kind)
         raise AtlasError(f"the atlas has no {kind} result {name!r}; "

@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import zarr
 
 from ..errors import AtlasError, UserError
 from . import layout
 from .atomic import replaced
-from .location import Location
+from .location import Location, as_location
 from .manifest import MANIFEST, PROGRESS, Manifest, json_text, read_manifest
 
 
@@ -35,7 +36,7 @@ def write_array_atomic(root: "Location | Path | str", path: str, values: np.ndar
     results are, see results.py), so readers see the old array or the new one, never half
     of one. Object stores have no renames: the array is rewritten in place.
     """
-    loc = root if isinstance(root, Location) else Location(root)
+    loc = as_location(root)
     parent, _, name = path.rpartition("/")
     loc.zarr_group("a").require_group(parent)
     if loc.local is None:
@@ -65,7 +66,7 @@ class AtlasWriter:
     def attach(cls, root: "Location | str | Path") -> "AtlasWriter":
         """A writer for a worker of a distributed run: it writes array rows and table parts
         into the atlas the coordinator opened, and never touches the manifest or progress."""
-        loc = root if isinstance(root, Location) else Location(root)
+        loc = as_location(root)
         return cls(loc, read_manifest(loc), {})
 
     # ----------------------------------------------------------------- opening
@@ -77,7 +78,7 @@ class AtlasWriter:
         A complete atlas made with the same parameters is returned as is (``.complete``);
         one made with other parameters is an error unless ``overwrite``.
         """
-        loc = root if isinstance(root, Location) else Location(root)
+        loc = as_location(root)
         if loc.exists() and overwrite:
             # Only ever delete an atlas (or an empty folder), never whatever else --out points at.
             if loc.listdir() and not loc.exists(MANIFEST):
@@ -193,43 +194,19 @@ class AtlasWriter:
         parts = [n for n in self.loc.listdir(folder) if n.endswith(".parquet") and not n.startswith(".")]
         if not parts:
             return
-        fs = self.loc.fs
-        if self.loc.local is not None:
-            tmp = self.loc.local / f".{target}.tmp"
-            sink = open(tmp, "wb")
-        else:
-            sink = fs.open(f"{self.loc.path}/{target}", "wb")
-        first = pq.read_table(self._part(folder, parts[0]))
-        schema = first.schema
+        with self.loc.open(f"{folder}/{parts[0]}") as f:
+            schema = pq.read_schema(f)
         done = 0
-        with sink, pq.ParquetWriter(sink, schema) as out:
+        with self.loc.writing(target) as sink, pq.ParquetWriter(sink, schema) as out:
             for name in parts:
-                table = first if name == parts[0] else pq.read_table(self._part(folder, name)).cast(schema)
+                with self.loc.open(f"{folder}/{name}") as f:
+                    table = pq.read_table(f).cast(schema)
                 if renumber is not None:
-                    import pyarrow as pa
-
                     col = schema.get_field_index(renumber)
                     values = pa.array(np.arange(done, done + table.num_rows, dtype=np.int64))
                     table = table.set_column(col, schema.field(col), values)
                 done += table.num_rows
                 out.write_table(table)
-        if self.loc.local is not None:
-            import os
-
-            os.replace(tmp, self.loc.local / target)
-
-    def _part(self, folder: str, name: str):
-        if self.loc.local is not None:
-            return self.loc.local / folder / name
-        import io
-
-        return io.BytesIO(self.loc.read_bytes(f"{folder}/{name}"))
-
-    # ----------------------------------------------------------------- shards
-    def write_shard(self, snap_index: int, start: int, stop: int, result: dict[str, Any]) -> None:
-        """A worker's finished shard: its partial reductions, for the coordinator to merge."""
-        name = f"{layout.WORK}/shards/{snap_index:04d}-{start:012d}-{stop:012d}.pkl"
-        self.loc.write_bytes(name, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
 
     # ----------------------------------------------------------------- commits
     def commit(self, snap_index: int, n_done: int, state: dict[str, Any],
