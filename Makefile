@@ -3,19 +3,28 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# torch is pinned to the CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
-TORCH  := torch==2.13.0
+# torch is pinned to the CPU wheel in constraints.txt; an unpinned torch pulls a multi-GB CUDA build.
+# Every install below runs with that pin as a constraint, so nothing can replace the CPU build.
+TORCH  := constraints.txt
 
-.PHONY: demo test venv web browser clean
+.PHONY: demo test venv extras extras-named web browser clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile $(TORCH)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -r $(TORCH)
+	$(PY) -m pip install --quiet -c $(TORCH) -e '.[dev]'
 	touch $(STAMP)
+
+# Optional extras, keeping the CPU torch: make extras EXTRAS=torchvision,timm
+# (the extras' names are in pyproject.toml; tests/test_extras.py dry-runs this very command).
+extras: extras-named venv
+	$(PY) -m pip install -c $(TORCH) -e '.[$(EXTRAS)]'
+
+extras-named:  # checked before venv, so a bare `make extras` installs nothing
+	@test -n "$(EXTRAS)" || { echo "make extras: name the extras, e.g. make extras EXTRAS=torchvision,timm"; exit 2; }
 
 # The viewer's web assets, built into src/neurocarta/viewer/static/ (shipped in the wheel).
 web:
