@@ -106,6 +106,27 @@ def slow_net() -> nn.Module:
     return SlowNet()
 
 
+class ReusedAct(nn.Module):
+    """One activation module applied after each of three layers of different widths, as
+    EfficientNet's ``_swish`` is: ``act`` runs 3 times per forward pass, (8,) then (6,) then (5,)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1 = nn.Linear(4, 8)
+        self.fc2 = nn.Linear(8, 6)
+        self.fc3 = nn.Linear(6, 5)
+        self.act = nn.Tanh()
+        self.head = nn.Linear(5, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.act(self.fc3(self.act(self.fc2(self.act(self.fc1(x)))))))
+
+
+def reused_act() -> nn.Module:
+    return ReusedAct()
+
+
 def array_data(n: int = 500, seed: int = 0, path: str = "data.npz") -> str:
     rng = np.random.default_rng(seed)
     np.savez(path, x=rng.normal(size=(n, 4)).astype(np.float32), y=rng.integers(0, 3, n))

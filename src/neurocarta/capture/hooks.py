@@ -4,12 +4,17 @@ Each hook reduces or copies its layer's output *inside* the hook, before any lat
 can touch the tensor, so an in-place op downstream (``ReLU(inplace=True)``) cannot corrupt
 what is recorded. Conv maps are reduced right there to per-channel spatial mean, max and
 argmax, which also keeps memory at (batch x channels) instead of (batch x C x H x W).
+
+A module can run several times in one forward pass. :class:`LayerHooks` numbers its calls
+per pass, so ``act#1`` records the second call and a bare ``act`` the last one (with one
+warning saying so); every hook in ``capture/`` goes through it and agrees on the numbering.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -31,21 +36,26 @@ class Captured:
     selected: bool = False  # sequence rows already picked by the recorder's row mask
 
 
-class LayerRecorder:
-    """Registers hooks on the chosen layers; ``captured`` holds the latest batch.
+class LayerHooks:
+    """Forward hooks on the modules behind ``refs`` that number each module's calls per forward pass.
 
-    ``row_mask`` (a (B, T) bool tensor, set per batch) makes sequence hooks keep only those
-    token rows, in row-major order, so padding is never copied out of the model's tensors.
+    ``on_output(ref, output)`` runs for the call a ref names (``act#1``: the second), or for
+    every call of a ref without an index (the caller decides which one counts). Hooks on the
+    root module reset the counts when a forward pass starts and, when it ends, fail with a
+    :class:`LayerError` if a named call never ran, then pass the counts to ``on_forward_end``.
     """
 
-    def __init__(self, model: torch.nn.Module, refs: list[LayerRef]):
+    def __init__(self, model: torch.nn.Module, refs: list[LayerRef],
+                 on_output: Callable[[LayerRef, Any], None],
+                 on_forward_end: Callable[[dict[str, int]], None] | None = None):
         self.model = model
         self.refs = refs
-        self.captured: dict[str, Captured] = {}
-        self.row_mask: torch.Tensor | None = None
+        self.on_output = on_output
+        self.on_forward_end = on_forward_end
+        self.calls: dict[str, int] = {}  # module name -> calls so far in this forward pass
         self._handles: list[Any] = []
 
-    def __enter__(self) -> "LayerRecorder":
+    def __enter__(self) -> "LayerHooks":
         modules = dict(self.model.named_modules())
         by_module: dict[str, list[LayerRef]] = {}
         for ref in self.refs:
@@ -58,7 +68,10 @@ class LayerRecorder:
                     "TorchScript modules; save the model with torch.save(model) and pass --trust, "
                     "or load it with a py:module:callable spec"
                 )
-            self._handles.append(module.register_forward_hook(self._hook(refs)))
+            self._handles.append(module.register_forward_hook(self._hook(name, refs)))
+        if not isinstance(self.model, torch.jit.ScriptModule):
+            self._handles.append(self.model.register_forward_pre_hook(lambda _m, _a: self.reset()))
+            self._handles.append(self.model.register_forward_hook(lambda _m, _a, _o: self._forward_end()))
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -66,14 +79,82 @@ class LayerRecorder:
             h.remove()
         self._handles.clear()
 
+    def reset(self) -> None:
+        self.calls = {}
+
+    def _hook(self, name: str, refs: list[LayerRef]):
+        def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+            call = self.calls.get(name, 0)
+            self.calls[name] = call + 1
+            for ref in refs:
+                if ref.call is None or ref.call == call:
+                    self.on_output(ref, output)
+        return hook
+
+    def _forward_end(self) -> None:
+        for ref in self.refs:
+            n = self.calls.get(ref.module_name, 0)
+            if ref.call is not None and ref.call >= n:
+                ran = (f"runs {n} time{'s' if n != 1 else ''} per forward pass (calls #0 to #{n - 1})" if n
+                       else "did not run in the forward pass")
+                raise LayerError(f"layer {ref.name!r} names call #{ref.call}, but module {ref.module_name!r} "
+                                 f"{ran}; run `neurocarta layers --model ...` to list every call")
+        if self.on_forward_end is not None:
+            self.on_forward_end(dict(self.calls))
+
+
+class LayerRecorder:
+    """Registers hooks on the chosen layers; ``captured`` holds the latest batch.
+
+    ``row_mask`` (a (B, T) bool tensor, set per batch) makes sequence hooks keep only those
+    token rows, in row-major order, so padding is never copied out of the model's tensors.
+    A layer without a call index whose module runs more than once keeps its last call, and
+    the first forward pass that shows this warns once, naming the call recorded.
+    """
+
+    def __init__(self, model: torch.nn.Module, refs: list[LayerRef]):
+        self.model = model
+        self.refs = refs
+        self.captured: dict[str, Captured] = {}
+        self.row_mask: torch.Tensor | None = None
+        self._hooks = LayerHooks(model, refs, self._record, self._warn_reused)
+        self._warned = False
+
+    def __enter__(self) -> "LayerRecorder":
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._hooks.__exit__(*exc)
+
     def clear(self) -> None:
         self.captured = {}
 
-    def _hook(self, refs: list[LayerRef]):
-        def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
-            for ref in refs:
-                self.captured[ref.name] = capture_output(pick_element(output, ref), ref, self.row_mask)
-        return hook
+    def _record(self, ref: LayerRef, output: Any) -> None:
+        self.captured[ref.name] = capture_output(pick_element(output, ref), ref, self.row_mask)
+
+    def _warn_reused(self, calls: dict[str, int]) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        message = reused_layers_message(self.refs, calls)
+        if message:
+            warnings.warn(message)
+
+
+def reused_layers_message(refs: list[LayerRef], calls: dict[str, int]) -> str | None:
+    """One line naming the layers without a call index whose module ran more than once,
+    which call of each is recorded (the last), and how to pick another; None if there are none."""
+    reused = [(ref, calls[ref.module_name]) for ref in refs
+              if ref.call is None and calls.get(ref.module_name, 0) > 1]
+    if not reused:
+        return None
+    parts = ", ".join(f"{ref.name!r} runs {n} times and records its last call "
+                      f"{LayerRef(ref.module_name, ref.element, n - 1).name!r}" for ref, n in reused)
+    first = reused[0][0]
+    example = LayerRef(first.module_name, first.element, 0).name
+    return (f"a module runs more than once per forward pass: {parts}; to capture another call, name it "
+            f"with its index from 0, e.g. --layers {example!r} (`neurocarta layers` lists every call)")
 
 
 def capture_output(tensor: Any, ref: LayerRef, row_mask: torch.Tensor | None = None) -> Captured:

@@ -10,19 +10,23 @@ import torch
 from ..data import DataSource, load_data
 from ..models import ModelBundle, load_model
 from .device import pick_device
-from .layers import describe_output, module_names
+from .hooks import LayerHooks
+from .layers import LayerRef, describe_output, module_names
 
 
 @dataclass
 class LayerListing:
-    name: str
+    name: str  # a module run more than once per forward pass has one row per call: "act#0", "act#1", ...
     type: str
     output: str  # e.g. "tensor (16, 32, 32)" or "tuple of 2: (...)"
     n_params: int
 
 
 def list_layers(model: Any, data: Any = None, device: str = "cpu", progress: bool = False) -> list[LayerListing]:
-    """Run one input through ``model`` and describe every module's output (batch axis dropped)."""
+    """Run one input through ``model`` and describe every module's output (batch axis dropped).
+
+    A module that runs several times in the forward pass gets one row per call, named as
+    extraction takes it (``act#0``, ``act#1``, ...): each call can have its own shape."""
     source: DataSource | None = load_data(data) if data is not None else None
     if model == "demo-cnn":
         # Listing needs the architecture only: skip training the demo model.
@@ -35,26 +39,24 @@ def list_layers(model: Any, data: Any = None, device: str = "cpu", progress: boo
         source = _default_data(bundle)
     dev = pick_device(device)
     module = bundle.module.to(dev).eval()
-    outputs: dict[str, Any] = {}
-    handles = []
     mods = dict(module.named_modules())
-    for name in module_names(module):
-        if isinstance(mods[name], torch.jit.ScriptModule):
-            outputs[name] = "TorchScript: cannot be hooked (save with torch.save and pass --trust)"
-            continue
+    scripted = "TorchScript: cannot be hooked (save with torch.save and pass --trust)"
+    outputs: dict[str, list[str]] = {n: [scripted] for n in module_names(module)
+                                     if isinstance(mods[n], torch.jit.ScriptModule)}
+    refs = [LayerRef(n) for n in module_names(module) if n not in outputs]
 
-        def hook(_m, _a, out, name=name):
-            outputs.setdefault(name, describe_output(_strip_batch(out)))
-        handles.append(mods[name].register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            bundle.forward(bundle.preprocess(source.get([0])).to(dev))
-    finally:
-        for h in handles:
-            h.remove()
-    return [LayerListing(n, type(mods[n]).__name__, outputs.get(n, "not run"),
-                         sum(p.numel() for p in mods[n].parameters(recurse=False)))
-            for n in module_names(module)]
+    def record(ref: LayerRef, out: Any) -> None:
+        outputs.setdefault(ref.module_name, []).append(describe_output(_strip_batch(out)))
+
+    with torch.no_grad(), LayerHooks(module, refs, record):
+        bundle.forward(bundle.preprocess(source.get([0])).to(dev))
+    rows = []
+    for n in module_names(module):
+        calls = outputs.get(n, ["not run"])
+        names = [n] if len(calls) == 1 else [LayerRef(n, call=i).name for i in range(len(calls))]
+        n_params = sum(p.numel() for p in mods[n].parameters(recurse=False))
+        rows += [LayerListing(name, type(mods[n]).__name__, out, n_params) for name, out in zip(names, calls)]
+    return rows
 
 
 def _strip_batch(out: Any) -> Any:

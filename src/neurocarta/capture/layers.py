@@ -4,6 +4,10 @@ Layer names are the names ``model.named_modules()`` prints (``features.block1``,
 ``encoder.layer.0.intermediate``), so a user can type what the model shows. A pattern may
 use globs (``features.*``: ``*`` stays inside one dotted part, ``**`` crosses them) and may end in ``[i]`` or ``[key]`` to pick one element of
 a layer that returns a tuple, list, dict or model-output object.
+
+A module that runs several times in one forward pass (one activation module applied after
+every conv) has one output per call: ``act#1`` names its second call (counted from 0), and
+``act#1[0]`` an element of it. A bare ``act`` records the last call (extraction warns).
 """
 
 from __future__ import annotations
@@ -18,20 +22,22 @@ import torch
 from ..errors import LayerError
 
 _ELEMENT = re.compile(r"^(?P<name>.*?)\[(?P<key>[^\[\]]+)\]$")
+_CALL = re.compile(r"^(?P<name>.+)#(?P<call>[^#]*)$")
 
 
 @dataclass(frozen=True)
 class LayerRef:
-    """A resolved layer: the module's name and, optionally, which element of its output."""
+    """A resolved layer: the module's name and, optionally, which call of the module
+    (``call``, for modules run more than once per forward pass) and which element of its output."""
 
     module_name: str
     element: int | str | None = None
+    call: int | None = None
 
     @property
     def name(self) -> str:
-        if self.element is None:
-            return self.module_name
-        return f"{self.module_name}[{self.element}]"
+        name = self.module_name if self.call is None else f"{self.module_name}#{self.call}"
+        return name if self.element is None else f"{name}[{self.element}]"
 
 
 def module_names(model: torch.nn.Module) -> list[str]:
@@ -70,15 +76,28 @@ def _split_element(pattern: str) -> tuple[str, int | str | None]:
     return m.group("name"), int(key) if key.lstrip("-").isdigit() else key
 
 
+def _split_call(pattern: str, base: str) -> tuple[str, int | None]:
+    """``"act#2"`` -> ``("act", 2)``; a name without ``#`` has no call index."""
+    m = _CALL.match(base)
+    if not m:
+        return base, None
+    if not m.group("call").isdigit():
+        raise LayerError(f"cannot read the call index in {pattern!r}: write the module name, '#' and a "
+                         "number counted from 0, e.g. 'act#1' for its second call")
+    return m.group("name"), int(m.group("call"))
+
+
 def resolve_layers(model: torch.nn.Module, patterns: list[str]) -> list[LayerRef]:
     """Resolve names and globs to layers, in model order, without duplicates.
 
     Raises :class:`LayerError` naming the closest matches when a pattern matches nothing.
+    A call index (``act#1``) is checked when the model runs (see ``hooks.LayerHooks``).
     """
     names = module_names(model)
     chosen: dict[str, LayerRef] = {}
     for pattern in patterns:
         base, element = _split_element(pattern)
+        base, call = _split_call(pattern, base)
         if any(ch in base for ch in "*?"):
             rx = glob_regex(base)
             hits = [n for n in names if rx.fullmatch(n)]
@@ -92,10 +111,11 @@ def resolve_layers(model: torch.nn.Module, patterns: list[str]) -> list[LayerRef
                 f"Run `neurocarta layers --model ...` to list the layer names"
             )
         for h in hits:
-            ref = LayerRef(h, element)
+            ref = LayerRef(h, element, call)
             chosen.setdefault(ref.name, ref)
     order = {n: i for i, n in enumerate(names)}
-    return sorted(chosen.values(), key=lambda r: (order[r.module_name], str(r.element)))
+    return sorted(chosen.values(), key=lambda r: (order[r.module_name], -1 if r.call is None else r.call,
+                                                 str(r.element)))
 
 
 def pick_element(output: Any, ref: LayerRef) -> Any:

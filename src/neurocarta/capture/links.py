@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .hooks import LayerHooks
 from .layers import LayerRef, output_kind, pick_element, resolve_layers
 
 LINKABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -134,16 +135,12 @@ def _trace(model: nn.Module, example_input: Any, refs: list[LayerRef]) -> _Trace
     trace = _Trace()
     handles = []
     named = dict(model.named_modules())
-    by_module: dict[str, list[LayerRef]] = {}
-    for ref in refs:
-        by_module.setdefault(ref.module_name, []).append(ref)
     try:
         for name, module in named.items():
             if isinstance(module, LINKABLE):
                 handles.append(module.register_forward_pre_hook(_call_hook(trace, name, module)))
-        for name, layer_refs in by_module.items():
-            handles.append(named[name].register_forward_hook(_output_hook(trace, layer_refs)))
-        _forward(model, example_input)
+        with LayerHooks(model, refs, _output_recorder(trace)):
+            _forward(model, example_input)
     finally:
         for h in handles:
             h.remove()
@@ -162,19 +159,18 @@ def _call_hook(trace: _Trace, name: str, module: nn.Module):
     return hook
 
 
-def _output_hook(trace: _Trace, refs: list[LayerRef]):
-    def hook(mod: nn.Module, args: Any, output: Any) -> None:
+def _output_recorder(trace: _Trace):
+    def record(ref: LayerRef, output: Any) -> None:
         tick = next(trace.clock)
-        for ref in refs:
-            if ref.name in trace.layers:  # a module run twice: its first output counts
-                continue
-            tensor = pick_element(output, ref)
-            if not isinstance(tensor, torch.Tensor):
-                continue
-            kind = output_kind(tensor, ref)
-            n = tensor.shape[1] if kind == "conv" else (tensor.shape[-1] if tensor.ndim > 1 else 1)
-            trace.layers[ref.name] = _LayerOut(tick, tensor, int(n))
-    return hook
+        if ref.name in trace.layers:  # a module run twice without a call index: its first output counts
+            return
+        tensor = pick_element(output, ref)
+        if not isinstance(tensor, torch.Tensor):
+            return
+        kind = output_kind(tensor, ref)
+        n = tensor.shape[1] if kind == "conv" else (tensor.shape[-1] if tensor.ndim > 1 else 1)
+        trace.layers[ref.name] = _LayerOut(tick, tensor, int(n))
+    return record
 
 
 def _forward(model: nn.Module, example_input: Any) -> None:

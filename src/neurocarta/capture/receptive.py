@@ -38,6 +38,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .hooks import LayerHooks
 from .layers import LayerRef, pick_element
 
 
@@ -74,44 +75,35 @@ def receptive_fields(module: torch.nn.Module, refs: list[LayerRef], example: tor
     x.requires_grad_(True)
     targets: dict[str, tuple[torch.Tensor, tuple[int, int]] | None] = {}
     wanted = {r.name for r in refs}
-    modules = dict(module.named_modules())
-    by_module: dict[str, list[LayerRef]] = {}
-    for ref in refs:
-        by_module.setdefault(ref.module_name, []).append(ref)
+    # A bare name of a module run several times means its last call (as extraction records
+    # it), so the forward pass can stop early only when every layer names its call.
+    stop_early = all(r.call is not None for r in refs)
 
-    def make_hook(layer_refs: list[LayerRef]):
-        def hook(mod: torch.nn.Module, args: Any, output: Any) -> None:
-            for ref in layer_refs:
-                out = pick_element(output, ref)
-                if isinstance(out, torch.Tensor) and out.ndim == 4 and out.requires_grad:
-                    # The scalar is built now, so a later in-place op (ReLU(inplace=True))
-                    # cannot reroute its gradient.
-                    h, w = out.shape[2:]
-                    targets[ref.name] = (out[:, :, h // 2, w // 2].sum(), (int(h), int(w)))
-                else:
-                    targets.setdefault(ref.name, None)
-            if wanted <= set(targets):
-                raise _Stop
-        return hook
+    def record(ref: LayerRef, output: Any) -> None:
+        out = pick_element(output, ref)
+        if isinstance(out, torch.Tensor) and out.ndim == 4 and out.requires_grad:
+            # The scalar is built now, so a later in-place op (ReLU(inplace=True))
+            # cannot reroute its gradient.
+            h, w = out.shape[2:]
+            targets[ref.name] = (out[:, :, h // 2, w // 2].sum(), (int(h), int(w)))
+        else:
+            targets[ref.name] = None
+        if stop_early and wanted <= set(targets):
+            raise _Stop
 
-    handles = [modules[name].register_forward_hook(make_hook(rs)) for name, rs in by_module.items()]
     fields: dict[str, int | None] = {}
-    try:
-        with torch.enable_grad():
-            try:
-                forward(x)
-            except _Stop:
-                pass
-            for ref in refs:
-                target = targets.get(ref.name)
-                if target is None:
-                    continue
-                (grad,) = torch.autograd.grad(target[0], x, retain_graph=True, allow_unused=True)
-                fields[ref.name] = None if grad is None else field_side(
-                    grad.detach().abs().sum(dim=(0, 1)).float().cpu().numpy(), target[1])
-    finally:
-        for h in handles:
-            h.remove()
+    with LayerHooks(module, refs, record), torch.enable_grad():
+        try:
+            forward(x)
+        except _Stop:
+            pass
+        for ref in refs:
+            target = targets.get(ref.name)
+            if target is None:
+                continue
+            (grad,) = torch.autograd.grad(target[0], x, retain_graph=True, allow_unused=True)
+            fields[ref.name] = None if grad is None else field_side(
+                grad.detach().abs().sum(dim=(0, 1)).float().cpu().numpy(), target[1])
     return fields
 
 
