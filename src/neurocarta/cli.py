@@ -60,6 +60,7 @@ def _add_extract(sub: Any) -> None:
 
 def _cmd_extract(a: argparse.Namespace) -> int:
     from .capture import extract
+    from .store import atlas_info, format_info
 
     atlas = extract(
         a.model, a.data, a.out, layers=a.layers, batch_size=a.batch_size, device=a.device, limit=a.limit,
@@ -102,40 +103,8 @@ def _add_info(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object")
 
 
-def atlas_info(atlas: Any) -> dict[str, Any]:
-    done, total = atlas.progress()
-    m = atlas.manifest
-    return {
-        "path": atlas.url, "complete": atlas.complete, "n_inputs": atlas.n_inputs,
-        "inputs_done": done, "inputs_total": total,
-        "mode": atlas.mode, "model": m.model.get("spec"), "data": m.data.get("spec"),
-        "snapshots": atlas.snapshots,
-        "layers": [{"name": l.name, "kind": l.kind, "n_neurons": l.n_neurons, "rows": l.rows,
-                    "n_rows": l.n_rows, "output_shape": l.output_shape} for l in atlas.layers],
-        "size_bytes": atlas.size_on_disk(), "created": m.created, "neurocarta_version": m.neurocarta_version,
-        "schema_version": m.schema_version,
-    }
-
-
-def format_info(info: dict[str, Any]) -> str:
-    state = "complete" if info["complete"] else f"incomplete: {info['inputs_done']} of {info['inputs_total']} inputs"
-    lines = [
-        f"atlas     {info['path']} ({state})",
-        f"model     {info['model']}",
-        f"data      {info['data']} ({info['n_inputs']} inputs, mode {info['mode']})",
-        f"snapshots {', '.join(info['snapshots'])}",
-        f"size      {info['size_bytes'] / 1e6:.1f} MB",
-        "layers",
-    ]
-    width = max(len(l["name"]) for l in info["layers"])
-    for l in info["layers"]:
-        rows = f"{l['n_rows']} {l['rows']} rows" if l["n_rows"] is not None else f"{l['rows']} rows"
-        lines.append(f"  {l['name']:<{width}}  {l['kind']:<8} {l['n_neurons']:>6} neurons  {rows}")
-    return "\n".join(lines)
-
-
 def _cmd_info(a: argparse.Namespace) -> int:
-    from .store import open_atlas
+    from .store import atlas_info, format_info, open_atlas
 
     atlas = open_atlas(a.atlas, allow_incomplete=True)
     info = atlas_info(atlas)
@@ -254,10 +223,9 @@ def _cmd_mapper(a: argparse.Namespace) -> int:
 
 def _mapper_sweep(atlas: Any, a: argparse.Namespace) -> int:
     from .methods.mapper import pick_stable, sweep
-    from .pipeline import pick_layers
 
     out = []
-    for layer in pick_layers(atlas, a.layers):
+    for layer in atlas.select_layers(a.layers):
         x = atlas.activations(layer)[:]
         table = sweep(x, atlas.row_table(layer), lens=a.lens, cover=a.cover, clusterer=a.clusterer, eps=a.eps,
                       min_samples=a.min_samples, metric=a.metric, seed=a.seed)
@@ -350,17 +318,23 @@ def _cmd_map(a: argparse.Namespace) -> int:
 def _add_serve(sub: Any) -> None:
     p = sub.add_parser("serve", help="serve the viewer of an atlas in the browser (read-only, local)",
                        description="Serve the atlas read-only over HTTP with the browser viewer. Binds to "
-                                   "127.0.0.1 (this machine only) unless --host says otherwise.")
+                                   "127.0.0.1 (this machine only) unless --host says otherwise; any other "
+                                   "host requires a token, generated and printed in the URL.")
     p.add_argument("atlas")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
     p.add_argument("--open", action="store_true", help="open the viewer in the default browser")
+    guard = p.add_mutually_exclusive_group()
+    guard.add_argument("--token", help="require this token (default: $NEUROCARTA_TOKEN, else a generated one "
+                                       "when --host is not a loopback address)")
+    guard.add_argument("--no-token", action="store_true",
+                       help="serve a non-loopback --host without a token: anyone who can reach it reads the atlas")
 
 
 def _cmd_serve(a: argparse.Namespace) -> int:
     from .viewer import serve
 
-    serve(a.atlas, host=a.host, port=a.port, open_browser=a.open)
+    serve(a.atlas, host=a.host, port=a.port, open_browser=a.open, token=a.token, no_token=a.no_token)
     return 0
 
 

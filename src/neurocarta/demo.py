@@ -14,14 +14,13 @@ from pathlib import Path
 
 from .data import load_data
 from .errors import UserError
-from .store.atlas import Atlas
+from .store import Atlas, atlas_info, format_info
 
 
 def run_demo(data: str = "shapes", out: str | Path = "demo-atlas", epochs: int = 4, serve: bool = True,
              overwrite: bool = False, progress: bool = True) -> Atlas:
     """Train (or load) demo-cnn on ``data`` and build the demo atlas at ``out``."""
     from .capture import extract
-    from .cli import atlas_info, format_info
     from .models.demo_cnn import DEFAULT_LAYERS, load_demo_cnn
 
     kind = data.split(":", 1)[0]
@@ -90,7 +89,6 @@ def run_text_demo(data: str = "sentences", out: str | Path = "demo-atlas", serve
     context, with its coherence against the planted categories.
     """
     from .capture import extract
-    from .cli import atlas_info, format_info
     from .models.text import load_minilm
     from .pipeline import build_concepts, build_mappers, build_topomaps
 

@@ -4,13 +4,19 @@ atlas (``maps/``) and figures under ``ATLAS/figures/``. The CLI and the demo cal
 
 from __future__ import annotations
 
-import fnmatch
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import UserError
 from .store.layout import FIGURES, node
+
+if TYPE_CHECKING:
+    from .methods.concepts import ConceptResult
+    from .methods.mapper import MapperResult
+    from .methods.topomap import TopoMapResult
+    from .store import Atlas
 
 
 @dataclass
@@ -18,7 +24,7 @@ class TopomapRun:
     """What ``build_topomaps`` made for one layer."""
 
     layer: str
-    result: object
+    result: TopoMapResult
     figures: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -33,21 +39,7 @@ class TopomapRun:
                 "separation": r.separation, "figures": self.figures}
 
 
-def pick_layers(atlas, patterns: list[str] | None) -> list[str]:
-    """Atlas layers matching names or globs (all layers when ``patterns`` is empty)."""
-    names = atlas.layer_names
-    if not patterns:
-        return names
-    picked = []
-    for pat in patterns:
-        hits = [n for n in names if n == pat or fnmatch.fnmatchcase(n, pat)]
-        if not hits:
-            raise UserError(f"no layer of the atlas matches {pat!r}; layers: {', '.join(names)}")
-        picked += [h for h in hits if h not in picked]
-    return picked
-
-
-def build_topomaps(atlas, layers: list[str] | None = None, group_by: str = "label", method: str = "umap",
+def build_topomaps(atlas: Atlas, layers: list[str] | None = None, group_by: str = "label", method: str = "umap",
                    distance: str = "cosine", profile: str = "nap", grid: bool = False, refine: bool = False,
                    snapshots: bool = False, animate: bool = False, formats: tuple[str, ...] = ("png",),
                    seed: int = 0, progress: bool = True) -> list[TopomapRun]:
@@ -70,7 +62,7 @@ def build_topomaps(atlas, layers: list[str] | None = None, group_by: str = "labe
     if animate and len(atlas.snapshots) < 2:
         raise UserError("--animate needs an atlas with 2 or more snapshots (extract with --snapshots)")
     explicit = bool(layers)
-    names = pick_layers(atlas, layers)
+    names = atlas.select_layers(layers)
     if not explicit:
         names = [n for n in names if atlas.manifest.layer(n).n_neurons >= 3]
     out_dir = Path(atlas.root) / FIGURES / "topomap"
@@ -95,7 +87,8 @@ def build_topomaps(atlas, layers: list[str] | None = None, group_by: str = "labe
     return runs
 
 
-def build_mappers(atlas, layers: list[str] | None = None, progress: bool = True, **params) -> list:
+def build_mappers(atlas: Atlas, layers: list[str] | None = None, progress: bool = True,
+                  **params) -> list[MapperResult]:
     """Mapper graphs of ``layers`` (default: every layer), saved into the atlas, with a
     class-pie figure each under ``ATLAS/figures/mapper/``.
 
@@ -109,7 +102,7 @@ def build_mappers(atlas, layers: list[str] | None = None, progress: bool = True,
 
     results = []
     out_dir = Path(atlas.root) / FIGURES / "mapper"
-    for name in tqdm(pick_layers(atlas, layers), desc="mapper", unit="layer", disable=not progress):
+    for name in tqdm(atlas.select_layers(layers), desc="mapper", unit="layer", disable=not progress):
         result = mapper(atlas, name, save=True, **params)
         if result.graph.n_nodes and "classes" in result.nodes:
             save_figure(plot_mapper(result), out_dir / f"{node(name)}.png")
@@ -117,8 +110,8 @@ def build_mappers(atlas, layers: list[str] | None = None, progress: bool = True,
     return results
 
 
-def build_concepts(atlas, layers: list[str] | None = None, progress: bool = True, snapshots: bool = False,
-                   **params):
+def build_concepts(atlas: Atlas, layers: list[str] | None = None, progress: bool = True, snapshots: bool = False,
+                   **params) -> ConceptResult:
     """The concept atlas of ``layers`` (default: every layer with 2 or more neurons), saved
     into the atlas, with a neuron-projection figure and one concept-graph figure per class
     under ``ATLAS/figures/concepts/``.

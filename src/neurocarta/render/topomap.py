@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..methods.topomap.images import MapImages, grid_images, map_images
+from .images import MapImages, grid_images, map_images
 
 FORMATS = (".png", ".svg", ".pdf")
 ANIMATIONS = (".gif", ".mp4")

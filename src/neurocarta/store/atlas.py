@@ -7,6 +7,7 @@ rows you slice, and group statistics are computed chunk by chunk.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,7 +20,7 @@ import zarr
 
 from .. import compute
 from ..streaming import TopK
-from ..errors import AtlasError
+from ..errors import AtlasError, LayerError
 from . import layout, results
 from .location import Location, as_location
 from .manifest import PROGRESS, LayerInfo, Manifest, read_manifest
@@ -170,7 +171,12 @@ class Atlas:
     def size_on_disk(self) -> int:
         return self.location.size()
 
-    def _snap(self, snapshot: str | None) -> str:
+    def snapshot_name(self, snapshot: str | None = None) -> str:
+        """The name of ``snapshot``, checked: ``None`` means the last (final) snapshot.
+
+        Raises :class:`~neurocarta.errors.AtlasError` naming the atlas's snapshots when it
+        has no snapshot of that name.
+        """
         names = self.snapshots
         if snapshot is None:
             return names[-1]
@@ -178,9 +184,28 @@ class Atlas:
             raise AtlasError(f"the atlas has no snapshot {snapshot!r}; it has: {', '.join(names)}")
         return snapshot
 
+    def select_layers(self, patterns: list[str] | None = None) -> list[str]:
+        """Layer names matching ``patterns`` (exact names or globs), in the atlas's order of
+        first match, each once; every layer when ``patterns`` is empty.
+
+        Raises :class:`~neurocarta.errors.LayerError` for a pattern that matches no layer.
+        """
+        names = self.layer_names
+        if not patterns:
+            return names
+        picked: list[str] = []
+        for pattern in patterns:
+            hits = [n for n in names if n == pattern or fnmatch.fnmatchcase(n, pattern)]
+            if not hits:
+                raise LayerError(f"no layer of the atlas matches {pattern!r}; layers: {', '.join(names)}")
+            picked += [h for h in hits if h not in picked]
+        return picked
+
     # ------------------------------------------------------------ tables
     @cached_property
-    def _input_table(self) -> pd.DataFrame:
+    def input_table(self) -> pd.DataFrame:
+        """The stored input table as extracted: one row per input (``input_id``, label,
+        attributes, bookkeeping), without model outputs; see :attr:`inputs` for those."""
         return self.location.read_parquet(layout.INPUTS)
 
     @cached_property
@@ -192,17 +217,20 @@ class Atlas:
         """Per-input model outputs (pred, confidence, loss, correct) of one snapshot."""
         if self._outputs is None:
             return None
-        snap = self._snap(snapshot)
+        snap = self.snapshot_name(snapshot)
         out = self._outputs[self._outputs["snapshot"] == snap].drop(columns="snapshot")
         return out.sort_values("input_id").reset_index(drop=True)
 
     @property
     def inputs(self) -> pd.DataFrame:
         """One row per input: id, label, attributes, plus the final snapshot's outputs."""
-        return self._inputs_with_outputs(None)
+        return self.inputs_with_outputs(None)
 
-    def _inputs_with_outputs(self, snapshot: str | None) -> pd.DataFrame:
-        table = self._input_table
+    def inputs_with_outputs(self, snapshot: str | None = None) -> pd.DataFrame:
+        """The input table joined with ``snapshot``'s model outputs (pred, confidence, loss,
+        correct) on ``input_id``; the table alone when the atlas has no outputs.
+        ``None`` means the last snapshot."""
+        table = self.input_table
         out = self.outputs(snapshot)
         if out is not None and len(out):
             table = table.merge(out, on="input_id", how="left")
@@ -227,7 +255,7 @@ class Atlas:
         use :meth:`sample` or :meth:`group_stats` instead.
         """
         info = self._layer(layer)
-        snap = self._snap(snapshot)
+        snap = self.snapshot_name(snapshot)
         signal = self._signal(info, stat)
         if self.mode == "summary":
             raise AtlasError(
@@ -241,7 +269,7 @@ class Atlas:
         info = self._layer(layer)
         if info.kind != "conv":
             raise AtlasError(f"layer {layer!r} is {info.kind}, argmax positions exist for conv layers only")
-        flat = np.asarray(self._group[layout.argmax(self._snap(snapshot), info.name)][:]).astype(np.int64)
+        flat = np.asarray(self._group[layout.argmax(self.snapshot_name(snapshot), info.name)][:]).astype(np.int64)
         w = info.spatial[1]
         return np.stack([flat // w, flat % w], axis=-1)
 
@@ -256,14 +284,14 @@ class Atlas:
     def topk(self, layer: str, snapshot: str | None = None) -> TopK:
         """Per-neuron top-k exemplars (by spatial max for conv layers), best first."""
         info = self._layer(layer)
-        g = self._group[layout.topk(self._snap(snapshot), info.name)]
+        g = self._group[layout.topk(self.snapshot_name(snapshot), info.name)]
         return TopK(values=g["values"][:], input_ids=g["input_ids"][:], rows=g["rows"][:],
                     positions=g["positions"][:])
 
     def sample(self, layer: str, snapshot: str | None = None, stat: str = "mean") -> tuple[np.ndarray, np.ndarray]:
         """Summary mode: ``(rows, values)`` of the seeded row sample."""
         info = self._layer(layer)
-        path = layout.sample(self._snap(snapshot), info.name)
+        path = layout.sample(self.snapshot_name(snapshot), info.name)
         if path not in self._group:
             raise AtlasError(f"atlas {self.url} has no row sample (it was extracted with --mode full); use .activations()")
         g = self._group[path]
@@ -275,7 +303,7 @@ class Atlas:
         Recorded at extraction for each pair a conv or linear module joins (conv kernels
         summed), in forward order; empty for atlases made before links existed.
         """
-        snap = self._snap(snapshot)
+        snap = self.snapshot_name(snapshot)
         path = layout.links(snap)
         if path not in self._group:
             return {}
@@ -313,21 +341,41 @@ class Atlas:
             return np.asarray(arr[int(uniq[0]):int(uniq[-1]) + 1])[inverse.ravel()]
         return np.asarray(arr.oindex[uniq])[inverse.ravel()]
 
+    def has_patches(self, layer: str, snapshot: str | None = None) -> bool:
+        """Whether exemplar patches of ``layer`` are stored for ``snapshot`` (default: the last)."""
+        info = self._layer(layer)
+        return layout.patches(self.snapshot_name(snapshot), info.name) in self._group
+
     def patches(self, layer: str, snapshot: str | None = None) -> np.ndarray | None:
         """Stored exemplar patches of ``layer``: uint8 (neurons, per_neuron, s, s, 3), the
         neurons' top inputs cropped around the argmax, best first; ``None`` when none are
         stored (make them with ``neurocarta.methods.concepts.patches``)."""
         info = self._layer(layer)
-        path = layout.patches(self._snap(snapshot), info.name)
+        path = layout.patches(self.snapshot_name(snapshot), info.name)
         if path not in self._group:
             return None
         return np.asarray(self._group[path][...])
+
+    def save_patches(self, layer: str, patches: np.ndarray, snapshot: str | None = None) -> None:
+        """Store exemplar patches of ``layer``, uint8 (neurons, per_neuron, s, s, 3), for
+        ``snapshot`` (default: the last), replacing any there; :meth:`patches` reads them."""
+        info = self._layer(layer)
+        snap = self.snapshot_name(snapshot)
+        patches = np.asarray(patches)
+        if patches.dtype != np.uint8 or patches.ndim != 5 or patches.shape[-1] != 3 \
+                or patches.shape[0] != info.n_neurons or patches.shape[2] != patches.shape[3]:
+            raise ValueError(f"patches must be uint8 ({info.n_neurons}, per_neuron, s, s, 3) for layer {layer!r}, "
+                             f"got {patches.dtype} {patches.shape}")
+        n, per, s = patches.shape[:3]
+        attrs = {"per_neuron": int(per), "size": int(s), "kind": info.kind, "receptive_field": info.receptive_field}
+        results.save_array(self.location, layout.patches(snap, info.name), patches,
+                           chunks=(max(1, min(16, n)), per, s, s, 3), attrs=attrs)
 
     def row_table(self, layer: str, snapshot: str | None = None) -> pd.DataFrame:
         """The input table, with ``snapshot``'s outputs, aligned to a layer's activation rows
         (token layers expand each input into its tokens)."""
         info = self._layer(layer)
-        table = self._inputs_with_outputs(snapshot)
+        table = self.inputs_with_outputs(snapshot)
         if info.rows == "token":
             return self.tokens.merge(table, on="input_id", how="left")
         return table
@@ -380,7 +428,7 @@ class Atlas:
         atlases read the running sums recorded during extraction.
         """
         info = self._layer(layer)
-        snap = self._snap(snapshot)
+        snap = self.snapshot_name(snapshot)
         signal = self._signal(info, stat)
         if self.mode == "summary":
             path = layout.stats(snap, info.name, signal, by)

@@ -2,14 +2,18 @@
 
 A result is a few Parquet tables plus ``meta.json``. It is written to a temporary folder
 and swapped in with renames, so a crash never leaves half a result, and rewriting a result
-replaces it whole.
+replaces it whole. Arrays a method makes for the viewer (exemplar patches) are written the
+same way by :func:`save_array`.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import numpy as np
 import pandas as pd
+import zarr
 
 from ..errors import AtlasError
 from .atomic import replaced
@@ -44,6 +48,28 @@ def save(loc: Location, kind: str, name: str, tables: dict[str, pd.DataFrame], m
             table.to_parquet(tmp / f"{key}.parquet", index=False)
         (tmp / "meta.json").write_text(meta_text)
     return str(final)
+
+
+def save_array(loc: Location, path: str, values: np.ndarray, chunks: tuple[int, ...],
+               attrs: dict[str, Any] | None = None) -> None:
+    """Write a whole Zarr array at ``path`` in the atlas, replacing any array there.
+
+    Locally it is written beside its final place and swapped in with renames (as the
+    results above are), so readers see the old array or the new one, never half of one.
+    Object stores have no renames: the array is rewritten in place.
+    """
+    parent, _, name = path.rpartition("/")
+    loc.zarr_group("a").require_group(parent)
+    if loc.local is None:
+        loc.remove(path)
+        arr = zarr.create_array(store=loc.url_of(path), shape=values.shape, chunks=chunks, dtype=values.dtype,
+                                zarr_format=3, attributes=attrs or {})
+        arr[...] = values
+        return
+    with replaced(loc.local / parent / name) as tmp:
+        arr = zarr.create_array(store=str(tmp), shape=values.shape, chunks=chunks, dtype=values.dtype,
+                                zarr_format=3, attributes=attrs or {})
+        arr[...] = values
 
 
 def load(loc: Location, kind: str, name: str) -> tuple[dict[str, pd.DataFrame], dict]:

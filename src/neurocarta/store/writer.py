@@ -23,32 +23,8 @@ import zarr
 
 from ..errors import AtlasError, UserError
 from . import layout
-from .atomic import replaced
 from .location import Location, as_location
 from .manifest import MANIFEST, PROGRESS, Manifest, json_text, read_manifest
-
-
-def write_array_atomic(root: "Location | Path | str", path: str, values: np.ndarray, chunks: tuple[int, ...],
-                       attrs: dict[str, Any] | None = None) -> None:
-    """Write a whole Zarr array at ``path`` in the atlas ``root``, replacing any array there.
-
-    Locally it is written beside its final place and swapped in with renames (as method
-    results are, see results.py), so readers see the old array or the new one, never half
-    of one. Object stores have no renames: the array is rewritten in place.
-    """
-    loc = as_location(root)
-    parent, _, name = path.rpartition("/")
-    loc.zarr_group("a").require_group(parent)
-    if loc.local is None:
-        loc.remove(path)
-        arr = zarr.create_array(store=loc.url_of(path), shape=values.shape, chunks=chunks, dtype=values.dtype,
-                                zarr_format=3, attributes=attrs or {})
-        arr[...] = values
-        return
-    with replaced(loc.local / parent / name) as tmp:
-        arr = zarr.create_array(store=str(tmp), shape=values.shape, chunks=chunks, dtype=values.dtype,
-                                zarr_format=3, attributes=attrs or {})
-        arr[...] = values
 
 
 class AtlasWriter:
@@ -163,6 +139,19 @@ class AtlasWriter:
         arr = self.array(path)
         if arr.shape[0] != n_rows:
             arr.resize((n_rows,) + tuple(arr.shape[1:]))
+
+    def put_array(self, path: str, values: np.ndarray) -> None:
+        """Write a small whole array in one storage chunk (a snapshot's top-k or group sums),
+        replacing any that an interrupted run left there."""
+        if path in self.group:
+            del self.group[path]
+        self._arrays.pop(path, None)
+        chunks = tuple(max(1, s) for s in values.shape) or (1,)
+        self.group.create_array(path, shape=values.shape, chunks=chunks, dtype=values.dtype)[...] = values
+
+    def set_attrs(self, path: str, attrs: dict[str, Any]) -> None:
+        """Set attributes of the array or group at ``path`` (JSON values)."""
+        self.group[path].attrs.update(attrs)
 
     def write_links(self, snap: str, links: dict[tuple[str, str], np.ndarray]) -> None:
         """Store one snapshot's ``|W|`` matrices between consecutive layers (see capture/links.py).

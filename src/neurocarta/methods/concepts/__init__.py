@@ -2,6 +2,8 @@
 MinHash + LSH in linear time, a co-activation embedding, measured coherence and a concept
 graph per class."""
 
+from typing import TYPE_CHECKING
+
 from .classes import class_graphs
 from .coherence import coherence_report, group_coherence, random_coherence
 from .embedding import align_procrustes, cooccurrence, nearest_neurons, ppmi, ppmi_svd, project_2d, sgns
@@ -13,8 +15,11 @@ from .minhash import estimate_jaccard, exact_jaccard, minhash_signatures
 from .patches import crop_patches, exemplar_patches, patch_boxes, save_patches
 from .result import ConceptResult, concepts
 
+if TYPE_CHECKING:
+    from ...store import Atlas
 
-def load_concepts(atlas, snapshot: str | None = None) -> ConceptResult:
+
+def load_concepts(atlas: "Atlas", snapshot: str | None = None) -> ConceptResult:
     """A concept atlas stored in ``atlas`` by ``concepts(..., save=True)`` or the CLI."""
     return ConceptResult.load(atlas, snapshot)
 

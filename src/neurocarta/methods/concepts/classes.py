@@ -11,13 +11,18 @@ All layers must have one row per input (token layers are left out of class graph
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ...errors import UserError
 from .graph import DEFAULT_MASS, ConceptGraph, class_importance, concept_graph, require_labels, top_sets
 
+if TYPE_CHECKING:
+    from ...store import Atlas
 
-def class_rows(atlas, layer: str, snapshot: str, max_rows: int, seed: int) -> np.ndarray:
+
+def class_rows(atlas: Atlas, layer: str, snapshot: str, max_rows: int, seed: int) -> np.ndarray:
     """The activation rows the class graphs read (sorted)."""
     if atlas.mode == "summary":
         rows, _ = atlas.sample(layer, snapshot)
@@ -28,7 +33,7 @@ def class_rows(atlas, layer: str, snapshot: str, max_rows: int, seed: int) -> np
     return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
 
 
-def _read(atlas, layer: str, snapshot: str, rows: np.ndarray, stat: str) -> np.ndarray:
+def _read(atlas: Atlas, layer: str, snapshot: str, rows: np.ndarray, stat: str) -> np.ndarray:
     if atlas.mode == "summary":
         sample_rows, values = atlas.sample(layer, snapshot, stat=stat)
         order = np.argsort(sample_rows)
@@ -43,7 +48,7 @@ def _read(atlas, layer: str, snapshot: str, rows: np.ndarray, stat: str) -> np.n
     return np.concatenate(out)
 
 
-def class_graphs(atlas, snapshot: str, layers: list[str], clusters: dict[str, np.ndarray],
+def class_graphs(atlas: Atlas, snapshot: str, layers: list[str], clusters: dict[str, np.ndarray],
                  top_fraction: float = 0.1, mass: float = DEFAULT_MASS, max_rows: int = 20000,
                  seed: int = 0) -> dict[str, ConceptGraph]:
     """``{class name: ConceptGraph}`` over ``layers`` (forward order, one row per input).

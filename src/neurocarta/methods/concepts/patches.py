@@ -22,7 +22,7 @@ Geometry, in the model's input pixels first:
   zero padding), so every patch of a layer has one scale and the argmax at its centre.
 
 Then to the thumbnail: thumbnails are the raw images letterboxed into a ``t x t`` square
-(``capture.extraction.thumbnail``), so a box scales from the model input (its size is in the
+(``capture.runner.thumbnail``), so a box scales from the model input (its size is in the
 manifest, ``model.input_size``) to the part of the thumbnail the image fills. That assumes
 the preprocessing kept the image's aspect ratio (square images, inputs at their own size);
 a model that stretches non-square images to a square puts crops off along the short axis.
@@ -34,11 +34,12 @@ of their top inputs, resized.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from ...errors import AtlasError
+if TYPE_CHECKING:  # annotations only: no store import at run time
+    from ...store import Atlas
 
 #: Sides of a crop, in feature cells, when the receptive field is unknown.
 FALLBACK_CELLS = 3
@@ -91,7 +92,7 @@ def patch_boxes(positions: np.ndarray, feature_shape: Sequence[int], image_shape
 
 def thumbnail_box(image_shape: Sequence[int], thumb_size: int) -> tuple[int, int, int, int]:
     """``(top, left, height, width)`` of the part of a ``thumb_size`` thumbnail that an image
-    of ``image_shape`` fills: the letterbox of ``capture.extraction.thumbnail``."""
+    of ``image_shape`` fills: the letterbox of ``capture.runner.thumbnail``."""
     h, w = int(image_shape[0]), int(image_shape[1])
     t = int(thumb_size)
     if h == t and w == t:
@@ -157,7 +158,7 @@ def _crop(images: np.ndarray, which: np.ndarray, boxes: np.ndarray, size: int, f
     return out
 
 
-def exemplar_patches(atlas: Any, layer: str, snapshot: str | None = None, per_neuron: int = 9,
+def exemplar_patches(atlas: Atlas, layer: str, snapshot: str | None = None, per_neuron: int = 9,
                      size: int = 32) -> np.ndarray:
     """Every neuron's top ``per_neuron`` inputs as ``size x size`` patches, best first.
 
@@ -192,22 +193,8 @@ def exemplar_patches(atlas: Any, layer: str, snapshot: str | None = None, per_ne
     return patches.reshape(info.n_neurons, per, size, size, 3)
 
 
-def save_patches(atlas: Any, layer: str, patches: np.ndarray, snapshot: str | None = None) -> None:
+def save_patches(atlas: Atlas, layer: str, patches: np.ndarray, snapshot: str | None = None) -> None:
     """Store ``patches`` (from :func:`exemplar_patches`) in the atlas as
-    ``patches/<snapshot>/<layer>``, replacing any there; :meth:`Atlas.patches` reads them."""
-    from ...store import layout
-    from ...store.writer import write_array_atomic
-
-    info = atlas.manifest.layer(layer)
-    snap = atlas.snapshots[-1] if snapshot is None else snapshot
-    if snap not in atlas.snapshots:
-        raise AtlasError(f"the atlas has no snapshot {snap!r}; it has: {', '.join(atlas.snapshots)}")
-    patches = np.asarray(patches)
-    if patches.dtype != np.uint8 or patches.ndim != 5 or patches.shape[-1] != 3 \
-            or patches.shape[0] != info.n_neurons or patches.shape[2] != patches.shape[3]:
-        raise ValueError(f"patches must be uint8 ({info.n_neurons}, per_neuron, s, s, 3) for layer {layer!r}, "
-                         f"got {patches.dtype} {patches.shape}")
-    n, per, s = patches.shape[:3]
-    attrs = {"per_neuron": int(per), "size": int(s), "kind": info.kind, "receptive_field": info.receptive_field}
-    write_array_atomic(atlas.location, layout.patches(snap, info.name), patches,
-                       chunks=(max(1, min(16, n)), per, s, s, 3), attrs=attrs)
+    ``patches/<snapshot>/<layer>``, replacing any there; :meth:`Atlas.patches` reads them.
+    The store checks and writes them (:meth:`Atlas.save_patches`): methods never write arrays."""
+    atlas.save_patches(layer, patches, snapshot)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,9 @@ import pandas as pd
 from ...errors import UserError
 from .estimator import ConceptAtlas, as_sets
 from .groups import group_members, size_distribution
+
+if TYPE_CHECKING:
+    from ...store import Atlas
 
 KIND = "concepts"
 # Input-table columns that are bookkeeping, not attributes of the input.
@@ -74,7 +78,7 @@ class ConceptResult:
         return table.reset_index(drop=True)
 
     # ------------------------------------------------------------ storage
-    def save(self, atlas) -> None:
+    def save(self, atlas: Atlas) -> None:
         emb = pd.DataFrame(self.embedding, columns=[f"e{i}" for i in range(self.embedding.shape[1])])
         clusters = self.clusters.copy()
         clusters["members"] = clusters["members"].map(lambda m: json.dumps([int(v) for v in m]))
@@ -92,8 +96,8 @@ class ConceptResult:
         atlas.save_map(KIND, self.snapshot, tables, meta)
 
     @classmethod
-    def load(cls, atlas, snapshot: str | None = None) -> "ConceptResult":
-        tables, meta = atlas.load_map(KIND, atlas._snap(snapshot))
+    def load(cls, atlas: Atlas, snapshot: str | None = None) -> "ConceptResult":
+        tables, meta = atlas.load_map(KIND, atlas.snapshot_name(snapshot))
         clusters = tables["clusters"]
         clusters["members"] = clusters["members"].map(lambda s: np.asarray(json.loads(s), dtype=np.int64))
         graphs = {}
@@ -136,7 +140,7 @@ def attribute_columns(table: pd.DataFrame, most_values: int = 50) -> list[str]:
     return out
 
 
-def layer_sets(atlas, layer: str, snapshot: str, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def layer_sets(atlas: Atlas, layer: str, snapshot: str, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exemplar rows (neurons x k, best first), a silent flag per neuron, and the stored k."""
     try:
         top = atlas.topk(layer, snapshot)
@@ -151,7 +155,7 @@ def layer_sets(atlas, layer: str, snapshot: str, k: int) -> tuple[np.ndarray, np
     return rows, silent, stored
 
 
-def concepts(atlas, layers: list[str] | None = None, k: int = 100, threshold: float = 0.2, n_hashes: int = 128,
+def concepts(atlas: Atlas, layers: list[str] | None = None, k: int = 100, threshold: float = 0.2, n_hashes: int = 128,
              bands: int | None = None, rows: int | None = None, method: str = "leiden", resolution: float = 1.0,
              across_layers: bool = False, embedding: str = "ppmi", dim: int = 30, attributes: list[str] | None = None,
              draws: int = 20, class_graphs: bool | None = None, top_fraction: float = 0.1,
@@ -168,11 +172,10 @@ def concepts(atlas, layers: list[str] | None = None, k: int = 100, threshold: fl
     Procrustes-aligned to its projection (on the neurons alive in both), so a training
     slider moves points only where the embedding changed.
     """
-    from ...pipeline import pick_layers
     from .coherence import coherence_report
 
-    snap = atlas._snap(snapshot)
-    names = pick_layers(atlas, layers)
+    snap = atlas.snapshot_name(snapshot)
+    names = atlas.select_layers(layers)
     if not layers:
         names = [n for n in names if atlas.manifest.layer(n).n_neurons >= 2]
     if int(k) < 1:

@@ -1,5 +1,7 @@
 """Mapper graphs of activation space (after TopoAct): lenses, covers, exact fast DBSCAN."""
 
+from typing import TYPE_CHECKING
+
 from .analysis import anomalies, flow, pick_stable, separation_layers, sweep
 from .cluster import auto_eps, dbscan, single_linkage_gap
 from .cover import Cover
@@ -8,8 +10,11 @@ from .graph import MapperGraph, build_edges, node_table
 from .lens import compute_lens
 from .result import MapperResult, mapper
 
+if TYPE_CHECKING:
+    from ...store import Atlas
 
-def load_mapper(atlas, layer: str) -> MapperResult:
+
+def load_mapper(atlas: "Atlas", layer: str) -> MapperResult:
     """A Mapper graph stored in ``atlas`` by ``mapper(..., save=True)`` or the CLI."""
     return MapperResult.load(atlas, layer)
 

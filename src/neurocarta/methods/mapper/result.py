@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,9 @@ from ...errors import UserError
 from .estimator import Mapper
 from .graph import MapperGraph, node_table
 from .lens import row_norms
+
+if TYPE_CHECKING:
+    from ...store import Atlas
 
 KIND = "mapper"
 
@@ -87,7 +91,7 @@ class MapperResult:
                 "edges": edges, "summary": {k: v for k, v in self.summary().items() if k != "params"}}
 
     # ------------------------------------------------------------ storage
-    def save(self, atlas) -> None:
+    def save(self, atlas: Atlas) -> None:
         edges = pd.DataFrame({"source": self.graph.edges[:, 0], "target": self.graph.edges[:, 1],
                               "shared": self.graph.shared, "jaccard": self.graph.jaccard})
         nodes = self.nodes.copy()
@@ -104,7 +108,7 @@ class MapperResult:
         atlas.save_map(KIND, self.layer, tables, meta)
 
     @classmethod
-    def load(cls, atlas, layer: str) -> "MapperResult":
+    def load(cls, atlas: Atlas, layer: str) -> "MapperResult":
         tables, meta = atlas.load_map(KIND, layer)
         nodes = tables["nodes"]
         members = tables["members"]
@@ -128,7 +132,7 @@ class MapperResult:
                 f"components, purity {s['mean_purity']:.3f}>")
 
 
-def mapper(atlas, layer: str, lens="pca", intervals=30, overlap: float = 0.2, cover: str = "uniform",
+def mapper(atlas: Atlas, layer: str, lens="pca", intervals=30, overlap: float = 0.2, cover: str = "uniform",
            clusterer="dbscan", eps: float | None = None, min_samples: int = 5, metric: str = "cosine",
            min_jaccard: float = 0.0, snapshot: str | None = None, stat: str = "mean", seed: int = 0,
            colour_by: str | None = None, save: bool = False) -> MapperResult:
@@ -142,7 +146,7 @@ def mapper(atlas, layer: str, lens="pca", intervals=30, overlap: float = 0.2, co
     """
     if layer not in atlas.layer_names:
         raise UserError(f"the atlas has no layer {layer!r}; layers: {', '.join(atlas.layer_names)}")
-    snap = atlas._snap(snapshot)
+    snap = atlas.snapshot_name(snapshot)
     table = atlas.row_table(layer, snap)
     if atlas.mode == "summary":
         rows, x = atlas.sample(layer, snap, stat=stat)

@@ -10,11 +10,15 @@ can define the groups (label, pred, correct, a planted attribute, a user column)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ...errors import UserError
+
+if TYPE_CHECKING:
+    from ...store import Atlas
 
 
 @dataclass
@@ -50,7 +54,7 @@ def nap(group_means: pd.DataFrame, counts: pd.Series | np.ndarray | None = None,
                     counts=counts_arr, layer=layer, by=by)
 
 
-def atlas_profiles(atlas, layer: str, by: str = "label", snapshot: str | None = None, stat: str = "mean",
+def atlas_profiles(atlas: Atlas, layer: str, by: str = "label", snapshot: str | None = None, stat: str = "mean",
                    min_count: int = 1) -> Profiles:
     """NAP profiles of one layer of an atlas, grouped by input-table column ``by``.
 
@@ -122,7 +126,7 @@ def sample_rows(table: pd.DataFrame, n: int, balanced_by: str | None = None, see
     return np.sort(np.concatenate(picked))
 
 
-def raw_profiles(atlas, layer: str, n: int = 1000, balanced_by: str | None = None, snapshot: str | None = None,
+def raw_profiles(atlas: Atlas, layer: str, n: int = 1000, balanced_by: str | None = None, snapshot: str | None = None,
                  stat: str = "mean", seed: int = 0) -> Profiles:
     """The original's unsupervised variant: each neuron described by its raw activations on
     ``n`` inputs, drawn at random or balanced over a column (e.g. ``label``).

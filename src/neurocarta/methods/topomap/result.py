@@ -9,16 +9,20 @@ on it, so the frames of a training animation are comparable.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ...errors import UserError
+from ...render.images import map_images
 from .estimator import TopoMap
-from .images import map_images
 from .metrics import smoothness_auc
 from .profiles import Profiles, profiles_from_stats, raw_profiles
 from .stats import separation
+
+if TYPE_CHECKING:
+    from ...store import Atlas
 
 PROFILE_KINDS = ("nap", "contrastive", "raw")
 KIND = "topomap"
@@ -96,7 +100,7 @@ class TopoMapResult:
         return animate_topomap(self, path, **kwargs)
 
     # ------------------------------------------------------------ storage
-    def save(self, atlas) -> None:
+    def save(self, atlas: Atlas) -> None:
         neurons = pd.DataFrame({"neuron": np.arange(self.n_neurons), "x": self.layout[:, 0], "y": self.layout[:, 1]})
         neurons["silent"] = self.silent if self.silent is not None else np.zeros(self.n_neurons, dtype=bool)
         if self.grid_cells is not None:
@@ -113,7 +117,7 @@ class TopoMapResult:
         atlas.save_map(KIND, self.name, {"neurons": neurons, "values": pd.concat(frames, ignore_index=True)}, meta)
 
     @classmethod
-    def load(cls, atlas, layer: str, group_by: str = "label") -> "TopoMapResult":
+    def load(cls, atlas: Atlas, layer: str, group_by: str = "label") -> "TopoMapResult":
         tables, meta = atlas.load_map(KIND, result_name(layer, group_by))
         neurons, table = tables["neurons"], tables["values"]
         cols = [f"g{i}" for i in range(len(meta["groups"]))]
@@ -138,7 +142,7 @@ def result_name(layer: str, group_by: str) -> str:
     return f"{layer}@{group_by}"
 
 
-def _profiles(atlas, layer, group_by, snapshot, profile, stat, min_count, n_samples, seed):
+def _profiles(atlas: Atlas, layer, group_by, snapshot, profile, stat, min_count, n_samples, seed):
     """A snapshot's profiles, and the group statistics they came from (None for raw)."""
     if profile == "raw":
         balanced = None if group_by in (None, "", "random") else group_by
@@ -148,7 +152,7 @@ def _profiles(atlas, layer, group_by, snapshot, profile, stat, min_count, n_samp
     return profiles_from_stats(stats, profile, min_count, layer), stats
 
 
-def topomap(atlas, layer: str, group_by: str = "label", method: str = "umap", distance: str = "cosine",
+def topomap(atlas: Atlas, layer: str, group_by: str = "label", method: str = "umap", distance: str = "cosine",
             profile: str = "nap", grid: bool = False, refine: bool = False, snapshots="last",
             layout_snapshot: str | None = None, groups=None, min_count: int = 1, stat: str = "mean",
             n_samples: int = 1000, seed: int = 0, k: int = 5, save: bool = False) -> TopoMapResult:
@@ -180,8 +184,8 @@ def topomap(atlas, layer: str, group_by: str = "label", method: str = "umap", di
     elif snapshots == "all":
         snaps = list(all_snaps)
     else:
-        snaps = [atlas._snap(s) for s in snapshots]
-    base = atlas._snap(layout_snapshot) if layout_snapshot else snaps[-1]
+        snaps = [atlas.snapshot_name(s) for s in snapshots]
+    base = atlas.snapshot_name(layout_snapshot) if layout_snapshot else snaps[-1]
     if base not in snaps:
         snaps.append(base)
 

@@ -12,10 +12,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ...errors import UserError
+
+if TYPE_CHECKING:
+    from ...store import Atlas
 
 
 @dataclass
@@ -72,7 +76,7 @@ def _effect(diff: np.ndarray, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
     return diff / np.where(pooled > 1e-12, pooled, 1.0)
 
 
-def group_difference(atlas, layer: str, by: str, a, b=None, snapshot: str | None = None, permutations: int = 1000,
+def group_difference(atlas: Atlas, layer: str, by: str, a, b=None, snapshot: str | None = None, permutations: int = 1000,
                      fdr: float = 0.05, stat: str = "mean", seed: int = 0, max_rows: int = 20000) -> Difference:
     """Group(s) ``a`` minus group(s) ``b`` (default: every other input) of grouping ``by``."""
     a = _as_list(a)
@@ -133,7 +137,7 @@ def group_difference(atlas, layer: str, by: str, a, b=None, snapshot: str | None
                       (1.0 + stat_exceed) / (1.0 + permutations), "permutation", fdr)
 
 
-def _welch(atlas, layer, by, a, b, snapshot, stat, fdr) -> Difference:
+def _welch(atlas: Atlas, layer, by, a, b, snapshot, stat, fdr) -> Difference:
     from scipy import stats as st
 
     gs = atlas.group_stats(layer, by, snapshot=snapshot, stat=stat)
