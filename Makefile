@@ -40,7 +40,9 @@ browser:
 demo: venv web
 	$(VENV)/bin/neurocarta demo
 
+# The stage rules first (pyproject.toml [tool.importlinter]), so pytest's summary stays the last line.
 test: venv web browser
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(PY) -m pytest -q
 
 clean:
