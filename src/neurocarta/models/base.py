@@ -40,7 +40,7 @@ class ModelInputs:
                            self.offsets, self.truncated)
 
 
-def _load_state_dict_file(module: torch.nn.Module, path: Path) -> None:
+def load_state_dict_file(module: torch.nn.Module, path: Path) -> None:
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
@@ -68,7 +68,7 @@ class ModelBundle:
     preprocess: Callable[[Sequence[Any]], ModelInputs]
     class_names: list[str] | None = None
     default_layers: list[str] = field(default_factory=list)
-    load_snapshot: Callable[[torch.nn.Module, Path], None] = _load_state_dict_file
+    load_snapshot: Callable[[torch.nn.Module, Path], None] = load_state_dict_file
     tokenizer: Any = None
     info: dict[str, Any] = field(default_factory=dict)
 
