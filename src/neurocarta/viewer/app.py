@@ -7,7 +7,8 @@ front end (``viewer/static/``), resolved and checked to stay inside that folder.
 
 Security: GET and HEAD only (anything else is a 405 before routing); names in API paths are
 looked up in the atlas's own lists, never joined into file paths; the server binds to
-127.0.0.1 unless told otherwise; no docs pages (they would load scripts from a CDN).
+127.0.0.1 unless told otherwise, and beyond the loopback requires a token (``auth.py``); no docs
+pages (they would load scripts from a CDN).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import UserError
+from .auth import TokenGuard, choose_access, url_with_token
 from .data import BadRequest, NotFound, ViewerData, encode_json, etag_of, parse_int
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -110,10 +112,11 @@ def _send(request: Request, body: bytes, etag: str, media_type: str, cache_contr
     return Response(body, media_type=media_type, headers=base)
 
 
-def create_app(atlas_path, static_dir: str | Path | None = None) -> FastAPI:
+def create_app(atlas_path, static_dir: str | Path | None = None, token: str | None = None) -> FastAPI:
     """The read-only viewer app over the atlas at ``atlas_path`` (an opened Atlas also works).
 
     ``static_dir``: the built front end (default: the package's ``viewer/static``).
+    ``token``: when given, every request must carry it (see ``viewer/auth.py``).
     """
     from ..store import Atlas, open_atlas
 
@@ -124,6 +127,8 @@ def create_app(atlas_path, static_dir: str | Path | None = None) -> FastAPI:
 
     app = FastAPI(title="neurocarta viewer", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(ReadOnly)
+    if token is not None:
+        app.add_middleware(TokenGuard, token=token)  # added last, so it runs first: no 405 before the 401
     app.state.data = data
     app.state.static_root = static_root
 
@@ -368,14 +373,23 @@ def url_of(sock: socket.socket) -> str:
 
 
 def serve(atlas_path, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False,
-          static_dir: str | Path | None = None, log_level: str = "warning", sock: socket.socket | None = None) -> None:
-    """Serve the viewer of ``atlas_path`` until interrupted, printing its URL."""
+          static_dir: str | Path | None = None, log_level: str = "warning", sock: socket.socket | None = None,
+          token: str | None = None, no_token: bool = False) -> None:
+    """Serve the viewer of ``atlas_path`` until interrupted, printing its URL.
+
+    A host beyond the loopback requires a token (``token``, else ``NEUROCARTA_TOKEN``, else one
+    generated and printed in the URL) unless ``no_token``; see ``viewer/auth.py``.
+    """
     import uvicorn
 
-    app = create_app(atlas_path, static_dir)  # atlas errors before the port is taken
+    access = choose_access(sock.getsockname()[0] if sock else host, token, no_token)
+    app = create_app(atlas_path, static_dir, token=access.token)  # atlas errors before the port is taken
     sock = sock or bind_socket(host, port)
-    url = url_of(sock)
-    print(f"neurocarta: viewer at {url}  (Ctrl+C to stop)", flush=True)
+    url = url_with_token(url_of(sock), access)
+    if access.warning:
+        print(f"neurocarta: warning: {access.warning}", file=sys.stderr, flush=True)
+    required = "; requests need your token" if access.token and not access.generated else ""
+    print(f"neurocarta: viewer at {url}  (Ctrl+C to stop{required})", flush=True)
     if not (Path(static_dir or STATIC) / "index.html").is_file():
         print("neurocarta: the web assets are not built; the API answers, the page says how to build them "
               "(make web)", file=sys.stderr, flush=True)
