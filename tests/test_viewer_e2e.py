@@ -326,6 +326,32 @@ def test_deep_link_keyboard_and_theme(page, server):
     assert page.errors == []
 
 
+def test_a_failing_read_shows_its_reason_in_its_panel(page, server):
+    """A read that fails says so where its content would be, with the server's reason, never an
+    empty state: findings that fail are not "No findings for this atlas" (issue 14, bug 3)."""
+    def fail(route, reason: str):
+        # the server's error shape (see the real 404 below): a non-2xx status, {"error": reason}
+        route.fulfill(status=500, content_type="application/json", body=json.dumps({"error": reason}))
+
+    pg = page.page
+    pg.route("**/api/findings", lambda route: fail(route, "boom: a findings rule failed"))
+    pg.route("**/api/mapper/head.relu", lambda route: fail(route, "boom: no graph today"))
+    # input 5000 does not exist (1,200 inputs): the real server answers its map with a 404
+    page.open(server + "#notour&mapperLayer=head.relu&sel=input%3A5000")
+    findings = pg.locator("[data-testid=findings]")
+    findings.locator("[data-testid=findings-error]").wait_for(timeout=10_000)
+    assert "Could not load the findings: boom: a findings rule failed" in findings.inner_text()
+    assert "No findings" not in findings.inner_text()
+    mapper = pg.locator("[data-testid=view-mapper] [data-testid=mapper-error]")
+    mapper.wait_for(timeout=10_000)
+    assert mapper.inner_text() == "Could not load the Mapper graph of head.relu: boom: no graph today"
+    inspector = pg.locator("[data-testid=inspector-body] [data-testid=inspector-error]").first
+    inspector.wait_for(timeout=10_000)
+    assert inspector.inner_text() == "Could not load its activation map: input_id 5000 is out of range 0..1199"
+    # the failed responses are logged by the browser; nothing may throw
+    assert [e for e in page.errors if e.startswith("uncaught")] == []
+
+
 @pytest.mark.slow
 def test_the_demo_atlas_loads_without_console_errors(browser, demo_atlas):
     """The demo's own model and data (the session's demo_atlas: 10,000 images, 6 layers), mapped

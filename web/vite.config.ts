@@ -24,5 +24,7 @@ export default defineConfig({
   server: {
     // `npm run dev` proxies the API to a running `neurocarta serve` (default port).
     proxy: { '/api': 'http://127.0.0.1:8765' },
+    // data.ts imports the API paths from the Python package's routes.json, outside web/.
+    fs: { allow: ['.', '../src/neurocarta/viewer/routes.json'] },
   },
 });

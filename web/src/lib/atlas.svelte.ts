@@ -1,6 +1,6 @@
 // Atlas-wide data that several views share, loaded once: the manifest, the concept atlas of
 // the latest concepts snapshot and the input table. Views load their own per-layer payloads.
-import { api, allInputs } from './data';
+import { api, allInputs, errorMessage } from './data';
 import type { Manifest, ConceptsPayload, InputRecord } from './types';
 import { app, type Selection } from './store.svelte';
 
@@ -8,8 +8,11 @@ export const atlas: {
   manifest: Manifest | null;
   concepts: ConceptsPayload | null;
   inputs: Map<number, InputRecord> | null;
+  /** Why each shared read failed ('' while fine): the views that need it say so. */
   error: string;
-} = $state({ manifest: null, concepts: null, inputs: null, error: '' });
+  conceptsError: string;
+  inputsError: string;
+} = $state({ manifest: null, concepts: null, inputs: null, error: '', conceptsError: '', inputsError: '' });
 
 export const layerOf = (topomapName: string): string => topomapName.split('@')[0];
 export const groupByOf = (topomapName: string): string => topomapName.split('@').slice(1).join('@');
@@ -24,7 +27,7 @@ export function ensureConcepts(): void {
   const snap = conceptSnapshot();
   if (conceptsRequested || !snap) return;
   conceptsRequested = true;
-  api.concepts(snap).then((c) => { atlas.concepts = c; }).catch((e) => console.warn('concepts:', e.message));
+  api.concepts(snap).then((c) => { atlas.concepts = c; }, (e) => { atlas.conceptsError = errorMessage(e); });
 }
 
 let inputsRequested = false;
@@ -32,8 +35,8 @@ export function ensureInputs(): void {
   if (inputsRequested || !atlas.manifest) return;
   inputsRequested = true;
   allInputs(atlas.manifest)
-    .then((rows) => { atlas.inputs = new Map(rows.map((r) => [r.input_id, r])); })
-    .catch((e) => console.warn('inputs:', e.message));
+    .then((rows) => { atlas.inputs = new Map(rows.map((r) => [r.input_id, r])); },
+      (e) => { atlas.inputsError = errorMessage(e); });
 }
 
 /** Concept-neuron indices (rows of concepts.neurons) the selection stands for. */
@@ -64,6 +67,12 @@ export function className(label: number | string): string {
   const names = atlas.manifest?.class_names ?? [];
   const i = typeof label === 'number' ? label : Number(label);
   return Number.isInteger(i) && names[i] !== undefined ? names[i] : String(label);
+}
+
+/** An input's thumbnail, or null when the atlas stores none (or has no such input). */
+export function thumbnailURL(id: number): string | null {
+  const m = atlas.manifest;
+  return m?.has_thumbnails && id >= 0 && id < m.n_inputs ? api.thumbnail(id) : null;
 }
 
 /** The input's record, once the table is loaded. */

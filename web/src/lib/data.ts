@@ -1,9 +1,12 @@
-// Every read of the atlas goes through this module. Served mode fetches `/api/...` relative to
+// Every read of the atlas goes through this module. Served mode fetches the API relative to
 // the page; the offline export defines `window.__NC_STATIC__`, a map from the same paths to
 // their payloads (JSON values, or data: URLs for images), so switching is one branch here.
+// The paths come from routes.json, the one file the server and the export read them from too.
+import routes from '../../../src/neurocarta/viewer/routes.json';
 import type {
-  Manifest, InputRecord, TopomapPayload, MapperPayload, MemberRecord, FlowRecord,
-  ConceptsPayload, Finding, NearestRecord, FlowPayload, ExemplarsPayload, TokenValues,
+  Manifest, InputRecord, TopomapPayload, TopomapInputPayload, TopomapGroupsPayload, TopomapNodePayload,
+  MapperPayload, MemberColumns, MemberRecord, FlowPayload, ConceptsPayload, Finding, NearestRecord,
+  ExemplarsPayload, TokenValues,
 } from './types';
 
 declare global {
@@ -12,30 +15,88 @@ declare global {
 
 export const isStatic = (): boolean => typeof window !== 'undefined' && !!window.__NC_STATIC__;
 
+// ---- paths ----------------------------------------------------------------------------------
+
+export type RouteName = Exclude<keyof typeof routes, '_comment'>;
+type Value = string | number;
+
+/** The path of route `name`: its template's `{params}` filled in URL-encoded, then the query in
+ *  the order given (the offline export keys its payloads by exactly these strings). */
+export function route(name: RouteName, params: Record<string, Value> = {}, query: Record<string, Value> = {}): string {
+  const path = routes[name].replace(/\{(\w+)\}/g, (_, key: string) => {
+    // A missing parameter is a programming error: fail here, not with a path no endpoint answers.
+    if (!(key in params)) throw new Error(`route ${name} needs the parameter ${key}`);
+    return encodeURIComponent(String(params[key]));
+  });
+  const q = Object.entries(query).map(([k, v]) => `${k}=${encodeURIComponent(String(v))}`).join('&');
+  return q ? `${path}?${q}` : path;
+}
+
 /** The API root, relative so the app works under any mount point. */
 function url(path: string): string {
   return path.startsWith('/') ? '.' + path : path;
 }
 
-function staticLookup(path: string): unknown {
-  // The export keys paths with names unencoded; try the exact path, then without the query.
-  const table = window.__NC_STATIC__!;
+/** The keys the export may hold `path` under: it writes names unencoded; try the exact path,
+ *  then without the query. */
+function staticKeys(path: string): string[] {
   let decoded = path;
-  try { decoded = decodeURIComponent(path); } catch { /* keep as is */ }
-  for (const key of [path, decoded, path.split('?')[0], decoded.split('?')[0]]) if (key in table) return table[key];
-  return undefined;
+  try { decoded = decodeURIComponent(path); } catch { /* a malformed escape: the raw path is the key */ }
+  return [path, decoded, path.split('?')[0], decoded.split('?')[0]];
 }
 
-export class NotAvailable extends Error {}
+function staticLookup(path: string): unknown {
+  const table = window.__NC_STATIC__!;
+  const key = staticKeys(path).find((k) => k in table);
+  return key === undefined ? undefined : table[key];
+}
+
+/** Why the export left `path` out, when the server answered it with an error at export time
+ *  (the export's manifest lists those), so the offline viewer shows the same error state. */
+function staticError(path: string): string | undefined {
+  const errors = (window.__NC_STATIC__![routes.manifest] as Manifest | undefined)?.export?.errors ?? {};
+  const key = staticKeys(path).find((k) => k in errors);
+  return key === undefined ? undefined : errors[key];
+}
+
+// ---- errors ---------------------------------------------------------------------------------
+
+/** A failed read: `message` is the server's one-line reason (the `error` field of its JSON
+ *  error body), else the HTTP status. */
+export class ApiError extends Error {
+  constructor(readonly path: string, readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+/** A 404, or a path the offline export does not carry: the thing does not exist here. */
+export class NotAvailable extends ApiError {}
+
+/** The message to show for anything a read may reject with. */
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+async function failure(path: string, response: Response): Promise<ApiError> {
+  let reason = `HTTP ${response.status}`;
+  try {
+    const body = await response.json();
+    if (body && typeof body.error === 'string' && body.error) reason = body.error;
+  } catch { /* no JSON body (a proxy's error page): the status is all there is to say */ }
+  return response.status === 404 ? new NotAvailable(path, 404, reason) : new ApiError(path, response.status, reason);
+}
+
+// ---- reads ----------------------------------------------------------------------------------
 
 const cache = new Map<string, Promise<unknown>>();
 
-/** GET a JSON payload once; later calls share the same promise. */
+/** GET a JSON payload once; later calls share the same promise (a failure is retried). */
 export function getJSON<T>(path: string): Promise<T> {
   let hit = cache.get(path);
   if (!hit) {
     hit = load(path);
     cache.set(path, hit);
+    // Forget a failure so the next call asks again; the caller still gets the rejection.
     hit.catch(() => cache.delete(path));
   }
   return hit as Promise<T>;
@@ -44,12 +105,14 @@ export function getJSON<T>(path: string): Promise<T> {
 async function load(path: string): Promise<unknown> {
   if (isStatic()) {
     const value = staticLookup(path);
-    if (value === undefined) throw new NotAvailable(`${path} is not in this export`);
+    if (value === undefined) {
+      const failed = staticError(path);
+      throw failed !== undefined ? new ApiError(path, 500, failed) : new NotAvailable(path, 404, 'not in this offline export');
+    }
     return typeof value === 'string' ? JSON.parse(value) : value;
   }
   const response = await fetch(url(path));
-  if (response.status === 404) throw new NotAvailable(`${path}: not found`);
-  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  if (!response.ok) throw await failure(path, response);
   return response.json();
 }
 
@@ -62,41 +125,37 @@ export function imageURL(path: string): string | null {
   return url(path);
 }
 
-const enc = encodeURIComponent;
+/** Members arrive as columns; the views filter records. */
+function memberRecords(m: MemberColumns): MemberRecord[] {
+  return m.node.map((node, i) => ({ node, row: m.row[i], input_id: m.input_id[i] }));
+}
 
 export const api = {
-  manifest: () => getJSON<Manifest>('/api/manifest'),
+  manifest: () => getJSON<Manifest>(route('manifest')),
   inputs: (offset = 0, limit = 1000) =>
-    getJSON<InputRecord[]>(`/api/inputs?offset=${offset}&limit=${limit}&format=json`),
-  thumbnail: (inputId: number) => imageURL(`/api/thumbnail/${inputId}.png`),
-  patches: (snapshot: string, layer: string, neuron: number) =>
-    imageURL(`/api/patches/${enc(snapshot)}/${enc(layer)}/${neuron}.png`),
-  topomap: (name: string) => getJSON<TopomapPayload>(`/api/topomap/${enc(name)}`),
+    getJSON<InputRecord[]>(route('inputs', {}, { offset, limit, format: 'json' })),
+  thumbnail: (inputId: number) => imageURL(route('thumbnail', { input_id: inputId })),
+  topomap: (name: string) => getJSON<TopomapPayload>(route('topomap', { name })),
   topomapInput: (name: string, inputId: number, snapshot: string) =>
-    getJSON<{ values: number[] }>(`/api/topomap/${enc(name)}/input/${inputId}?snapshot=${enc(snapshot)}`),
-  groupings: () => getJSON<Record<string, string[]>>('/api/groupings'),
+    getJSON<TopomapInputPayload>(route('topomap_input', { name, input_id: inputId }, { snapshot })),
+  groupings: () => getJSON<Record<string, string[]>>(route('groupings')),
   topomapGroups: (name: string, column: string, snapshot: string) =>
-    getJSON<{ groups: string[]; counts: number[]; values: Record<string, number[]> }>(
-      `/api/topomap/${enc(name)}/groups/${enc(column)}?snapshot=${enc(snapshot)}`),
+    getJSON<TopomapGroupsPayload>(route('topomap_groups', { name, column }, { snapshot })),
   topomapNode: (name: string, layer: string, node: number, snapshot: string) =>
-    getJSON<{ values: number[]; n_inputs: number }>(
-      `/api/topomap/${enc(name)}/mapper/${enc(layer)}/${node}?snapshot=${enc(snapshot)}`),
-  mapper: (layer: string) => getJSON<MapperPayload>(`/api/mapper/${enc(layer)}`),
-  members: (layer: string) => getJSON<MemberRecord[] | Record<string, number[]>>(
-    `/api/mapper/${enc(layer)}/members?format=json`).then(toRecords),
-  flow: (layer: string, next: string) =>
-    getJSON<FlowPayload | FlowRecord[]>(`/api/mapper/${enc(layer)}/flow/${enc(next)}`).then(toLinks),
-  concepts: (snapshot: string) => getJSON<ConceptsPayload>(`/api/concepts/${enc(snapshot)}`),
+    getJSON<TopomapNodePayload>(route('topomap_mapper_node', { name, layer, node }, { snapshot })),
+  mapper: (layer: string) => getJSON<MapperPayload>(route('mapper', { layer })),
+  members: (layer: string) =>
+    getJSON<MemberColumns>(route('mapper_members', { layer }, { format: 'json' })).then(memberRecords),
+  flow: (layer: string, next: string) => getJSON<FlowPayload>(route('mapper_flow', { layer, next_layer: next })),
+  concepts: (snapshot: string) => getJSON<ConceptsPayload>(route('concepts', { snapshot })),
   nearest: (snapshot: string, neuron: number, k = 10) =>
-    getJSON<NearestRecord[] | { neighbors?: NearestRecord[]; nearest?: NearestRecord[] }>(
-      `/api/concepts/${enc(snapshot)}/nearest/${neuron}?k=${k}`),
-  findings: () => getJSON<Finding[]>('/api/findings'),
+    getJSON<NearestRecord[]>(route('concepts_nearest', { snapshot, neuron }, { k })),
+  findings: () => getJSON<Finding[]>(route('findings')),
   exemplars: (snapshot: string, layer: string, neuron: number, k = 9) =>
-    getJSON<ExemplarsPayload>(`/api/exemplars/${enc(snapshot)}/${enc(layer)}/${neuron}?k=${k}`),
+    getJSON<ExemplarsPayload>(route('exemplars', { snapshot, layer, neuron }, { k })),
   /** One text input's per-token activation of a neuron, or of a concept cluster's mean. */
   tokens: (inputId: number, layer: string, snapshot: string, by: { neuron: number } | { cluster: number }) =>
-    getJSON<TokenValues>(`/api/tokens/${inputId}?layer=${enc(layer)}&snapshot=${enc(snapshot)}&` +
-      ('neuron' in by ? `neuron=${by.neuron}` : `cluster=${by.cluster}`)),
+    getJSON<TokenValues>(route('tokens', { input_id: inputId }, { layer, snapshot, ...by })),
 };
 
 /** All input records, paged (the table is small next to activations: ~100 bytes per input). */
@@ -108,19 +167,6 @@ export async function allInputs(manifest: Manifest, pageSize = 5000): Promise<In
   return first.concat(...(await Promise.all(pages)));
 }
 
-/** Members come as records or as columns ({node: [...], row: [...], input_id: [...]}). */
-function toRecords(m: MemberRecord[] | Record<string, number[]>): MemberRecord[] {
-  if (Array.isArray(m)) return m;
-  const node = m.node ?? [], row = m.row ?? [], id = m.input_id ?? [];
-  return node.map((n, i) => ({ node: n, row: row[i], input_id: id[i] }));
-}
-
-/** Flows come as {links: [{source, target, value}]} or as records with `shared`. */
-function toLinks(f: FlowPayload | FlowRecord[]): FlowRecord[] {
-  if (Array.isArray(f)) return f;
-  return f.links.map((l) => ({ source: l.source, target: l.target, shared: l.value }));
-}
-
 /** The exemplar patches of a neuron, or null where the atlas stores none (no 404s in the console). */
 export function patchURL(manifest: Manifest | null, snapshot: string, layer: string, unit: number): string | null {
   const stored = manifest?.patches;
@@ -130,7 +176,7 @@ export function patchURL(manifest: Manifest | null, snapshot: string, layer: str
     snap = Object.keys(stored).reverse().find((s) => stored[s].includes(layer)) ?? '';
     if (!snap) return null;
   }
-  return imageURL(`/api/patches/${enc(snap)}/${enc(layer)}/${unit}.png`);
+  return imageURL(route('patches', { snapshot: snap, layer, neuron: unit }));
 }
 
 /** Whether a layer has one activation row per token (text exemplars instead of patches). */

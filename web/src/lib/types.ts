@@ -8,10 +8,12 @@ export interface Manifest {
   maps: { topomap: string[]; mapper: string[]; concepts: string[] };
   has_thumbnails: boolean;
   /** Snapshot -> layers with stored exemplar patches. */
-  patches?: Record<string, string[]>;
-  columns?: string[];
-  mode?: string;
-  export?: { sample: number | null; inputs: number[] };
+  patches: Record<string, string[]>;
+  columns: string[];
+  mode: string;
+  /** Only in an offline export: which inputs it carries, and the paths it left out because the
+   *  server answered them with an error (path -> the server's message). */
+  export?: { sample: number | null; inputs: number[]; errors: Record<string, string> };
 }
 export interface InputRecord {
   input_id: number; label: number; label_name: string;
@@ -24,13 +26,23 @@ export interface TopomapPayload {
   x: number[]; y: number[]; silent: boolean[];
   values: Record<string, Record<string, number[]>>;
   metrics: Record<string, unknown>;
-  group_names?: string[] | null;
-  grid_cells?: number[] | null; grid_shape?: [number, number] | null;
-  counts?: Record<string, number[]>;
-  separation?: Record<string, number> | null;
+  group_names: string[] | null;
+  grid_cells: number[] | null; grid_shape: [number, number] | null;
+  counts: Record<string, number[]>;
+  separation: Record<string, number> | null;
+}
+/** A map's values for one input (/topomap/{name}/input/{id}): z-scores per neuron. */
+export interface TopomapInputPayload { layer: string; snapshot: string; input_id: number; values: number[] }
+/** A map painted by an input-table column: per value, its profile over the neurons. */
+export interface TopomapGroupsPayload {
+  layer: string; snapshot: string; column: string; groups: string[]; counts: number[]; values: Record<string, number[]>;
+}
+/** A map's values for a Mapper node's inputs. */
+export interface TopomapNodePayload {
+  layer: string; snapshot: string; mapper_layer: string; node: number; n_inputs: number; values: number[];
 }
 export interface MapperNode {
-  id: number; size: number; dominant: string; purity: number; accuracy: number;
+  id: number; node: number; size: number; dominant: string; purity: number; accuracy: number;
   mean_lens: number; classes: Record<string, number>;
 }
 export interface MapperPayload {
@@ -38,27 +50,28 @@ export interface MapperPayload {
   edges: { source: number; target: number; jaccard: number; shared: number }[];
   summary: Record<string, unknown>;
 }
+/** Mapper members as the server sends them (`members?format=json`): one column per field. */
+export interface MemberColumns { node: number[]; row: number[]; input_id: number[] }
+/** One membership: a row (input or token) of the layer in a node. */
 export interface MemberRecord { node: number; row: number; input_id: number }
-export interface FlowRecord { source: number; target: number; shared: number }
+export type FlowLink = FlowPayload['links'][number];
 export interface FlowPayload {
   source_layer: string; target_layer: string;
   sources: { id: number; size: number; dominant: string | null }[];
   targets: { id: number; size: number; dominant: string | null }[];
   links: { source: number; target: number; value: number }[];
 }
-export interface ConceptNeuron { id?: number; layer: string; unit: number; cluster: number; silent: boolean; x: number; y: number }
+export interface ConceptNeuron { id: number; layer: string; unit: number; cluster: number; silent: boolean; x: number; y: number }
 export interface ConceptCluster { cluster: number; layer: string; size: number; members: number[]; describe: string }
-export interface GraphNode { layer: string; cluster: number; importance: number; n_members: number; members: number[]; id?: number; node?: number }
+export interface GraphNode { id: number; layer: string; cluster: number; importance: number; n_members: number; members: number[] }
 export interface GraphEdge { source: number; target: number; weight: number; kind: string }
 export interface ConceptsPayload {
   layers: string[]; neurons: ConceptNeuron[]; clusters: ConceptCluster[];
   coherence: Record<string, unknown>[];
   graphs: Record<string, { nodes: GraphNode[]; edges: GraphEdge[] }>;
 }
-export interface NearestRecord {
-  neuron?: number; index?: number; layer?: string; unit?: number;
-  similarity?: number; distance?: number; [key: string]: unknown;
-}
+/** One of a neuron's nearest neurons in the concept embedding; `neuron` is its row in `neurons`. */
+export interface NearestRecord { neuron: number; layer: string; unit: number; cluster: number; similarity: number }
 export interface Finding {
   kind: string; text: string; view: string; selection: Record<string, unknown>; score: number;
 }
@@ -66,11 +79,12 @@ export interface TextExemplar {
   input_id: number; row: number; position: number; index: number; text: string | null;
   tokens: string[]; value: number; start?: number; end?: number;
 }
-export interface ExemplarsPayload {
-  kind: 'text' | 'image'; layer: string; snapshot: string; neuron: number;
-  items?: TextExemplar[]; patch?: string | null;
-}
+export type ExemplarsPayload = { layer: string; snapshot: string; neuron: number } & (
+  | { kind: 'text'; items: TextExemplar[] }
+  | { kind: 'image'; patch: string | null });
 export interface TokenValues {
   input_id: number; layer: string; tokens: string[]; positions: number[]; values: (number | null)[];
   max: number | null; n_units: number; neuron: number | null; cluster: number | null;
 }
+/** What colours a text input's tokens: a neuron, or a concept cluster's mean, of a token layer. */
+export type TokenSource = { layer: string; neuron: number } | { layer: string; cluster: number };
