@@ -110,11 +110,28 @@ def test_special_tokens_are_kept_only_when_asked(tmp_path):
 
 def test_text_files_still_work_without_spans(tmp_path):
     corpus = tmp_path / "c.txt"
-    corpus.write_text("The cat sat.\nunbelievably good\n")
-    atlas = nc.extract("minilm", f"text:{corpus}", tmp_path / "a", layers=[LAYER], progress=False)
+    corpus.write_text("The cat sat.\n\nunbelievably good\n")
+    with pytest.warns(UserWarning, match="skipped 1 blank line"):
+        atlas = nc.extract("minilm", f"text:{corpus}", tmp_path / "a", layers=[LAYER], progress=False)
+    # the file's line numbers reach the atlas, as bookkeeping (never an attribute)
+    assert atlas.inputs["line"].tolist() == [1, 3] and atlas.column_roles["line"] == "bookkeeping"
     assert atlas.tokens["token"].tolist() == ["the", "cat", "sat", ".", "un", "##bel", "##ie", "##va", "##bly", "good"]
     assert "category" not in atlas.tokens.columns
     assert atlas.tokens[["token_start", "token_end"]].iloc[4:9].to_numpy().tolist() == [[0, 2], [2, 5], [5, 7], [7, 9], [9, 12]]
+
+
+def test_blank_lines_are_counted_once_and_each_text_keeps_its_line_number(tmp_path):
+    from neurocarta.data import load_data
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("The cat sat.\n\n   \nA dog ran.\tanimals\n\nBirds sing.\n")
+    with pytest.warns(UserWarning) as caught:
+        source = load_data(f"text:{corpus}")
+    blank = [str(w.message) for w in caught if "blank" in str(w.message)]
+    assert len(blank) == 1 and "skipped 3 blank lines" in blank[0] and "'line' column" in blank[0]
+    table = source.table()
+    assert table["input_id"].tolist() == [0, 1, 2] and table["line"].tolist() == [1, 4, 6]
+    assert table["text"].tolist() == ["The cat sat.", "A dog ran.", "Birds sing."]
 
 
 def _cli(*args):

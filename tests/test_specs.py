@@ -33,9 +33,10 @@ def test_folder_source_reads_classes_in_order(tmp_path):
 def test_text_source_labels_and_errors(tmp_path):
     good = tmp_path / "t.txt"
     good.write_text("a cat\tanimals\n\nthe bank\tfinance\nno label here\n")
-    src = load_data(f"text:{good}")
+    with pytest.warns(UserWarning, match="skipped 1 blank line,"):
+        src = load_data(f"text:{good}")
     t = src.table()
-    assert list(t["text"]) == ["a cat", "the bank", "no label here"]
+    assert list(t["text"]) == ["a cat", "the bank", "no label here"] and list(t["line"]) == [1, 3, 4]
     assert src.class_names == ["animals", "finance"] and list(t["label"]) == [0, 1, -1]
     empty = tmp_path / "e.txt"
     empty.write_text("\n  \n")

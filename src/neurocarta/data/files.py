@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -58,7 +59,11 @@ class FolderSource(DataSource):
 
 
 class TextSource(DataSource):
-    """``text:PATH``: one text per line; an optional tab-separated second column is the label."""
+    """``text:PATH``: one text per line; an optional tab-separated second column is the label.
+
+    Blank lines are skipped (with one warning saying how many), so input ids count texts,
+    not lines; the ``line`` column keeps each text's 1-based line number in the file.
+    """
 
     modality = "text"
 
@@ -71,15 +76,21 @@ class TextSource(DataSource):
         except UnicodeDecodeError as e:
             line = raw[: e.start].count(b"\n") + 1
             raise SpecError(f"{path} is not UTF-8 text (bad byte at line {line}); re-save it as UTF-8") from e
-        lines = [l for l in content.splitlines() if l.strip()]
-        if not lines:
+        all_lines = content.splitlines()
+        numbered = [(number, l) for number, l in enumerate(all_lines, start=1) if l.strip()]
+        if not numbered:
             raise SpecError(f"{path} holds no text: write one input per line")
+        if len(numbered) < len(all_lines):
+            blank = len(all_lines) - len(numbered)
+            warnings.warn(f"{path}: skipped {blank} blank line{'s' if blank != 1 else ''}, so input ids count "
+                          "texts, not lines; the 'line' column keeps each text's line number in the file")
         texts, labels = [], []
-        for line in lines:
+        for _, line in numbered:
             text, tab, label = line.partition("\t")
             texts.append(text.strip())
             labels.append(label.strip() if tab else None)
-        table = pd.DataFrame({"input_id": np.arange(len(texts), dtype=np.int64), "text": texts})
+        table = pd.DataFrame({"input_id": np.arange(len(texts), dtype=np.int64),
+                              "line": np.array([number for number, _ in numbered], dtype=np.int64), "text": texts})
         if any(l is not None for l in labels):
             names = sorted({l for l in labels if l})
             index = {n: i for i, n in enumerate(names)}
