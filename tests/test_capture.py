@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -159,3 +162,34 @@ def test_sequence_pooling_gives_one_row_per_input(tmp_path):
         model(**enc)
     h.remove()
     np.testing.assert_allclose(acts[1], out["x"][0, 1:-1].mean(0).numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["full", "summary"])
+def test_token_rows_resume_from_a_commit_inside_a_chunk(tmp_path, mode):
+    """Timed commits cut a chunk between batches (issue 14, bug 8). Token rows are numbered
+    across batches, so the rerun must continue the token arrays, the token table and the
+    token sample exactly where the commit left them."""
+    from neurocarta.data import load_data
+
+    _, _, bundle = _tiny_bert(hidden=16, layers=1, intermediate=24)
+    path = tmp_path / "t.txt"
+    path.write_text("\n".join(" ".join(["word"] * (1 + i % 7)) + f" number {i}" for i in range(30)) + "\n")
+    kw = dict(layers=["encoder.layer.0.intermediate"], batch_size=4, topk=5, sample_size=10, mode=mode,
+              progress=False)
+    clean = nc.extract(bundle, f"text:{path}", tmp_path / "clean", **kw)
+    with pytest.raises(KeyboardInterrupt):
+        nc.extract(bundle, tiny_models.StopsAt(load_data(f"text:{path}"), stop_at=13), tmp_path / "cut",
+                   commit_every=0, **kw)
+    progress = json.loads((tmp_path / "cut" / "progress.json").read_text())
+    assert progress["shards"] == [[0, 12]]  # three batches of four texts
+    again = nc.extract(bundle, f"text:{path}", tmp_path / "cut", commit_every=0, **kw)
+    layer = "encoder.layer.0.intermediate"
+    pd.testing.assert_frame_equal(clean.tokens, again.tokens)
+    ta, tb = clean.topk(layer), again.topk(layer)
+    for field in ("values", "input_ids", "rows", "positions"):
+        np.testing.assert_array_equal(getattr(ta, field), getattr(tb, field))
+    if mode == "full":
+        np.testing.assert_array_equal(clean.activations(layer)[:], again.activations(layer)[:])
+    else:
+        for a, b in zip(clean.sample(layer), again.sample(layer)):
+            np.testing.assert_array_equal(a, b)

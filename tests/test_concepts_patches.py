@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import neurocarta as nc
-from neurocarta.capture.extraction import thumbnail
+from neurocarta.capture.runner import thumbnail
 from neurocarta.capture.layers import LayerRef
 from neurocarta.capture.receptive import field_side, receptive_fields
 from neurocarta.methods.concepts.patches import (crop_patches, exemplar_patches, patch_boxes, save_patches,
@@ -237,12 +237,12 @@ def test_old_manifests_and_failed_measurements(spots, tmp_path, monkeypatch):
     ys, xs = np.nonzero(p[0, 0, ..., 0] > 90)
     assert abs(ys.mean() - 15.5) <= 3 and abs(xs.mean() - 15.5) <= 3
 
-    import neurocarta.capture.extraction as extraction
+    import neurocarta.capture.plan as plan
 
     def broken(*args, **kwargs):
         raise RuntimeError("cannot differentiate this model")
 
-    monkeypatch.setattr(extraction, "receptive_fields", broken)
+    monkeypatch.setattr(plan, "receptive_fields", broken)
     with pytest.warns(UserWarning, match="no receptive fields recorded"):
         b = nc.extract(spot_bundle(), atlas.manifest.data["spec"], tmp_path / "b", layers=["c2"],
                        topk=3, thumb_size=THUMB, progress=False)

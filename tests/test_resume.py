@@ -63,7 +63,15 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path, mode):
         nc.open_atlas(out)
     again = subprocess.run(_cmd(data, out, mode), env=run_env(), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
-    a, b = nc.open_atlas(tmp_path / "ref"), nc.open_atlas(out)
+    b = nc.open_atlas(out)
+    _assert_same_atlas(nc.open_atlas(tmp_path / "ref"), b, mode)
+    assert len(b.inputs) == 800 and b.inputs["input_id"].is_unique
+
+
+def _assert_same_atlas(a, b, mode):
+    """What an interrupted and resumed run must share with an uninterrupted one. Group sums
+    are float64 added in another order (commits cut the rows differently), so they agree to
+    rounding; everything else is equal."""
     for layer in ("fc1", "act", "fc2"):
         ta, tb = a.topk(layer), b.topk(layer)
         np.testing.assert_array_equal(ta.values, tb.values)
@@ -77,4 +85,53 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path, mode):
                 np.testing.assert_array_equal(ga.count.to_numpy(), gb.count.to_numpy())
                 np.testing.assert_allclose(ga.mean.to_numpy(), gb.mean.to_numpy(), rtol=1e-12)
     pd.testing.assert_frame_equal(a.inputs, b.inputs)
-    assert len(b.inputs) == 800 and b.inputs["input_id"].is_unique
+
+
+# ---------------------------------------------------------------- progress and timed commits (issue 14, bug 8)
+def _mlp_extract(data, out, **kw):
+    return nc.extract("py:tiny_models:mlp", data, out, layers=["fc1", "act", "fc2"], batch_size=10,
+                      chunk_size=1024, topk=7, sample_size=50, group_by=["label", "pred"], progress=False, **kw)
+
+
+def test_progress_moves_per_batch_on_a_run_smaller_than_a_chunk(tmp_path, monkeypatch):
+    """378 images in one 1,024-input chunk sat at 0% until the end: the bar moves per batch."""
+    import neurocarta.capture.extraction as extraction
+    from tqdm.auto import tqdm
+
+    updates = []
+
+    class CountingBar(tqdm):
+        def update(self, n=1):
+            updates.append(n)
+            return super().update(n)
+
+    monkeypatch.setattr(extraction, "tqdm", CountingBar)
+    data = tiny_models.array_data(95, path=str(tmp_path / "d.npz"))
+    nc.extract("py:tiny_models:mlp", f"npz:{data}", tmp_path / "a", layers=["fc1"], batch_size=10,
+               chunk_size=1024, progress=True)
+    assert updates == [10] * 9 + [5]
+
+
+@pytest.mark.parametrize("mode", ["full", "summary"])
+def test_an_interrupt_inside_the_first_chunk_keeps_the_committed_batches(tmp_path, mode):
+    """Commits come every ``commit_every`` seconds of work, not only at chunk ends: a Ctrl-C
+    before the first (and only) chunk ends keeps the batches done, and a rerun completes an
+    atlas equal to an uninterrupted one."""
+    from neurocarta.data import load_data
+
+    data = tiny_models.array_data(200, path=str(tmp_path / "d.npz"))
+    spec = f"npz:{data}"
+    clean = _mlp_extract(spec, tmp_path / "clean", mode=mode)
+    out = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        _mlp_extract(tiny_models.StopsAt(load_data(spec), stop_at=60), out, mode=mode, commit_every=0)
+    progress = json.loads((out / "progress.json").read_text())
+    assert progress["shards"] == [[0, 60]] and progress["n_done"] == 60  # six batches, inside chunk 0
+    again = _mlp_extract(spec, out, mode=mode, commit_every=0.05)
+    _assert_same_atlas(clean, again, mode)
+
+
+def test_commit_every_must_not_be_negative(tmp_path):
+    data = tiny_models.array_data(20, path=str(tmp_path / "d.npz"))
+    with pytest.raises(nc.UserError, match="--commit-every must be 0 or more seconds"):
+        _mlp_extract(f"npz:{data}", tmp_path / "a", commit_every=-1)

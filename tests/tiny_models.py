@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from neurocarta.data import DataSource
 from neurocarta.models import ModelBundle, ModelInputs
 from neurocarta.models.preprocess import images_to_tensor
 
@@ -213,3 +214,25 @@ def planted_snapshots(folder) -> str:
     torch.save(PlantedNet(gain=0.1).state_dict(), folder / "step1.pt")
     torch.save(PlantedNet(gain=1.0).state_dict(), folder / "step2.pt")
     return str(folder / "step*.pt")
+
+
+class StopsAt(DataSource):
+    """The inputs of a data source, except that fetching input ``stop_at`` or a later one
+    raises KeyboardInterrupt: a Ctrl-C in the middle of a run, at a known input. It has the
+    inner source's spec, so a rerun with the plain source resumes the atlas."""
+
+    def __init__(self, inner: DataSource, stop_at: int):
+        self.inner, self.stop_at = inner, stop_at
+        self.spec, self.modality, self.class_names = inner.spec, inner.modality, inner.class_names
+        self.span_attributes, self.span_fill = inner.span_attributes, inner.span_fill
+
+    def table(self):
+        return self.inner.table()
+
+    def get(self, indices):
+        if len(indices) and max(indices) >= self.stop_at:
+            raise KeyboardInterrupt
+        return self.inner.get(indices)
+
+    def spans(self, indices):
+        return self.inner.spans(indices)

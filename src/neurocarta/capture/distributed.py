@@ -24,29 +24,33 @@ import threading
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 import numpy as np
+import torch
 
 from ..errors import UserError
 from ..store import layout
+from ..store.location import Location
+from ..store.writer import AtlasWriter
 from ..streaming import GroupStatsAccumulator, TopKAccumulator
-
-if TYPE_CHECKING:
-    from .extraction import ExtractOptions, Extraction
+from .plan import ExtractionPlan, ExtractOptions
+from .pump import pump
+from .runner import ChunkRunner
+from .sink import AtlasSink, Reductions
 
 SHARDS_PER_WORKER = 8   # enough tasks for Dask to balance uneven workers, and a short tail
 MAX_SHARD_CHUNKS = 16   # and small enough that a lost shard costs little
 
 
-def check_supported(ex: "Extraction") -> None:
+def check_supported(plan: ExtractionPlan) -> None:
     """Refuse what a distributed run cannot do, before anything is written."""
-    token_layers = [i.name for i in ex.infos.values() if i.rows == "token"]
+    token_layers = [i.name for i in plan.infos.values() if i.rows == "token"]
     if token_layers:
         raise UserError(
             f"--workers/--scheduler need one row per input, but {', '.join(token_layers)} record one row per "
             "token; pass --pool mean (or cls, max) to pool token layers, or extract without workers")
-    if ex.out.remote and ex.out.url.startswith("memory://") and ex.opts.workers is not None:
+    if plan.out.remote and plan.out.url.startswith("memory://") and plan.opts.workers is not None:
         raise UserError("a memory:// store lives inside one process, so worker processes cannot write to it; "
                         "use a local folder or an s3:// / gs:// URL with --workers")
 
@@ -92,23 +96,11 @@ def warm_up(client: Any) -> list:
 
 
 def _warm() -> None:
-    from . import extraction  # noqa: F401 - torch, the store, the numba kernels' module
-    from ..streaming import GroupStatsAccumulator, TopKAccumulator
-
+    # unpickling this function imported this module, and with it torch, the store, the
+    # runner and the sink; running the kernels once compiles them
     acc = TopKAccumulator(1, 1)
     acc.update(np.zeros((1, 1), np.float16), np.zeros(1, np.int64), np.zeros(1, np.int64))
     GroupStatsAccumulator(1).update(np.zeros(1), np.zeros((1, 1), np.float32))
-
-
-def coalesce(ranges: list[list[int]]) -> list[list[int]]:
-    """Sorted, merged ``[start, stop)`` ranges (what ``progress.json`` records as done)."""
-    out: list[list[int]] = []
-    for a, b in sorted(ranges):
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return out
 
 
 def plan_shards(chunks: list[tuple[int, int]], n_workers: int, shard_size: int | None,
@@ -134,59 +126,68 @@ def plan_shards(chunks: list[tuple[int, int]], n_workers: int, shard_size: int |
 @dataclass
 class WorkerSpec:
     """What a worker needs to rebuild the extraction besides the model and the data (which
-    travel as task arguments): the atlas URL and
-    the options; ``run_id`` keys the per-process cache."""
+    travel as task arguments): the atlas URL and the options; ``run_id`` keys the
+    per-process cache."""
 
     run_id: str
     out: str
-    opts: Any
+    opts: ExtractOptions
 
 
-def run_shards(ex: "Extraction", client: Any, s_index: int,
-               chunks: list[tuple[int, int]]) -> Iterator[tuple[tuple[int, int], dict]]:
-    """Submit the shards covering ``chunks`` and yield ``((start, stop), result)`` as they finish."""
-    from distributed import as_completed
+class ShardDispatcher:
+    """The coordinator's side: sends shards of one run to the cluster and merges what comes back.
 
-    n_workers = len(client.scheduler_info().get("workers", {})) or 1
-    shards = plan_shards(chunks, n_workers, ex.opts.shard_size, ex.opts.chunk_size)
-    if not shards:
-        return
-    spec, model, data = _worker_spec(ex, client)
-    snap, path = ex.snapshots[s_index]
-    ranges = {}
-    futures = []
-    for a, b in shards:
-        f = client.submit(_shard_task, spec, model, data, s_index, snap, str(path) if path else None, a, b,
-                          key=f"neurocarta-shard-{spec.run_id}-{s_index}-{a}", pure=False)
-        ranges[f.key] = (a, b)
-        futures.append(f)
-    for future, result in as_completed(futures, with_results=True):
-        yield ranges[future.key], result
-        future.release()
-
-
-def _worker_spec(ex: "Extraction", client: Any) -> tuple[WorkerSpec, Any, Any]:
-    """The spec, the model and the data for the tasks: spec strings as they are; Python
-    objects (a module, a DataSource) pickled into the atlas's ``_work/`` folder, which every
-    worker can read anyway, and loaded once per worker process. (Sending them through
+    The model and the data go to the workers as their specs: spec strings as they are;
+    Python objects (a module, a DataSource) pickled into the atlas's ``_work/`` folder, which
+    every worker can read anyway, and loaded once per worker process. (Sending them through
     ``client.scatter`` took seconds per object, and Dask's own torch serializer rebuilds
-    modules without their hook dicts.)"""
-    if getattr(ex, "_worker_spec", None) is None:
+    modules without their hook dicts.)
+    """
+
+    def __init__(self, client: Any, plan: ExtractionPlan, sink: AtlasSink):
         import cloudpickle
 
+        self.client, self.plan, self.sink = client, plan, sink
         run_id = uuid.uuid4().hex[:12]
 
         def ship(obj: Any, name: str) -> Any:
             if isinstance(obj, (str, os.PathLike)):
                 return str(obj)
             rel = f"{layout.WORK}/objects/{run_id}-{name}.pkl"
-            ex.writer.loc.write_bytes(rel, cloudpickle.dumps(obj))
+            sink.writer.loc.write_bytes(rel, cloudpickle.dumps(obj))
             return _Stored(rel)
 
-        opts = replace(ex.opts, workers=None, scheduler=None, progress=False, overwrite=False)
-        ex._worker_spec = (WorkerSpec(run_id, ex.out.url, opts), ship(ex.model_spec, "model"),
-                           ship(ex.data_spec, "data"))
-    return ex._worker_spec
+        opts = replace(plan.opts, workers=None, scheduler=None, progress=False, overwrite=False)
+        self.spec = WorkerSpec(run_id, plan.out.url, opts)
+        self.model, self.data = ship(plan.model_spec, "model"), ship(plan.data_spec, "data")
+
+    def run(self, s_index: int, chunks: list[tuple[int, int]]) -> Iterator[tuple[tuple[int, int], dict]]:
+        """Submit the shards covering ``chunks`` and yield ``((start, stop), result)`` as they finish."""
+        from distributed import as_completed
+
+        client, plan = self.client, self.plan
+        n_workers = len(client.scheduler_info().get("workers", {})) or 1
+        shards = plan_shards(chunks, n_workers, plan.opts.shard_size, plan.opts.chunk_size)
+        if not shards:
+            return
+        snap, path = plan.snapshots[s_index]
+        ranges = {}
+        futures = []
+        for a, b in shards:
+            f = client.submit(_shard_task, self.spec, self.model, self.data, s_index, snap,
+                              str(path) if path else None, a, b,
+                              key=f"neurocarta-shard-{self.spec.run_id}-{s_index}-{a}", pure=False)
+            ranges[f.key] = (a, b)
+            futures.append(f)
+        for future, result in as_completed(futures, with_results=True):
+            yield ranges[future.key], result
+            future.release()
+
+    def merge(self, result: dict, red: Reductions) -> None:
+        """Fold one shard's partial reductions into ``red``, and write its sample rows."""
+        red.merge_state(self.plan.opts.topk, result)
+        for path, lo, rows in result["sample"]:
+            self.sink.write_sample(path, lo, rows)
 
 
 @dataclass
@@ -198,59 +199,56 @@ class _Stored:
     def load(self, out: str) -> Any:
         import cloudpickle
 
-        from ..store.location import Location
-
         return cloudpickle.loads(Location(out).read_bytes(self.rel))
 
 
-_CACHE: dict[str, Any] = {}
+class ShardWorker:
+    """A worker process's part of one distributed run, built once from the specs: the plan
+    (layers and groups adopted from the coordinator's manifest), its chunk runner, and a
+    sink that keeps sample rows for the coordinator. Shards of one process take turns: one
+    module, one set of hooks."""
+
+    def __init__(self, spec: WorkerSpec, model: Any, data: Any):
+        self.plan = ExtractionPlan(model, data, spec.out, spec.opts)
+        writer = AtlasWriter.attach(self.plan.out)
+        self.plan.adopt(writer.manifest)
+        self.runner = ChunkRunner(self.plan)
+        self.sink = AtlasSink(self.plan, writer, keep_sample=True)
+        self.lock = threading.Lock()
+        self.loaded_snapshot = 0
+
+    def run_shard(self, s_index: int, snap: str, path: str | None, start: int, stop: int) -> dict[str, Any]:
+        """Run inputs ``[start, stop)`` of one snapshot: write their rows into the atlas (whole
+        storage chunks, or what a resume left of one) and return the partial reductions."""
+        with self.lock:
+            try:
+                from distributed import get_worker
+
+                torch.set_num_threads(max(1, int(get_worker().state.nthreads)))
+            except (ImportError, ValueError, AttributeError):
+                pass
+            if self.loaded_snapshot != s_index:
+                if path is not None:
+                    self.plan.load_snapshot(path)
+                self.loaded_snapshot = s_index
+            red = Reductions()
+            pump(self.runner, self.sink, s_index, snap, self.plan.chunk_ranges(start, stop), red)
+            result = red.state()
+            result["sample"] = self.sink.take_sample()
+            return result
+
+
+_CACHE: dict[str, ShardWorker] = {}
 _CACHE_LOCK = threading.Lock()
 
 
 def _shard_task(spec: WorkerSpec, model: Any, data: Any, s_index: int, snap: str, path: str | None,
                 start: int, stop: int) -> dict:
-    """Runs on a worker: one shard, with the process's cached extraction of this run."""
-    import torch
-
+    """Runs on a worker: one shard, with the process's cached worker of this run."""
     with _CACHE_LOCK:
-        ex = _CACHE.get(spec.run_id)
-        if ex is None:
-            from .extraction import Extraction
-
+        worker = _CACHE.get(spec.run_id)
+        if worker is None:
             _CACHE.clear()  # one run at a time per worker process; free an old model
             model, data = (x.load(spec.out) if isinstance(x, _Stored) else x for x in (model, data))
-            ex = Extraction(model, data, spec.out, spec.opts)
-            ex.attach_worker()
-            ex._shard_lock = threading.Lock()
-            ex._loaded_snapshot = 0
-            _CACHE[spec.run_id] = ex
-    with ex._shard_lock:  # one module, one set of hooks: shards of one process take turns
-        try:
-            from distributed import get_worker
-
-            torch.set_num_threads(max(1, int(get_worker().state.nthreads)))
-        except (ImportError, ValueError, AttributeError):
-            pass
-        if ex._loaded_snapshot != s_index:
-            if path is not None:
-                ex._load_snapshot(path)
-            ex._loaded_snapshot = s_index
-        return ex.run_shard(s_index, snap, start, stop)
-
-
-def merge_shard(ex: "Extraction", snap: str, result: dict, topk: dict, stats: dict) -> None:
-    """Fold one shard's partial reductions into the coordinator's, and write its sample rows."""
-    for name, state in result["topk"].items():
-        part = TopKAccumulator.from_state(ex.opts.topk, state)
-        if name in topk:
-            topk[name].merge(part)
-        else:
-            topk[name] = part
-    for key, state in result["stats"].items():
-        part = GroupStatsAccumulator.from_state(state)
-        if key in stats:
-            stats[key].merge(part)
-        else:
-            stats[key] = part
-    for path, lo, rows in result["sample"]:
-        ex.writer.array(path)[lo:lo + rows.shape[0]] = rows
+            worker = _CACHE[spec.run_id] = ShardWorker(spec, model, data)
+    return worker.run_shard(s_index, snap, path, start, stop)
