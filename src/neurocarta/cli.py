@@ -20,11 +20,13 @@ def _add_extract(sub: Any) -> None:
                        description="Run a model over a data set and stream the chosen layers' activations "
                                    "into an atlas folder. Rerun the same command to resume a killed run.")
     p.add_argument("--model", required=True, help="model spec: demo-cnn, efficientnet-lite0, minilm, "
-                   "torchvision:NAME, timm:NAME, hf:PATH, file:PATH, py:module:callable")
+                   "torchvision:NAME[:pretrained|:PATH], timm:NAME[:pretrained|:PATH], hf:PATH, file:PATH, "
+                   "py:module:callable")
     p.add_argument("--data", required=True, help="data spec: shapes, digits, folder:PATH, text:PATH, "
                    "npz:PATH, py:module:callable")
     p.add_argument("--layers", nargs="+", default=None, metavar="PATTERN",
-                   help="module names or globs (* within a name part, ** across); default: the model's own")
+                   help="module names or globs (* within a name part, ** across), NAME#N for call N of a "
+                        "module run more than once; default: the model's own")
     p.add_argument("--out", required=True, help="atlas folder to write (or resume)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
@@ -75,8 +77,11 @@ def _cmd_extract(a: argparse.Namespace) -> int:
 
 
 def _add_layers(sub: Any) -> None:
-    p = sub.add_parser("layers", help="list a model's hookable layers with their output shapes")
-    p.add_argument("--model", required=True)
+    p = sub.add_parser("layers", help="list a model's hookable layers with their output shapes",
+                       description="List every hookable module with its output shape, from one sample. A "
+                                   "module run more than once per forward pass gets one row per call "
+                                   "(NAME#0, NAME#1, ...): pass one to extract --layers to capture that call.")
+    p.add_argument("--model", required=True, help="model spec, as for extract")
     p.add_argument("--data", default=None, help="one sample is taken from here (default: a built-in one)")
     p.add_argument("--json", action="store_true")
 
