@@ -133,5 +133,8 @@ def test_an_interrupt_inside_the_first_chunk_keeps_the_committed_batches(tmp_pat
 
 def test_commit_every_must_not_be_negative(tmp_path):
     data = tiny_models.array_data(20, path=str(tmp_path / "d.npz"))
-    with pytest.raises(nc.UserError, match="--commit-every must be 0 or more seconds"):
-        _mlp_extract(f"npz:{data}", tmp_path / "a", commit_every=-1)
+    r = subprocess.run([sys.executable, "-m", "neurocarta", "extract", "--model", "py:tiny_models:mlp", "--data",
+                        f"npz:{data}", "--out", str(tmp_path / "a"), "--commit-every", "-1", "--quiet"],
+                       env=run_env(), capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "neurocarta: error: --commit-every must be 0 or more seconds, not -1.0"

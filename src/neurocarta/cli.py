@@ -39,6 +39,8 @@ def _add_extract(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--chunk-size", type=int, default=1024, help="inputs per commit and per storage chunk")
     p.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    p.add_argument("--commit-every", type=float, default=None, metavar="SECONDS",
+                   help="also commit (and so resume from) every SECONDS of work inside a chunk (default 30)")
     p.add_argument("--pool", choices=["mean", "max", "cls"], default=None,
                    help="sequence layers: one pooled row per input instead of one row per token")
     p.add_argument("--special-tokens", action="store_true", help="keep [CLS]/[SEP]-like tokens as rows")
@@ -72,6 +74,7 @@ def _cmd_extract(a: argparse.Namespace) -> int:
         overwrite=a.overwrite, trust=a.trust, progress=not a.quiet,
         workers=a.workers, scheduler=a.scheduler, shard_size=a.shard_size,
     )
+        **({} if a.commit_every is None else {"commit_every": a.commit_every}),  # else the option's default
     print(format_info(atlas_info(atlas)))
     return 0
 
