@@ -38,9 +38,9 @@ def _add_extract(sub: Any) -> None:
                    help="state-dict files of the same architecture (training checkpoints)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--chunk-size", type=int, default=1024, help="inputs per commit and per storage chunk")
-    p.add_argument("--dtype", choices=["float16", "float32"], default="float16")
     p.add_argument("--commit-every", type=float, default=None, metavar="SECONDS",
                    help="also commit (and so resume from) every SECONDS of work inside a chunk (default 30)")
+    p.add_argument("--dtype", choices=["float16", "float32"], default="float16")
     p.add_argument("--pool", choices=["mean", "max", "cls"], default=None,
                    help="sequence layers: one pooled row per input instead of one row per token")
     p.add_argument("--special-tokens", action="store_true", help="keep [CLS]/[SEP]-like tokens as rows")
