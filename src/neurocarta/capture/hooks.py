@@ -95,8 +95,8 @@ class LayerHooks:
         for ref in self.refs:
             n = self.calls.get(ref.module_name, 0)
             if ref.call is not None and ref.call >= n:
-                ran = (f"runs {n} time{'s' if n != 1 else ''} per forward pass (calls #0 to #{n - 1})" if n
-                       else "did not run in the forward pass")
+                ran = ("did not run in the forward pass" if n == 0 else "runs once per forward pass (call #0)"
+                       if n == 1 else f"runs {n} times per forward pass (calls #0 to #{n - 1})")
                 raise LayerError(f"layer {ref.name!r} names call #{ref.call}, but module {ref.module_name!r} "
                                  f"{ran}; run `neurocarta layers --model ...` to list every call")
         if self.on_forward_end is not None:
@@ -113,7 +113,6 @@ class LayerRecorder:
     """
 
     def __init__(self, model: torch.nn.Module, refs: list[LayerRef]):
-        self.model = model
         self.refs = refs
         self.captured: dict[str, Captured] = {}
         self.row_mask: torch.Tensor | None = None
@@ -137,12 +136,12 @@ class LayerRecorder:
         if self._warned:
             return
         self._warned = True
-        message = reused_layers_message(self.refs, calls)
+        message = _reused_layers_message(self.refs, calls)
         if message:
             warnings.warn(message)
 
 
-def reused_layers_message(refs: list[LayerRef], calls: dict[str, int]) -> str | None:
+def _reused_layers_message(refs: list[LayerRef], calls: dict[str, int]) -> str | None:
     """One line naming the layers without a call index whose module ran more than once,
     which call of each is recorded (the last), and how to pick another; None if there are none."""
     reused = [(ref, calls[ref.module_name]) for ref in refs
