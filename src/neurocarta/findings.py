@@ -36,10 +36,12 @@ concept 0.3) plus up to 0.2 for the strength of that finding.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+
+from .store.schema import ATTRIBUTE, categorical_columns
 
 KINDS = ("shortcut", "mislabels", "separation", "training", "concept")
 _BASE = {"shortcut": 0.8, "mislabels": 0.7, "separation": 0.5, "training": 0.45, "concept": 0.3}
@@ -93,7 +95,7 @@ def findings(atlas, snapshot: str | None = None) -> list[dict[str, Any]]:
         from .store import open_atlas
 
         atlas = open_atlas(atlas)
-    snap = atlas._snap(snapshot)
+    snap = atlas.snapshot_name(snapshot)
     out: list[dict] = []
     for rule in (shortcut_findings, mislabel_findings, separation_findings, training_findings, concept_findings):
         out += rule(atlas, snap)
@@ -134,16 +136,6 @@ def _class_names(atlas) -> list[str]:
 
 
 # ============================================================================ shortcut
-def _label_equivalent(col: pd.Series, label: pd.Series, purity: float = 0.9) -> bool:
-    """A column that says (almost) the same as the label, both ways: the drawn shape of a
-    relabelled set, a class name. Its values cannot be a shortcut *beside* the label."""
-    both = pd.DataFrame({"v": col.astype(str).to_numpy(), "y": label.to_numpy()})
-    n = len(both)
-    v_to_y = both.groupby(["v", "y"]).size().groupby(level=0).max().sum() / n
-    y_to_v = both.groupby(["y", "v"]).size().groupby(level=0).max().sum() / n
-    return bool(v_to_y >= purity and y_to_v >= purity)
-
-
 def _mh_difference(n1: np.ndarray, y1: np.ndarray, n0: np.ndarray, y0: np.ndarray) -> tuple[float, float, int, int]:
     """Stratified (Mantel-Haenszel) difference of two proportions and its z statistic.
 
@@ -164,12 +156,14 @@ def _mh_difference(n1: np.ndarray, y1: np.ndarray, n0: np.ndarray, y0: np.ndarra
     return diff, float(z), int(n1.sum()), int(n0.sum())
 
 
-def shortcut_candidates(table: pd.DataFrame, class_names: list[str] | None = None) -> pd.DataFrame:
+def shortcut_candidates(table: pd.DataFrame, class_names: list[str] | None = None,
+                        roles: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Every (attribute, value, class) contrast the shortcut rule tests, strongest first.
 
-    For each categorical attribute value v (not the label, not label-equivalent columns,
-    not bookkeeping) and each class Y, two within-label contrasts, stratified by true label
-    and by ``split`` when the table has one:
+    For each value v of a categorical attribute (the schema's rule and roles, store/schema.py:
+    never the label, a label-like column, an output or bookkeeping; ``roles`` as
+    :attr:`Atlas.column_roles`, inferred from ``table`` when missing) and each class Y, two
+    within-label contrasts, stratified by true label and by ``split`` when the table has one:
 
     - ``recognition``: among inputs labelled Y, the share predicted Y with v against
       without it (the class is recognised mostly when v is present);
@@ -185,8 +179,6 @@ def shortcut_candidates(table: pd.DataFrame, class_names: list[str] | None = Non
     with v), share_without (with the compared value), versus (that value), difference, z,
     n_with, n_without.
     """
-    from .methods.concepts.result import attribute_columns
-
     columns = ["attribute", "value", "class", "class_name", "contrast", "share_with", "share_without", "versus",
                "difference", "z", "n_with", "n_without"]
     if "label" not in table or "pred" not in table:
@@ -196,7 +188,7 @@ def shortcut_candidates(table: pd.DataFrame, class_names: list[str] | None = Non
         return pd.DataFrame(columns=columns)
     label = t["label"].astype(np.int64)
     pred = t["pred"].astype(np.int64).to_numpy()
-    cols = [c for c in attribute_columns(t) if c != "label" and not _label_equivalent(t[c], label)]
+    cols = categorical_columns(t, include=(ATTRIBUTE,), roles=roles)
     split = t["split"].astype(str).to_numpy() if "split" in t else np.zeros(len(t), dtype=object)
     strata, _ = pd.factorize(pd.Series(list(zip(label.to_numpy(), split))))  # (true label, split)
     n_strata = int(strata.max()) + 1
@@ -252,9 +244,9 @@ def shortcut_findings(atlas, snapshot: str | None = None) -> list[dict]:
     training split, the test split's contrast is what matters, and stratifying by split
     keeps a train/test difference from passing as a shortcut.
     """
-    table = atlas._inputs_with_outputs(snapshot)
+    table = atlas.inputs_with_outputs(snapshot)
     names = _class_names(atlas)
-    cand = shortcut_candidates(table, names)
+    cand = shortcut_candidates(table, names, atlas.column_roles)
     if not len(cand):
         return []
     ok = cand[(cand["difference"] >= SHORTCUT_MIN_DIFFERENCE) & (cand["z"] > SHORTCUT_MIN_Z)
@@ -341,7 +333,7 @@ def mislabel_findings(atlas, snapshot: str | None = None) -> list[dict]:
     keeps a planted relabelling (stars that look like crosses) apart from a class the model
     confuses for another reason (circles off their shortcut background called hexagons).
     """
-    table = atlas._input_table
+    table = atlas.input_table
     if "label" not in table:
         return []
     results = [r for r in _mapper_results(atlas) if "purity" in r.nodes and len(r.nodes)]
@@ -402,7 +394,7 @@ def separation_findings(atlas, snapshot: str | None = None) -> list[dict]:
         return out
     tm = _label_topomaps(atlas)
     if tm:
-        snap = atlas._snap(snapshot)
+        snap = atlas.snapshot_name(snapshot)
         sep = {layer: r.separation.get(snap) for layer, r in tm.items() if r.separation.get(snap) is not None}
         if sep:
             layer = max(sep, key=sep.get)
@@ -485,7 +477,7 @@ def concept_findings(atlas, snapshot: str | None = None) -> list[dict]:
     stored = atlas.maps("concepts")
     if not stored:
         return []
-    snap = atlas._snap(snapshot)
+    snap = atlas.snapshot_name(snapshot)
     c = load_concepts(atlas, snap if snap in stored else stored[-1])
     if "describe" not in c.clusters or not len(c.clusters):
         return []

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -20,10 +20,10 @@ import zarr
 
 from .. import compute
 from ..streaming import TopK
-from ..errors import AtlasError, LayerError
-from . import layout, results
+from ..errors import AtlasError, LayerError, UserError
+from . import layout, results, schema
 from .location import Location, as_location
-from .manifest import PROGRESS, LayerInfo, Manifest, read_manifest
+from .manifest import MANIFEST, PROGRESS, LayerInfo, Manifest, json_text, read_manifest
 
 
 class LayerActivations:
@@ -218,8 +218,8 @@ class Atlas:
         if self._outputs is None:
             return None
         snap = self.snapshot_name(snapshot)
-        out = self._outputs[self._outputs["snapshot"] == snap].drop(columns="snapshot")
-        return out.sort_values("input_id").reset_index(drop=True)
+        out = self._outputs[self._outputs[schema.SNAPSHOT] == snap].drop(columns=schema.SNAPSHOT)
+        return out.sort_values(schema.INPUT_ID).reset_index(drop=True)
 
     @property
     def inputs(self) -> pd.DataFrame:
@@ -233,7 +233,7 @@ class Atlas:
         table = self.input_table
         out = self.outputs(snapshot)
         if out is not None and len(out):
-            table = table.merge(out, on="input_id", how="left")
+            table = table.merge(out, on=schema.INPUT_ID, how="left")
         return table
 
     @cached_property
@@ -241,6 +241,49 @@ class Atlas:
         """One row per token row of sequence layers (input_id, position, token_id, token)."""
         loc = self.location
         return loc.read_parquet(layout.TOKENS) if loc.exists(layout.TOKENS) else None
+
+    @cached_property
+    def column_roles(self) -> dict[str, str]:
+        """The role (label, attribute, output or bookkeeping) of every column of the input,
+        output and token tables: what the user declared (:meth:`declare_columns`), else the
+        schema's (known columns by name, others inferred on the input table; see schema.py)."""
+        declared = self.manifest.columns
+        roles = schema.column_roles(self.input_table, declared)
+        for table in (self._outputs, self.tokens):
+            if table is not None:
+                more = [c for c in map(str, table.columns) if c not in roles]
+                roles.update(schema.column_roles(table[more], declared))
+        return roles
+
+    def categories(self, include: Iterable[str] = (schema.ATTRIBUTE,),
+                   most_values: int = schema.MAX_CATEGORIES) -> dict[str, list]:
+        """``{column: sorted values}`` for the categorical columns of the per-input tables (the
+        input table and the outputs) whose role is in ``include``, role by role in that order,
+        then in table order: the schema's roles and rule (store/schema.py). Outputs are judged
+        over every snapshot: ``correct`` may be all True at the end of training, not before."""
+        tables = [self.input_table] + ([self._outputs] if self._outputs is not None else [])
+        out: dict[str, list] = {}
+        for role in include:
+            for table in tables:
+                for c in schema.categorical_columns(table, include=(role,), roles=self.column_roles,
+                                                    most_values=most_values):
+                    out.setdefault(c, sorted(table[c].dropna().unique().tolist(), key=_sort_key))
+        return out
+
+    def declare_columns(self, roles: Mapping[str, str]) -> None:
+        """Declare the role of some columns, e.g. ``{"flipped": "bookkeeping"}`` keeps a flag
+        out of groupings, findings and concept coherence; ``{"site": "attribute"}`` makes an
+        id-like column one. Kept in the manifest: every later map and finding uses them."""
+        if not self.complete:
+            raise AtlasError(f"atlas {self.url} is incomplete; finish the extraction before declaring column roles")
+        roles = schema.check_roles(roles)
+        have = set(self.column_roles)
+        unknown = [c for c in roles if c not in have]
+        if unknown:
+            raise UserError(f"the atlas has no column {unknown[0]!r} to declare; columns: {', '.join(self.column_roles)}")
+        self.manifest.columns.update(roles)
+        self.location.write_text(MANIFEST, json_text(self.manifest.to_json()))
+        self.__dict__.pop("column_roles", None)  # recomputed with the declarations
 
     # ------------------------------------------------------------ arrays
     def _layer(self, layer: str) -> LayerInfo:
@@ -377,7 +420,7 @@ class Atlas:
         info = self._layer(layer)
         table = self.inputs_with_outputs(snapshot)
         if info.rows == "token":
-            return self.tokens.merge(table, on="input_id", how="left")
+            return self.tokens.merge(table, on=schema.INPUT_ID, how="left")
         return table
 
     def group_keys(self, layer: str, by: str, snapshot: str | None = None) -> np.ndarray:
@@ -389,11 +432,11 @@ class Atlas:
         """
         table = self.row_table(layer, snapshot)
         if by == "confusion":
-            if "pred" not in table.columns:
+            if schema.PRED not in table.columns:
                 raise AtlasError("grouping by confusion needs model outputs (pred); extract with a classifier")
             names = self.class_names
-            label = table["label_name"] if "label_name" in table.columns else table["label"]
-            pred = table["pred"].map(lambda p: names[int(p)] if names and 0 <= int(p) < len(names) else str(p))
+            label = table[schema.LABEL_NAME] if schema.LABEL_NAME in table.columns else table[schema.LABEL]
+            pred = table[schema.PRED].map(lambda p: names[int(p)] if names and 0 <= int(p) < len(names) else str(p))
             return (label.astype(str) + "->" + pred.astype(str)).to_numpy(dtype=object)
         cols = [c.strip() for c in by.split(",")] if "," in by else [by]
         missing = [c for c in cols if c not in table.columns]
@@ -478,7 +521,7 @@ def _check_shapes(atlas: Atlas) -> None:
     g = atlas._group
     m = atlas.manifest
     try:
-        n_table = len(atlas.location.read_parquet(layout.INPUTS, columns=["input_id"]))
+        n_table = len(atlas.location.read_parquet(layout.INPUTS, columns=[schema.INPUT_ID]))
     except Exception as e:  # pyarrow raises several types for a damaged file
         raise AtlasError(f"atlas {atlas.url} has a corrupt {layout.INPUTS} ({e.__class__.__name__}); re-extract it") from e
     if n_table != m.n_inputs:

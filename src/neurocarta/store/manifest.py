@@ -2,7 +2,8 @@
 
 ``manifest.json`` sits at the atlas root. It records the schema version, the neurocarta
 version, the model and data specs, every layer (name, kind, output shape, neuron count),
-the snapshots, the extraction parameters and whether the atlas is complete.
+the snapshots, the extraction parameters, the column roles the user declared and whether
+the atlas is complete.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ class Manifest:
     schema_version: int = SCHEMA_VERSION
     complete: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # roles the user declared for table columns ({name: role}, see schema.py); they win over
+    # the inferred ones. Absent in older manifests, which read as none declared.
+    columns: dict[str, str] = field(default_factory=dict)
 
     def layer(self, name: str) -> LayerInfo:
         for info in self.layers:
@@ -101,6 +105,7 @@ class Manifest:
                 params=d["params"], n_inputs=int(d["n_inputs"]), created=d["created"],
                 neurocarta_version=d["neurocarta_version"], schema_version=version,
                 complete=bool(d.get("complete", False)), extra=d.get("extra", {}),
+                columns=dict(d.get("columns") or {}),
             )
         except (KeyError, TypeError) as e:
             raise AtlasError(f"atlas {where} has a corrupt manifest.json ({e}); re-extract it") from e

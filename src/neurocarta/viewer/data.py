@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from ..store.schema import ATTRIBUTE, OUTPUT
 
 #: The most rows one ``/api/inputs`` request may ask for.
 MAX_INPUT_ROWS = 50_000
@@ -189,9 +190,7 @@ class ViewerData:
         })
 
     def _has_patches(self, snapshot: str, layer: str) -> bool:
-        from ..store import layout
-
-        return layout.patches(snapshot, layer) in self.atlas._group
+        return self.atlas.has_patches(layer, snapshot)
 
     def _input_frame(self) -> pd.DataFrame:
         """The input table with the last snapshot's outputs (pred, correct, confidence...)."""
@@ -419,14 +418,12 @@ class ViewerData:
 
     def _groupings(self) -> dict:
         """Input-table columns a map can be painted by, beyond its stored grouping:
-        ``{column: [values]}`` for categorical columns of 2 to 12 values (correct/wrong,
-        planted attributes, the split), in table order."""
-        from ..methods.concepts.result import attribute_columns
-
-        table = self.input_frame()
-        cols = [c for c in attribute_columns(table, most_values=12) if c not in ("label", "shape")]
-        cols = (["correct"] if "correct" in table.columns else []) + [c for c in cols if c != "correct"]
-        return {c: [str(v) for v in sorted(table[c].dropna().unique(), key=str)] for c in cols}
+        ``{column: [values]}`` for the categorical outputs (pred, correct) and then the
+        categorical attributes, with 2 to 12 values each (more would not read as a map).
+        Roles and the rule are the schema's (:meth:`Atlas.categories`): never the label or a
+        label-like column, never bookkeeping such as the split or a planted flag."""
+        found = self.atlas.categories(include=(OUTPUT, ATTRIBUTE), most_values=12)
+        return {c: [str(v) for v in values] for c, values in found.items()}
 
     def topomap_groups(self, name: str, column: str, snapshot: str | None = None) -> dict:
         """The map's layer painted by any input-table column: per value, the NAP profile

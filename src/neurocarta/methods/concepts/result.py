@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import pandas as pd
 
 from ...errors import UserError
+from ...store.schema import ATTRIBUTE, LABEL, categorical_columns, is_categorical
 from .estimator import ConceptAtlas, as_sets
 from .groups import group_members, size_distribution
 
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
     from ...store import Atlas
 
 KIND = "concepts"
-# Input-table columns that are bookkeeping, not attributes of the input.
-NOT_ATTRIBUTES = {"input_id", "label_name", "row", "source_index", "path", "text", "token", "position", "pred", "correct",
-                  "loss", "confidence", "split", "relabelled", "token_start", "token_end", "sentence_id"}
-
 
 @dataclass
 class ConceptResult:
@@ -125,19 +122,13 @@ def _numbers(keys, values) -> dict:
     return {k: (None if pd.isna(v) else float(v)) for k, v in zip(keys, values)}
 
 
-def attribute_columns(table: pd.DataFrame, most_values: int = 50) -> list[str]:
-    """Columns of a row table that describe the inputs: labels and categorical attributes
-    with at most ``most_values`` distinct values."""
-    out = []
-    for col in table.columns:
-        if col in NOT_ATTRIBUTES:
-            continue
-        s = table[col]
-        if s.dtype.kind in "fc" and s.nunique() > 20:
-            continue  # a measurement (size, angle), not a category
-        if 2 <= s.nunique(dropna=True) <= most_values:
-            out.append(col)
-    return out
+def coherence_columns(table: pd.DataFrame, roles: Mapping[str, str] | None = None) -> list[str]:
+    """The columns coherence is measured on and clusters are described by: the class
+    ``label`` and every categorical attribute, in table order (the schema's roles and rule:
+    ``roles`` as :attr:`Atlas.column_roles`, inferred from ``table`` when missing)."""
+    attributes = set(categorical_columns(table, include=(ATTRIBUTE,), roles=roles))
+    return [c for c in map(str, table.columns)
+            if c in attributes or (c == LABEL and is_categorical(table[c]))]
 
 
 def layer_sets(atlas: Atlas, layer: str, snapshot: str, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -229,7 +220,7 @@ def concepts(atlas: Atlas, layers: list[str] | None = None, k: int = 100, thresh
         in_layer = layer_arr == name
         sizes[name] = size_distribution(np.where(in_layer, cluster, -1)[in_layer])
         table = tables[name]
-        cols = attributes if attributes is not None else attribute_columns(table)
+        cols = attributes if attributes is not None else coherence_columns(table, atlas.column_roles)
         missing = [c for c in cols if c not in table.columns]
         if missing:
             raise UserError(f"no attribute column {missing[0]!r} in the input table; columns: {', '.join(table.columns)}")
@@ -242,8 +233,8 @@ def concepts(atlas: Atlas, layers: list[str] | None = None, k: int = 100, thresh
         reports.append(rep)
     coherence = pd.concat(reports, ignore_index=True) if reports else pd.DataFrame(
         columns=["layer", "attribute", "n_groups", "coherence", "random_coherence", "lift"])
-    clusters["describe"] = describe_clusters(members, indptr, indices, tables[names[0]],
-                                             attributes if attributes is not None else None)
+    described = attributes if attributes is not None else coherence_columns(tables[names[0]], atlas.column_roles)
+    clusters["describe"] = describe_clusters(members, indptr, indices, tables[names[0]], described)
     graphs = {}
     labelled = "label" in tables[names[0]].columns
     # class graphs read one row per input; with token layers only, None means "skip"
@@ -263,7 +254,7 @@ def describe_clusters(members: list[np.ndarray], indptr: np.ndarray, indices: np
                       columns: list[str] | None = None) -> list[str]:
     """A short text per cluster: the attribute values its members' pooled exemplars share
     most, beyond what the input table holds overall (``colour=red (0.91)``)."""
-    cols = columns if columns is not None else attribute_columns(table)
+    cols = columns if columns is not None else coherence_columns(table)
     # labels read better by name: the codes of `label`, the text of `label_name`
     codes = {c: pd.factorize(table["label_name"] if c == "label" and "label_name" in table else table[c])
              for c in cols}
