@@ -165,3 +165,45 @@ def test_shortcut_rule_on_a_table_needs_a_real_within_label_effect():
     top = c.iloc[0]
     assert (top["attribute"], top["value"], top["class_name"]) == ("colour", "blue", "c")
     assert top["difference"] > 0.3 and top["z"] > 4
+
+
+def _token_graph():
+    """A Mapper graph of token rows (several rows per input) with one sentence that looks
+    mislabelled and two that only seem to when rows are counted instead of inputs."""
+    from neurocarta.methods.mapper.analysis import anomalies
+    from neurocarta.methods.mapper.graph import MapperGraph
+    from neurocarta.methods.mapper.result import MapperResult
+
+    lengths = np.full(20, 4)
+    lengths[10] = 10  # one long sentence
+    input_ids = np.repeat(np.arange(20), lengths)
+    first = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    rows_of = {i: np.arange(first[i], first[i] + lengths[i]) for i in range(20)}
+    labels = pd.DataFrame({"input_id": np.arange(20), "label": (np.arange(20) >= 10).astype(int)})
+    # A: every row of inputs 0..9 (label 0) and 3 of the 4 rows of input 19 (label 1)
+    a = np.concatenate([rows_of[i] for i in range(10)] + [rows_of[19][:3]])
+    # B: inputs 11..15 (label 1) and one stray row of input 9 (label 0): 1 of its 4 rows
+    b = np.concatenate([rows_of[i] for i in range(11, 16)] + [rows_of[9][:1]])
+    # C: the long sentence's 10 rows and 2 rows of input 7 (label 0): pure by rows (10 of 12),
+    # but only 2 inputs, below the node size that counts as evidence
+    c = np.concatenate([rows_of[10], rows_of[7][:2]])
+    graph = MapperGraph([np.sort(a), np.sort(b), np.sort(c)], [(0,), (1,), (2,)], n_inputs=len(input_ids))
+    result = MapperResult("layer", "final", graph, pd.DataFrame({"node": [0, 1, 2]}), input_ids, {})
+    result.anomalies = anomalies(result, labels.iloc[input_ids].reset_index(drop=True))
+    return result, labels
+
+
+def test_mislabel_candidates_on_token_rows_count_inputs_not_rows():
+    """Regression (issue 14, bug 3): token rows repeat input_id, and the cut crashed with
+    InvalidIndexError on the anomaly scores. An input is a candidate when most of its rows
+    sit among another label's inputs: sentence 19 (3 of 4 rows in a node of label-0
+    sentences), not sentence 9 (one stray token) nor sentence 7 (a node that is one long
+    label-1 sentence: 10 rows, but a single witness)."""
+    result, labels = _token_graph()
+    assert result.anomalies["input_id"].duplicated().any()  # one score per row, as stored
+    cand = mislabel_candidates(result, labels)
+    assert cand[["input_id", "label", "node_majority", "node_size"]].to_dict("records") == [
+        {"input_id": 19, "label": 1, "node_majority": 0, "node_size": 11}]
+    assert cand["majority_share"].tolist() == [pytest.approx(10 / 11)]
+    want = result.anomalies.loc[result.anomalies["input_id"] == 19, "score"].max()
+    assert cand["score"].tolist() == [pytest.approx(want)] and want > 0

@@ -218,6 +218,18 @@ def test_text_demo_runs_offline_end_to_end_and_builds_all_three_maps(tmp_path):
     info = json.loads(subprocess.run([sys.executable, "-m", "neurocarta", "info", str(out), "--json"],
                                      env=run_env(), capture_output=True, text=True).stdout)
     assert info["complete"] is True
+    # findings on token rows (issue 14, bug 3: this crashed with InvalidIndexError): the
+    # demo's graphs are coloured by word category, so regions are categories of tokens
+    r = subprocess.run([sys.executable, "-m", "neurocarta", "findings", str(out), "--json"], env=run_env(),
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    found = json.loads(r.stdout)
+    separation = [f for f in found if f["kind"] == "separation"]
+    assert separation and {f["kind"] for f in found} <= {"separation", "concept", "mislabels", "training"}
+    for f in separation:
+        assert f["selection"]["group_by"] == "category" and f["selection"]["group"] in set(tokens["category"])
+        assert f["text"].startswith(f"Category {f['selection']['group']} separates from the others at layer")
+        assert "its tokens form their own group" in f["text"]
 
 
 def test_mapper_of_token_states_coloured_by_category_with_positions(tmp_path):

@@ -171,10 +171,14 @@ def test_topomap(client, atlas):
         assert client.get(f"/api/topomap/{bad}").status_code == 404, bad
     # any categorical column paints the map: NAP per value, as the stored maps are made
     groupings = client.get("/api/groupings").json()
-    assert "correct" in groupings and set(groupings["correct"]) <= {"True", "False"}
-    g = client.get("/api/topomap/act@label/groups/correct?snapshot=step1").json()
-    correct = atlas.outputs("step1")["correct"].to_numpy()
-    means = np.stack([x[correct == (v == "True")].mean(axis=0) for v in g["groups"]])
+    pred = atlas.outputs("step2")["pred"].to_numpy()
+    # the untrained tiny CNN predicts two classes and is never right in step2, but right for some
+    # inputs in step1: outputs are judged over every snapshot, since the slider paints any of them
+    assert groupings == {"pred": ["1", "3"], "correct": ["False", "True"]} and not atlas.inputs["correct"].any()
+    g = client.get("/api/topomap/act@label/groups/pred?snapshot=step2").json()
+    assert g["groups"] == ["1", "3"] and g["counts"] == [int((pred == 1).sum()), int((pred == 3).sum())]
+    x2 = atlas.activations("act", "step2")[:].astype(np.float64)
+    means = np.stack([x2[pred == int(v)].mean(axis=0) for v in g["groups"]])
     for v, want_v in zip(g["groups"], means - means.mean(axis=0)):
         np.testing.assert_allclose(g["values"][v], want_v, atol=1e-3)
     assert sum(g["counts"]) == len(x)
@@ -238,22 +242,40 @@ def test_concepts(client, atlas):
         assert client.get(f"/api/concepts/{bad}").status_code == 404, bad
 
 
-def test_findings_come_from_the_findings_module_or_are_empty(atlas, monkeypatch):
-    import types
+def test_findings_are_served_and_a_failing_rule_is_an_error_not_an_empty_list(atlas, static, tmp_path,
+                                                                              monkeypatch):
+    from neurocarta import findings as rules
 
-    fake = types.ModuleType("neurocarta.findings")
-    fake.findings = lambda a: [{"kind": "bias", "text": f"{a.n_inputs} inputs", "view": "topomap",
-                                "selection": {"layer": "act"}, "score": np.float32(0.5)}]
-    monkeypatch.setitem(sys.modules, "neurocarta.findings", fake)
-    got = TestClient(create_app(atlas.root)).get("/api/findings").json()
-    assert got == [{"kind": "bias", "text": "300 inputs", "view": "topomap", "selection": {"layer": "act"},
-                    "score": 0.5}]
+    want = rules.findings(atlas)
+    assert want  # the tiny atlas has Mapper graphs with class regions: separation findings
+    assert TestClient(create_app(atlas.root)).get("/api/findings").json() == json.loads(json.dumps(want))
 
-    def broken(a):
-        raise RuntimeError("a rule failed")
+    def broken(a, snapshot=None):
+        raise RuntimeError("a rule failed\non two lines")
 
-    fake.findings = broken
-    assert TestClient(create_app(atlas.root)).get("/api/findings").json() == []
+    monkeypatch.setattr(rules, "mislabel_findings", broken)
+    r = TestClient(create_app(atlas.root)).get("/api/findings")
+    # the shape of every error of the server: {"error": one line}, here with the cause
+    assert r.status_code == 500 and list(r.json()) == ["error"]
+    assert "RuntimeError: a rule failed on two lines" in r.json()["error"] and "\n" not in r.json()["error"]
+    # the export leaves the payload out and carries the same message for the offline viewer
+    data = _static_of(export_html(atlas, tmp_path / "view.html", static_dir=static).read_text())
+    assert "/api/findings" not in data
+    assert data["/api/manifest"]["export"]["errors"] == {"/api/findings": r.json()["error"]}
+
+
+def test_the_api_paths_are_those_of_routes_json(atlas):
+    """One place for the paths: the app serves exactly the routes of routes.json (which the
+    front end and the export read), and the export's keys are built from the same file."""
+    from neurocarta.viewer.routes import ROUTES_FILE, path, routes
+
+    served = {r.path for r in create_app(atlas.root).routes if r.path.startswith("/api")}
+    assert served == set(routes().values())
+    assert set(json.loads(ROUTES_FILE.read_text())) - set(routes()) == {"_comment"}
+    assert path("patches", snapshot="step2", layer="features.block4", neuron=7) == \
+        "/api/patches/step2/features.block4/7.png"
+    with pytest.raises(KeyError, match="takes"):
+        path("mapper", layr="act")
 
 
 TRAVERSALS = ["/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",

@@ -16,6 +16,8 @@ from fastapi.testclient import TestClient
 
 # The browser helpers of the image viewer's tests (same Chromium, same server in a thread).
 from test_viewer_e2e import Page, browser, serving  # noqa: F401  (browser is a fixture)
+# MiniLM's tokenizer, offline (the fixture of the token-table tests)
+from test_sentences import tokenizer  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -60,15 +62,7 @@ def client(text_atlas):
     return TestClient(create_app(text_atlas))
 
 
-def mark_of(item: dict) -> str:
-    """The text the viewer marks for an exemplar (characters of the sentence where offsets are
-    stored, else the word piece)."""
-    if item.get("text") is not None and "start" in item:
-        return item["text"][item["start"]:item["end"]]
-    return item["tokens"][item["index"]].removeprefix("##")
-
-
-def test_text_exemplars_come_from_the_stored_top_k(client, text_atlas):
+def test_text_exemplars_come_from_the_stored_top_k(client, text_atlas, tokenizer):
     import neurocarta as nc
 
     atlas = nc.open_atlas(text_atlas)
@@ -91,7 +85,11 @@ def test_text_exemplars_come_from_the_stored_top_k(client, text_atlas):
             assert it["tokens"][it["index"]] == tokens["token"].iat[row]
             assert it["position"] == int(tokens["position"].iat[row])
             assert it["text"] == atlas.inputs["text"].iat[it["input_id"]]
-            assert mark_of(it).lower() == it["tokens"][it["index"]].removeprefix("##")
+            # the characters the viewer marks: the tokenizer's own offsets of the token, which
+            # slice the token out of its sentence (text files keep every token's offsets)
+            offsets = tokenizer(it["text"], return_offsets_mapping=True)["offset_mapping"]
+            assert (it["start"], it["end"]) == tuple(offsets[it["position"]])
+            assert it["text"][it["start"]:it["end"]].lower() == it["tokens"][it["index"]].removeprefix("##")
     # bad requests: one clear line each
     assert client.get(f"/api/exemplars/{snap}/{LAYER}/1536").status_code == 404
     assert client.get(f"/api/exemplars/{snap}/{LAYER}/0?k=0").status_code == 400
@@ -129,6 +127,27 @@ def test_an_inputs_tokens_by_a_neuron_or_a_cluster(client, text_atlas):
     assert client.get(f"/api/tokens/30?layer={LAYER}&neuron=1").status_code == 404
     assert client.get(f"/api/tokens/3?layer={LAYER}&neuron=1536").status_code == 404
     assert client.get(f"/api/tokens/3?layer={LAYER}&cluster=100000").status_code == 404
+
+
+def test_findings_on_token_rows_are_served(client, text_atlas):
+    """Regression (issue 14, bug 3): findings crashed on token atlases (token rows repeat
+    input_id), and the viewer said "no findings". Each rule reads token rows as what they
+    are: the Mapper graph's regions are made of tokens, input-level findings name inputs."""
+    import json
+
+    import neurocarta as nc
+    from neurocarta.findings import findings
+
+    atlas = nc.open_atlas(text_atlas)
+    found = findings(atlas)
+    r = client.get("/api/findings")
+    assert r.status_code == 200 and r.json() == json.loads(json.dumps(found))
+    # the MLP neurons' top tokens share their sentence's topic: concept clusters per topic
+    concepts = [f for f in found if f["kind"] == "concept"]
+    assert concepts and all(f["evidence"]["attribute"] == "class" for f in concepts)
+    assert {f["evidence"]["value"] for f in concepts} <= set(TOPICS)
+    for f in found:  # input-level selections name inputs (0..29), never token rows
+        assert set(f["selection"].get("inputs", [])) <= set(range(30))
 
 
 def test_browser_shows_a_text_exemplar_with_its_token_marked(browser, text_atlas):  # noqa: F811

@@ -59,6 +59,9 @@ SHORTCUT_MIN_COUNT = 10
 MISLABEL_MIN_MAJORITY = 0.8
 #: ... and that node has at least this many members (tiny nodes are noise, not evidence)
 MISLABEL_MIN_NODE = 5
+#: ... and (token layers: several rows per input) at least this share of the input's rows look
+#: like that same label (with one row per input, its row is all of it)
+MISLABEL_MIN_ROW_SHARE = 0.5
 #: mislabels: a (label, looks-like class) pair needs at least this many candidates ...
 MISLABEL_MIN_INPUTS = 5
 #: ... and at most this many pairs are reported (the largest)
@@ -285,34 +288,61 @@ def _mapper_results(atlas) -> list:
 def mislabel_candidates(result, table: pd.DataFrame) -> pd.DataFrame:
     """Inputs of one Mapper graph whose nodes are pure in another label.
 
-    For each (input, node) of the graph: the node's majority label and its share of the
-    members. An input is a candidate when, in some node of at least ``MISLABEL_MIN_NODE``
-    members, another label holds at least ``MISLABEL_MIN_MAJORITY`` of the members. This is
-    the same evidence as :func:`neurocarta.methods.mapper.analysis.anomalies`, read as
-    a cut rather than a ranking: the anomaly score also favours small nodes, which is right
-    for ordering and wrong for a threshold. Columns: input_id, label, node_majority,
-    majority_share, node_size, score (the stored anomaly score when there is one).
+    For each (row, node) of the graph: the node's majority label and its share of the
+    members. A row is a hit when, in some node of at least ``MISLABEL_MIN_NODE`` members,
+    another label holds at least ``MISLABEL_MIN_MAJORITY`` of the members. This is the same
+    evidence as :func:`neurocarta.methods.mapper.analysis.anomalies`, read as a cut rather
+    than a ranking: the anomaly score also favours small nodes, which is right for ordering
+    and wrong for a threshold.
+
+    Token layers have many rows per input, and the finding is about inputs, so the evidence
+    is counted in inputs: a node's size and majority count each input once (ten tokens of
+    one sentence are one witness, not ten), and an input is a candidate when at least
+    ``MISLABEL_MIN_ROW_SHARE`` of its rows in the graph look like the same other label (one
+    stray token in a pure node does not make a sentence look mislabelled). With one row per
+    input this is exactly the row rule.
+
+    ``table``: one row per input (``input_id``, ``label``). Columns: input_id, label,
+    node_majority, majority_share (mean over the input's hit rows), node_size (the largest
+    of their nodes, in inputs), score (the input's highest stored anomaly score, when there
+    is one).
     """
+    columns = ["input_id", "label", "node_majority", "majority_share", "node_size"]
     node, rows = result.graph.membership()
     ids = result.input_ids[rows]
     lab = table.set_index("input_id")["label"].reindex(ids).to_numpy()
-    f = pd.DataFrame({"node": node, "input_id": ids, "own": lab})
+    f = pd.DataFrame({"node": node, "row": rows, "input_id": ids, "own": lab})
     f = f[pd.notna(f["own"]) & (f["own"] >= 0)]
-    size = f.groupby("node").size()
-    counts = f.groupby(["node", "own"]).size().rename("n").reset_index()
+    witnesses = f.drop_duplicates(["node", "input_id"])  # each input once per node
+    size = witnesses.groupby("node").size()
+    counts = witnesses.groupby(["node", "own"]).size().rename("n").reset_index()
     top = counts.sort_values(["node", "n"], ascending=[True, False], kind="stable").drop_duplicates("node")
     top = top.set_index("node")
-    f["node_majority"] = f["node"].map(top["own"])
-    f["node_size"] = f["node"].map(size)
+    f = f.assign(node_majority=f["node"].map(top["own"]), node_size=f["node"].map(size))
     f["majority_share"] = f["node"].map(top["n"]) / f["node_size"]
-    hit = f[(f["node_majority"] != f["own"]) & (f["majority_share"] >= MISLABEL_MIN_MAJORITY)
-            & (f["node_size"] >= MISLABEL_MIN_NODE)]
-    best = hit.sort_values(["majority_share", "node_size"], ascending=False, kind="stable").drop_duplicates("input_id")
-    out = best.rename(columns={"own": "label"})[["input_id", "label", "node_majority", "majority_share", "node_size"]]
+    f["hit"] = ((f["node_majority"] != f["own"]) & (f["majority_share"] >= MISLABEL_MIN_MAJORITY)
+                & (f["node_size"] >= MISLABEL_MIN_NODE))
+    # every row once, by its strongest node: hits first, then the purest, then the largest
+    by_row = f.sort_values(["hit", "majority_share", "node_size"], ascending=False, kind="stable")
+    by_row = by_row.drop_duplicates("row")
+    rows_per_input = by_row.groupby("input_id").size()
+    hits = by_row[by_row["hit"]]
+    looks = (hits.groupby(["input_id", "node_majority"], sort=False)
+             .agg(label=("own", "first"), n_rows=("row", "size"), majority_share=("majority_share", "mean"),
+                  node_size=("node_size", "max"))
+             .reset_index())
+    # the label most of the input's hit rows look like (ties: the purer nodes)
+    looks = looks.sort_values(["n_rows", "majority_share", "node_size"], ascending=False, kind="stable")
+    looks = looks.drop_duplicates("input_id")
+    enough = looks["n_rows"].to_numpy() >= MISLABEL_MIN_ROW_SHARE * looks["input_id"].map(rows_per_input).to_numpy()
+    out = looks[enough][columns]
     if result.anomalies is not None and len(result.anomalies):
-        score = result.anomalies.set_index("input_id")["score"]
+        score = result.anomalies.groupby("input_id")["score"].max()  # token layers: one score per row
         out = out.assign(score=out["input_id"].map(score).fillna(0.0).to_numpy())
         out = out.sort_values(["score", "input_id"], ascending=[False, True], kind="stable")
+    else:
+        out = out.sort_values(["majority_share", "node_size", "input_id"], ascending=[False, False, True],
+                              kind="stable")
     return out.reset_index(drop=True)
 
 
@@ -347,7 +377,7 @@ def mislabel_findings(atlas, snapshot: str | None = None) -> list[dict]:
     cand = mislabel_candidates(judge, table)
     name = (lambda c: names[int(c)] if 0 <= int(c) < len(names) else str(int(c)))
     out = []
-    n_rows = max(1, len(judge.input_ids))
+    n_inputs = max(1, len(np.unique(judge.input_ids)))  # token layers: many rows per input
     pairs = cand.groupby(["label", "node_majority"], sort=False).size().sort_values(ascending=False, kind="stable")
     for (own, other), n in pairs.head(MISLABEL_MAX_PAIRS).items():
         if n < MISLABEL_MIN_INPUTS:
@@ -358,7 +388,7 @@ def mislabel_findings(atlas, snapshot: str | None = None) -> list[dict]:
                 f"among {name(other)} inputs (at least {_pct(MISLABEL_MIN_MAJORITY)} of their group): they may be "
                 f"mislabelled, or the model confuses the two classes.")
         evidence = {"layer": judge.layer, "label": name(own), "looks_like": name(other), "n_inputs": int(n),
-                    "share_of_inputs": n / n_rows, "mean_majority_share": float(part["majority_share"].mean()),
+                    "share_of_inputs": n / n_inputs, "mean_majority_share": float(part["majority_share"].mean()),
                     "graph_purity": judge.mean_purity, "n_candidates": int(len(cand))}
         selection = {"layer": judge.layer, "inputs": ids[:MAX_SELECTED_INPUTS]}
         # strength: how pure the surrounding nodes are, and how large the pair is
@@ -371,26 +401,41 @@ def mislabel_findings(atlas, snapshot: str | None = None) -> list[dict]:
 def separation_findings(atlas, snapshot: str | None = None) -> list[dict]:
     """Where each class becomes its own region: Mapper's :func:`separation_layers` (a
     component or flare at least 90% one class holding half of it); without Mapper results,
-    the layer with the highest topomap class separation."""
+    the layer with the highest topomap class separation.
+
+    A graph's node pies count the column it was coloured by (``colour_by``; the class by
+    default), so graphs are compared only with graphs coloured the same way, and a graph of
+    token rows coloured by a word category says "Category noun separates ...: its tokens
+    form their own group", never "Class noun".
+    """
     from .methods.mapper.analysis import _class_regions, separation_layers
 
     results = [r for r in _mapper_results(atlas) if "classes" in r.nodes and len(r.nodes)]
-    order = [r.layer for r in results]
     out = []
-    if results:
-        by_layer = {r.layer: r for r in results}
-        for cls, layer in separation_layers(results).items():
+    by_colour: dict[str, list] = {}
+    for r in results:
+        by_colour.setdefault(r.params.get("colour_by") or "label_name", []).append(r)
+    for colour, same in by_colour.items():
+        is_class = colour in ("label", "label_name")
+        order = [r.layer for r in same]
+        by_layer = {r.layer: r for r in same}
+        for value, layer in separation_layers(same).items():
             if layer is None:
                 continue
             r = by_layer[layer]
-            nodes = _class_region(r, cls, _class_regions)
+            nodes = _class_region(r, value, _class_regions)
             depth = order.index(layer) / max(1, len(order) - 1)
             where = "already at the first mapped layer" if depth == 0 else "from there on"
-            text = (f"Class {cls} separates from the others at layer {layer}: its inputs form their own "
+            rows = "tokens" if atlas.manifest.layer(layer).rows == "token" else "inputs"
+            what = f"Class {value}" if is_class else f"{colour.replace('_', ' ').capitalize()} {value}"
+            text = (f"{what} separates from the others at layer {layer}: its {rows} form their own "
                     f"group in the Mapper graph ({where}).")
-            out.append(_finding("separation", text, "mapper", {"layer": layer, "class": cls, "nodes": nodes},
-                                1.0 - depth, {"class": cls, "layer": layer, "layer_index": order.index(layer),
-                                              "n_layers": len(order)}))
+            selection = ({"layer": layer, "class": value, "nodes": nodes} if is_class
+                         else {"layer": layer, "group_by": colour, "group": value, "nodes": nodes})
+            evidence = {"class" if is_class else colour: value, "layer": layer, "layer_index": order.index(layer),
+                        "n_layers": len(order)}
+            out.append(_finding("separation", text, "mapper", selection, 1.0 - depth, evidence))
+    if results:
         return out
     tm = _label_topomaps(atlas)
     if tm:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import mimetypes
-import re
 import socket
 import sys
 import threading
@@ -32,7 +31,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import UserError
 from .auth import TokenGuard, choose_access, url_with_token
-from .data import BadRequest, NotFound, ViewerData, encode_json, etag_of, parse_int
+from .data import BadRequest, FindingsFailed, NotFound, ViewerData, encode_json, etag_of, parse_int
+from .routes import template
 
 STATIC = Path(__file__).resolve().parent / "static"
 ARROW = "application/vnd.apache.arrow.stream"
@@ -172,6 +172,10 @@ def create_app(atlas_path, static_dir: str | Path | None = None, token: str | No
     async def _bad(request, exc):
         return _error(400, str(exc))
 
+    @app.exception_handler(FindingsFailed)
+    async def _findings_failed(request, exc):
+        return _error(500, str(exc))
+
     @app.exception_handler(UserError)
     async def _user(request, exc):
         return _error(404, str(exc))
@@ -191,11 +195,11 @@ def create_app(atlas_path, static_dir: str | Path | None = None, token: str | No
         return _error(500, f"internal error ({exc.__class__.__name__}): please report it")
 
     # ------------------------------------------------------------ API
-    @get("/api/manifest")
+    @get(template("manifest"))
     async def manifest(request: Request):
         return await cached(request, "manifest", as_json(data.manifest))
 
-    @get("/api/inputs")
+    @get(template("inputs"))
     async def inputs(request: Request, offset: int = 0, limit: int = 1000, format: str = "arrow"):
         if format not in ("arrow", "json"):
             raise BadRequest("format must be arrow or json")
@@ -210,31 +214,24 @@ def create_app(atlas_path, static_dir: str | Path | None = None, token: str | No
         make = lambda: data.arrow_bytes(data.inputs(offset, limit))  # noqa: E731
         return await cached(request, ("inputs", offset, limit, "arrow"), make, ARROW, headers={"X-Total-Count": total})
 
-    @get("/api/thumbnail/{name}")
-    async def thumbnail(request: Request, name: str):
-        m = re.fullmatch(r"(\d{1,12})\.png", name)
-        if not m:
-            raise NotFound("thumbnails are /api/thumbnail/<input_id>.png")
-        input_id = int(m.group(1))
-        return await cached(request, ("thumb", input_id), lambda: data.thumbnail_png(input_id), "image/png",
-                            IMAGE_CACHE)
+    @get(template("thumbnail"))
+    async def thumbnail(request: Request, input_id: str):
+        i = parse_int(input_id, "input_id")
+        return await cached(request, ("thumb", i), lambda: data.thumbnail_png(i), "image/png", IMAGE_CACHE)
 
-    @get("/api/patches/{snapshot}/{layer}/{name}")
-    async def patches(request: Request, snapshot: str, layer: str, name: str):
-        m = re.fullmatch(r"(\d{1,9})\.png", name)
-        if not m:
-            raise NotFound("patches are /api/patches/<snapshot>/<layer>/<neuron>.png")
-        snap, lay, neuron = data.snapshot(snapshot), data.layer(layer), int(m.group(1))
-        return await cached(request, ("patch", snap, lay, neuron), lambda: data.patch_png(snap, lay, neuron),
+    @get(template("patches"))
+    async def patches(request: Request, snapshot: str, layer: str, neuron: str):
+        snap, lay, n = data.snapshot(snapshot), data.layer(layer), parse_int(neuron, "neuron")
+        return await cached(request, ("patch", snap, lay, n), lambda: data.patch_png(snap, lay, n),
                             "image/png", IMAGE_CACHE)
 
-    @get("/api/exemplars/{snapshot}/{layer}/{neuron}")
+    @get(template("exemplars"))
     async def exemplars(request: Request, snapshot: str, layer: str, neuron: str, k: int = 9):
         n = parse_int(neuron, "neuron")
         snap, lay = data.snapshot(snapshot), data.layer(layer)
         return await cached(request, ("exemplars", snap, lay, n, k), as_json(data.exemplars, snap, lay, n, k))
 
-    @get("/api/tokens/{input_id}")
+    @get(template("tokens"))
     async def tokens(request: Request, input_id: str, layer: str, neuron: int | None = None,
                      cluster: int | None = None, snapshot: str | None = None):
         i = parse_int(input_id, "input_id")
@@ -242,68 +239,64 @@ def create_app(atlas_path, static_dir: str | Path | None = None, token: str | No
         return await cached(request, ("tokens", i, lay, snap, neuron, cluster),
                             as_json(data.token_values, i, lay, snap, neuron, cluster))
 
-    @get("/api/topomap")
+    @get(template("topomaps"))
     async def topomaps(request: Request):
         return await cached(request, "topomaps", as_json(data.topomap_names))
 
-    @get("/api/topomap/{name}")
+    @get(template("topomap"))
     async def topomap(request: Request, name: str):
         return await cached(request, ("topomap", name), as_json(data.topomap, name))
 
-    @get("/api/topomap/{name}/input/{input_id}")
+    @get(template("topomap_input"))
     async def topomap_input(request: Request, name: str, input_id: str, snapshot: str | None = None):
         i = parse_int(input_id, "input_id")
         snap = data.snapshot(snapshot)
         return await cached(request, ("topomap-input", name, i, snap), as_json(data.topomap_input, name, i, snap))
 
-    @get("/api/groupings")
+    @get(template("groupings"))
     async def groupings(request: Request):
         return await cached(request, "groupings", as_json(data.groupings))
 
-    @get("/api/topomap/{name}/groups/{column}")
+    @get(template("topomap_groups"))
     async def topomap_groups(request: Request, name: str, column: str, snapshot: str | None = None):
         snap = data.snapshot(snapshot)
         return await cached(request, ("topomap-groups", name, column, snap),
                             as_json(data.topomap_groups, name, column, snap))
 
-    @get("/api/topomap/{name}/mapper/{layer}/{node}")
+    @get(template("topomap_mapper_node"))
     async def topomap_node(request: Request, name: str, layer: str, node: str, snapshot: str | None = None):
         n = parse_int(node, "node")
         snap = data.snapshot(snapshot)
         return await cached(request, ("topomap-node", name, layer, n, snap),
                             as_json(data.topomap_node, name, data.layer(layer), n, snap))
 
-    @get("/api/mapper/{layer}")
+    @get(template("mapper"))
     async def mapper(request: Request, layer: str):
         return await cached(request, ("mapper", layer), as_json(data.mapper, layer))
 
-    @get("/api/mapper/{layer}/members")
+    @get(template("mapper_members"))
     async def mapper_members(request: Request, layer: str, format: str = "arrow"):
         if format == "json":
-            def make() -> bytes:
-                m = data.mapper_members(layer)
-                return encode_json({c: m[c].astype(int).tolist() for c in ("node", "row", "input_id")})
-
-            return await cached(request, ("members", layer, "json"), make)
+            return await cached(request, ("members", layer, "json"), as_json(data.mapper_members_json, layer))
         if format != "arrow":
             raise BadRequest("format must be arrow or json")
         return await cached(request, ("members", layer, "arrow"),
                             lambda: data.arrow_bytes(data.mapper_members(layer)), ARROW)
 
-    @get("/api/mapper/{layer}/flow/{next_layer}")
+    @get(template("mapper_flow"))
     async def mapper_flow(request: Request, layer: str, next_layer: str):
         return await cached(request, ("flow", layer, next_layer), as_json(data.mapper_flow, layer, next_layer))
 
-    @get("/api/concepts/{snapshot}")
+    @get(template("concepts"))
     async def concepts(request: Request, snapshot: str):
         return await cached(request, ("concepts", snapshot), as_json(data.concepts, snapshot))
 
-    @get("/api/concepts/{snapshot}/nearest/{neuron}")
+    @get(template("concepts_nearest"))
     async def nearest(request: Request, snapshot: str, neuron: str, k: int = 10):
         n = parse_int(neuron, "neuron")
         return await cached(request, ("nearest", snapshot, n, k), as_json(data.concepts_nearest, snapshot, n, k))
 
-    @get("/api/findings")
+    @get(template("findings"))
     async def findings(request: Request):
         return await cached(request, "findings", as_json(data.findings))
 

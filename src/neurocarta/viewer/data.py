@@ -24,8 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import findings as findings_rules
 from ..errors import UserError
-from ..store.schema import ATTRIBUTE, OUTPUT
+from ..methods.topomap.inputs import neuron_moments, segment_means, zscores
+from ..methods.topomap.profiles import atlas_profiles
+from ..store.schema import ATTRIBUTE, OUTPUT, TOKEN_END, TOKEN_START
+from .routes import path as route_path
 
 #: The most rows one ``/api/inputs`` request may ask for.
 MAX_INPUT_ROWS = 50_000
@@ -39,6 +43,10 @@ class NotFound(Exception):
 
 class BadRequest(Exception):
     """A malformed parameter (HTTP 400)."""
+
+
+class FindingsFailed(Exception):
+    """A findings rule failed on this atlas (HTTP 500, with the message for the panel)."""
 
 
 def jsonable(value: Any) -> Any:
@@ -285,7 +293,8 @@ class ViewerData:
     def exemplars(self, snapshot: str, layer: str, neuron: int, k: int = 9) -> dict:
         """A neuron's top exemplars from the stored top-k. Token layers: each token in its
         sentence (``index`` is the token's place in ``tokens``; ``start``/``end`` its
-        characters in ``text`` when the atlas stores offsets). Other layers: the patch URL."""
+        characters in ``text``, from the token table's offsets, when the atlas stores them:
+        text files and the built-in corpus do). Other layers: the patch URL."""
         snap, name = self.snapshot(snapshot), self.layer(layer)
         if not 1 <= k <= 100:
             raise BadRequest("k must be in 1..100")
@@ -295,10 +304,11 @@ class ViewerData:
         if info.rows != "token":
             has = self._has_patches(snap, name)
             return {"kind": "image", "layer": name, "snapshot": snap, "neuron": int(neuron),
-                    "patch": f"/api/patches/{snap}/{name}/{neuron}.png" if has else None}
+                    "patch": route_path("patches", snapshot=snap, layer=name, neuron=neuron) if has else None}
         top = self._topk(snap, name)
         start, _ = self._token_index()
         tokens = self.atlas.tokens
+        offsets = TOKEN_START in tokens.columns and TOKEN_END in tokens.columns
         items = []
         for j in range(min(k, top.values.shape[0])):
             value, row = float(top.values[j, neuron]), int(top.rows[j, neuron])
@@ -309,8 +319,8 @@ class ViewerData:
             item = {"input_id": input_id, "row": row, "position": int(tokens["position"].iat[row]),
                     "index": row - a, "text": self._text_of(input_id),
                     "tokens": frame["token"].astype(str).tolist(), "value": value}
-            if "start" in frame.columns and "end" in frame.columns:
-                item["start"], item["end"] = int(tokens["start"].iat[row]), int(tokens["end"].iat[row])
+            if offsets:
+                item["start"], item["end"] = int(tokens[TOKEN_START].iat[row]), int(tokens[TOKEN_END].iat[row])
             items.append(item)
         return jsonable({"kind": "text", "layer": name, "snapshot": snap, "neuron": int(neuron), "items": items})
 
@@ -376,45 +386,59 @@ class ViewerData:
         })
 
     def _layer_moments(self, layer: str, snapshot: str, stat: str) -> tuple[np.ndarray, np.ndarray]:
-        """Per-neuron mean and std of a layer over all its rows, chunk by chunk (float64 sums)."""
+        """Per-neuron mean and std of a layer over all its rows, streamed chunk by chunk."""
         acts = self.atlas.activations(layer, snapshot, stat=stat)
-        n = acts.shape[1]
-        s, ss, count = np.zeros(n), np.zeros(n), 0
-        for _, block in acts.iter_chunks():
-            b = block.astype(np.float64)
-            s += b.sum(axis=0)
-            ss += (b * b).sum(axis=0)
-            count += b.shape[0]
-        mean = s / max(count, 1)
-        std = np.sqrt(np.maximum(ss / max(count, 1) - mean * mean, 0.0))
-        return mean, std
+        return neuron_moments(block for _, block in acts.iter_chunks())
 
-    def _input_z(self, r, snap: str, input_ids: np.ndarray) -> np.ndarray | None:
-        """z-scores (against the layer's per-neuron mean and std) of the mean activation of
-        ``input_ids`` in the map's layer (token layers: over their tokens); None if no row."""
+    def _map_stat(self, r) -> str:
+        """The spatial reduction a map's layer was profiled with (conv layers; others: mean)."""
+        return r.params.get("stat", "mean") if self.atlas.manifest.layer(r.layer).kind == "conv" else "mean"
+
+    def _input_rows(self, layer: str, input_ids: np.ndarray) -> np.ndarray:
+        """The activation rows of ``input_ids`` in ``layer`` (token layers: all their tokens)."""
+        ids = np.asarray(input_ids, dtype=np.int64)
+        if self.atlas.manifest.layer(layer).rows != "token":
+            return ids
+        start, stop = self._token_index()
+        return np.concatenate([np.arange(start[i], stop[i]) for i in ids] or [np.zeros(0, dtype=np.int64)])
+
+    def input_zscores(self, name: str, groups: list[np.ndarray], snapshot: str | None = None) -> np.ndarray:
+        """One row per group of input ids: the z-scores, against the layer's per-neuron mean
+        and std, of the group's mean activation in the layer of topomap ``name`` (token
+        layers: the mean over the inputs' tokens), with one read of the layer for all groups.
+        The numbers come from :mod:`neurocarta.methods.topomap.inputs`."""
+        r = self.topomap_result(name)
+        snap = self.snapshot(snapshot)
         if self.atlas.mode == "summary":
             raise NotFound("a summary atlas stores no per-input activations; re-extract with --mode full")
-        info = self.atlas.manifest.layer(r.layer)
-        stat = r.params.get("stat", "mean") if info.kind == "conv" else "mean"
-        rows = (np.flatnonzero(np.isin(self.atlas.tokens["input_id"].to_numpy(), input_ids))
-                if info.rows == "token" else np.asarray(input_ids, dtype=np.int64))
-        if not len(rows):
-            return None
-        x = self.atlas.activations(r.layer, snap, stat=stat)[rows].mean(axis=0)
+        rows = [self._input_rows(r.layer, g) for g in groups]
+        empty = [i for i, x in enumerate(rows) if not len(x)]
+        if empty:
+            raise NotFound(f"input(s) {', '.join(map(str, np.asarray(groups[empty[0]]).tolist()[:5]))} have no rows "
+                           f"in layer {r.layer!r}")
+        stat = self._map_stat(r)
         mean, std = self.layer_moments(r.layer, snap, stat)
-        return np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), 0.0)
+        if not rows:
+            return np.zeros((0, len(mean)))
+        x = self.atlas.activations(r.layer, snap, stat=stat)[np.concatenate(rows)]
+        return zscores(segment_means(x, np.array([len(x) for x in rows])), mean, std)
+
+    def topomap_inputs(self, name: str, input_ids: np.ndarray, snapshot: str | None = None) -> dict[int, dict]:
+        """The ``topomap_input`` payloads of many inputs (one read), keyed by input id."""
+        r = self.topomap_result(name)
+        snap = self.snapshot(snapshot)
+        ids = np.asarray(input_ids, dtype=np.int64)
+        bad = ids[(ids < 0) | (ids >= self.atlas.n_inputs)]
+        if len(bad):
+            raise NotFound(f"input_id {int(bad[0])} is out of range 0..{self.atlas.n_inputs - 1}")
+        z = self.input_zscores(name, [ids[i:i + 1] for i in range(len(ids))], snap)
+        return {int(i): {"layer": r.layer, "snapshot": snap, "input_id": int(i), "values": float_list(row, 4)}
+                for i, row in zip(ids, z)}
 
     def topomap_input(self, name: str, input_id: int, snapshot: str | None = None) -> dict:
         """One input's activation of every neuron of the map's layer, as z-scores against the
         layer's per-neuron mean and std (token layers: the mean over the input's tokens)."""
-        r = self.topomap_result(name)
-        snap = self.snapshot(snapshot)
-        if not 0 <= input_id < self.atlas.n_inputs:
-            raise NotFound(f"input_id {input_id} is out of range 0..{self.atlas.n_inputs - 1}")
-        z = self._input_z(r, snap, np.array([input_id]))
-        if z is None:
-            raise NotFound(f"input {input_id} has no token rows in layer {r.layer!r}")
-        return {"layer": r.layer, "snapshot": snap, "input_id": int(input_id), "values": float_list(z, 4)}
+        return self.topomap_inputs(name, np.array([input_id]), snapshot)[int(input_id)]
 
     def _groupings(self) -> dict:
         """Input-table columns a map can be painted by, beyond its stored grouping:
@@ -427,21 +451,17 @@ class ViewerData:
 
     def topomap_groups(self, name: str, column: str, snapshot: str | None = None) -> dict:
         """The map's layer painted by any input-table column: per value, the NAP profile
-        (group mean minus the mean over groups), the same profile the stored maps show."""
+        (group mean minus the mean over groups), the same profile the stored maps show
+        (:func:`~neurocarta.methods.topomap.profiles.atlas_profiles`)."""
         r = self.topomap_result(name)
         snap = self.snapshot(snapshot)
         groupings = self.groupings()
         if column not in groupings:
             raise NotFound(f"no grouping {column[:80]!r}; groupings: {', '.join(groupings)}")
-        info = self.atlas.manifest.layer(r.layer)
-        stat = r.params.get("stat", "mean") if info.kind == "conv" else "mean"
-        stats = self.atlas.group_stats(r.layer, column, snap, stat=stat)
-        means = np.asarray(stats.mean, dtype=np.float64)
-        nap = means - means.mean(axis=0)
-        groups = [str(g) for g in stats.mean.index]
-        counts = np.asarray(stats.count).ravel().tolist()
-        return {"layer": r.layer, "snapshot": snap, "column": column, "groups": groups, "counts": counts,
-                "values": {g: float_list(v, 4) for g, v in zip(groups, nap)}}
+        p = atlas_profiles(self.atlas, r.layer, by=column, snapshot=snap, stat=self._map_stat(r))
+        groups = [str(g) for g in p.groups]
+        return {"layer": r.layer, "snapshot": snap, "column": column, "groups": groups, "counts": p.counts.tolist(),
+                "values": {g: float_list(p.values[:, j], 4) for j, g in enumerate(groups)}}
 
     def topomap_node(self, name: str, layer: str, node: int, snapshot: str | None = None) -> dict:
         """A Mapper node's inputs painted on a map: the z-score (as for one input) of their
@@ -450,9 +470,9 @@ class ViewerData:
         snap = self.snapshot(snapshot)
         members = self.mapper_members(layer)
         ids = np.unique(members.loc[members["node"] == node, "input_id"].to_numpy(dtype=np.int64))
-        z = self._input_z(r, snap, ids) if len(ids) else None
-        if z is None:
+        if not len(ids):
             raise NotFound(f"the Mapper graph of {layer!r} has no node {node}")
+        (z,) = self.input_zscores(name, [ids], snap)
         return {"layer": r.layer, "snapshot": snap, "mapper_layer": layer, "node": int(node),
                 "n_inputs": int(len(ids)), "values": float_list(z, 4)}
 
@@ -471,6 +491,12 @@ class ViewerData:
 
     def mapper_members(self, layer: str) -> pd.DataFrame:
         return self.mapper_result(layer).members()
+
+    def mapper_members_json(self, layer: str) -> dict[str, list[int]]:
+        """The members as columns, ``{"node": [...], "row": [...], "input_id": [...]}``: the
+        one JSON shape of ``/api/mapper/<layer>/members?format=json``, served and exported."""
+        m = self.mapper_members(layer)
+        return {c: m[c].astype(int).tolist() for c in ("node", "row", "input_id")}
 
     def mapper_flow(self, layer: str, next_layer: str) -> dict:
         """Sankey-ready flow of inputs from ``layer``'s nodes to ``next_layer``'s nodes."""
@@ -525,11 +551,12 @@ class ViewerData:
 
     # ------------------------------------------------------------ findings
     def _findings(self) -> list:
-        """``neurocarta.findings.findings(atlas)`` when that module exists; ``[]`` otherwise
-        or when it fails (the viewer must open whatever the rules do)."""
+        """:func:`neurocarta.findings.findings` of the atlas, JSON-ready. A rule that fails is a
+        :class:`FindingsFailed` naming the error, never an empty list: "no findings" must mean
+        that no rule fired, not that one crashed."""
         try:
-            from ..findings import findings  # type: ignore[import-not-found]
-
-            return jsonable(list(findings(self.atlas)))
-        except Exception:  # noqa: BLE001: a missing module or a failing rule hides the panel only
-            return []
+            return jsonable(list(findings_rules.findings(self.atlas)))
+        except Exception as e:  # noqa: BLE001: any failure of a rule becomes the panel's error
+            message = " ".join(str(e).split())[:300]
+            raise FindingsFailed(f"the findings could not be computed ({type(e).__name__}: {message}); "
+                                 "please report it, with the output of `neurocarta findings ATLAS`") from e

@@ -33,7 +33,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import UserError
-from .data import NotFound, ViewerData, float_list, png_bytes, records, tile
+from .data import FindingsFailed, NotFound, ViewerData, png_bytes, records, tile
+from .routes import path as route_path
 
 #: Inputs per exported page of the input table (the front end asks for these pages).
 PAGE = 1000
@@ -56,59 +57,66 @@ def _data_url(body: bytes, media: str) -> str:
 
 
 def static_payloads(data: ViewerData, ids: np.ndarray, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Every payload the front end may fetch, keyed by path.
+    """Every payload the front end may fetch, keyed by path (the paths of ``routes.json``).
 
     Keys (``<...>`` are names from the manifest, written unencoded):
 
-    - ``/api/manifest`` (with ``"export": {"sample": N or null, "inputs": [ids]}`` added),
-      ``/api/findings``, ``/api/topomap``
+    - ``/api/manifest`` (with ``"export": {"sample": N or null, "inputs": [ids], "errors": {}}``
+      added), ``/api/findings``, ``/api/topomap``
     - ``/api/inputs?offset=<o>&limit=1000&format=json`` for o = 0, 1000, ... over the exported inputs
     - ``/api/thumbnail/<input_id>.png`` (a ``data:image/jpeg`` URL) for the exported inputs
     - ``/api/topomap/<name>`` and, when at most 2,000 inputs are exported,
-      ``/api/topomap/<name>/input/<input_id>`` (last snapshot)
+      ``/api/topomap/<name>/input/<input_id>`` (last snapshot; layers with one row per input)
     - ``/api/mapper/<layer>``, ``/api/mapper/<layer>/members?format=json``,
       ``/api/mapper/<layer>/flow/<next layer>`` (consecutive stored layers, atlas order)
     - ``/api/concepts/<snapshot>``, ``/api/concepts/<snapshot>/nearest/<neuron>?k=10``
     - ``/api/patches/<snapshot>/<layer>/<neuron>.png`` (data: URL) where patches are stored
+
+    An endpoint the server would answer with an error (today: findings whose rule fails) is
+    left out, and ``manifest["export"]["errors"]`` maps its path to the server's message, so
+    the offline viewer shows the same error state as the served one.
     """
     say = progress or (lambda message: None)
     atlas = data.atlas
     out: dict[str, Any] = {}
     manifest = data.manifest()
+    errors: dict[str, str] = {}
     manifest["export"] = {"sample": None if len(ids) == atlas.n_inputs else int(len(ids)),
-                          "inputs": [int(i) for i in ids]}
-    out["/api/manifest"] = manifest
-    out["/api/findings"] = data.findings()
+                          "inputs": [int(i) for i in ids], "errors": errors}
+    out[route_path("manifest")] = manifest
+    try:
+        out[route_path("findings")] = data.findings()
+    except FindingsFailed as e:
+        errors[route_path("findings")] = str(e)
     names = data.topomap_names()
-    out["/api/topomap"] = names
+    out[route_path("topomaps")] = names
     table = data.input_frame().iloc[ids].reset_index(drop=True)
     for start in range(0, max(len(table), 1), PAGE):
-        out[f"/api/inputs?offset={start}&limit={PAGE}&format=json"] = records(table.iloc[start:start + PAGE])
+        out[f"{route_path('inputs')}?offset={start}&limit={PAGE}&format=json"] = records(table.iloc[start:start + PAGE])
     if atlas.has_thumbnails:
         say(f"{len(ids)} thumbnails")
         for i in ids:  # JPEG: a third of PNG's size on textured thumbnails, so the demo fits the cap
-            out[f"/api/thumbnail/{int(i)}.png"] = _data_url(jpeg_bytes(data.thumbnail(int(i))), "image/jpeg")
+            out[route_path("thumbnail", input_id=int(i))] = _data_url(jpeg_bytes(data.thumbnail(int(i))), "image/jpeg")
     say(f"{len(names)} topographic maps")
     per_input = len(ids) <= MAX_INPUT_MAPS and atlas.mode == "full"
     for name in names:
-        out[f"/api/topomap/{name}"] = data.topomap(name)
+        out[route_path("topomap", name=name)] = data.topomap(name)
         if per_input:
             out.update(_input_maps(data, name, ids))
     stored = [l for l in atlas.layer_names if l in set(atlas.maps("mapper"))]
     say(f"{len(stored)} Mapper graphs")
     for layer in stored:
-        out[f"/api/mapper/{layer}"] = data.mapper(layer)
-        m = data.mapper_members(layer)
-        out[f"/api/mapper/{layer}/members?format=json"] = {c: m[c].astype(int).tolist()
-                                                            for c in ("node", "row", "input_id")}
+        out[route_path("mapper", layer=layer)] = data.mapper(layer)
+        out[f"{route_path('mapper_members', layer=layer)}?format=json"] = data.mapper_members_json(layer)
     for a, b in zip(stored, stored[1:]):
-        out[f"/api/mapper/{a}/flow/{b}"] = data.mapper_flow(a, b)
+        out[route_path("mapper_flow", layer=a, next_layer=b)] = data.mapper_flow(a, b)
     for snap in atlas.maps("concepts"):
         say(f"concept atlas {snap}")
-        out[f"/api/concepts/{snap}"] = data.concepts(snap)
+        out[route_path("concepts", snapshot=snap)] = data.concepts(snap)
         for neuron in range(len(data.concept_result(snap).neurons)):
             try:
-                out[f"/api/concepts/{snap}/nearest/{neuron}?k=10"] = data.concepts_nearest(snap, neuron, 10)
+                out[f"{route_path('concepts_nearest', snapshot=snap, neuron=neuron)}?k=10"] = \
+                    data.concepts_nearest(snap, neuron, 10)
             except NotFound:
                 pass
     for snap, layers in manifest.get("patches", {}).items():
@@ -116,24 +124,20 @@ def static_payloads(data: ViewerData, ids: np.ndarray, progress: Callable[[str],
             say(f"exemplar patches {layer} {snap}")
             p = data._patches(snap, layer)
             for neuron in range(p.shape[0]):
-                out[f"/api/patches/{snap}/{layer}/{neuron}.png"] = _data_url(png_bytes(tile(p[neuron])), "image/png")
+                out[route_path("patches", snapshot=snap, layer=layer, neuron=neuron)] = \
+                    _data_url(png_bytes(tile(p[neuron])), "image/png")
     return out
 
 
 def _input_maps(data: ViewerData, name: str, ids: np.ndarray) -> dict[str, Any]:
-    """Per-input z-scored maps of one topomap, for many inputs at once (one read)."""
+    """Per-input z-scored maps of one topomap, for many inputs at once (one read). Token
+    layers are left out: their per-input maps would repeat the layer's width for every input
+    of a text atlas, for a view the offline viewer does not need to open a sentence."""
     r = data.topomap_result(name)
-    atlas = data.atlas
-    info = atlas.manifest.layer(r.layer)
-    if info.rows == "token":
+    if data.atlas.manifest.layer(r.layer).rows == "token":
         return {}
-    snap = atlas.snapshots[-1]
-    stat = r.params.get("stat", "mean") if info.kind == "conv" else "mean"
-    x = atlas.activations(r.layer, snap, stat=stat)[np.asarray(ids, dtype=np.int64)]
-    mean, std = data.layer_moments(r.layer, snap, stat)
-    z = np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), 0.0)
-    return {f"/api/topomap/{name}/input/{int(i)}": {"layer": r.layer, "snapshot": snap, "input_id": int(i),
-                                                    "values": float_list(row, 4)} for i, row in zip(ids, z)}
+    maps = data.topomap_inputs(name, ids, data.atlas.snapshots[-1])
+    return {route_path("topomap_input", name=name, input_id=i): payload for i, payload in maps.items()}
 
 
 # ------------------------------------------------------------------------- inlining
@@ -247,6 +251,8 @@ def export_html(atlas, out: str | Path, static_dir: str | Path | None = None, ma
         ids = np.arange(n)
     say = (lambda m: print(f"neurocarta: export: {m}", file=sys.stderr)) if progress else None
     payload = static_payloads(ViewerData(atlas), ids, say)
+    for path, message in payload[route_path("manifest")]["export"]["errors"].items():
+        print(f"neurocarta: export: warning: {path} is left out: {message}", file=sys.stderr)
     blob = json.dumps(payload, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
     blob = blob.replace("</", "<\\/").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     data_script = f"<script>window.__NC_STATIC__={blob};</script>"
