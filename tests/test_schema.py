@@ -11,7 +11,6 @@ import neurocarta as nc
 from neurocarta.data import load_data
 from neurocarta.errors import AtlasError, UserError
 from neurocarta.findings import shortcut_candidates, shortcut_findings
-from neurocarta.methods.concepts.result import coherence_columns
 from neurocarta.store import layout, schema
 from neurocarta.viewer.data import ViewerData
 from tiny_models import planted_data
@@ -32,7 +31,7 @@ def test_roles_of_a_demo_like_table():
     assert schema.categorical_columns(table) == ["colour", "texture", "background"]
     assert schema.categorical_columns(table, include=("label", "attribute")) == [
         "label", "label_name", "shape", "colour", "texture", "background"]
-    assert coherence_columns(table) == ["label", "colour", "texture", "background"]
+    assert schema.grouping_columns(table) == ["label", "colour", "texture", "background"]
 
 
 def test_declared_roles_win():
@@ -91,6 +90,15 @@ def test_the_categorical_rule_limits():
         schema.categorical_columns(pd.DataFrame({"a": [1, 2]}), include=("feature",))
 
 
+def test_summary_atlases_keep_statistics_for_the_schema_groupings(tmp_path):
+    """Summary mode's default group columns are the schema's groupings (the label and the
+    categorical attributes, not the label-like shape, the split or a planted flag), then the outputs."""
+    atlas = nc.extract("py:tiny_models:cnn_bundle", "shapes:n=200", tmp_path / "s", layers=["act"], mode="summary",
+                       sample_size=20, topk=3, progress=False)
+    assert atlas.manifest.params["group_by"] == ["label", "colour", "texture", "background", "pred", "correct"]
+    assert list(atlas.group_stats("act", "texture").count.index) == sorted(atlas.inputs["texture"].unique())
+
+
 @pytest.fixture
 def flipped_atlas(tmp_path):
     """A tiny atlas (PlantedNet, which predicts the planted class) whose labels are 30% wrong,
@@ -112,7 +120,7 @@ def test_a_declared_bookkeeping_flag_makes_no_grouping_and_no_finding(flipped_at
     assert atlas.column_roles["flipped"] == "attribute"  # inferred: a bool with two values
     assert "flipped" in ViewerData(atlas).groupings()
     assert any(f["selection"]["group_by"] == "flipped" for f in shortcut_findings(atlas))
-    assert "flipped" in coherence_columns(atlas.row_table("act"), atlas.column_roles)
+    assert "flipped" in schema.grouping_columns(atlas.row_table("act"), atlas.column_roles)
 
     atlas.declare_columns({"flipped": "bookkeeping"})
     again = nc.open_atlas(flipped_atlas)  # kept in the manifest
@@ -122,7 +130,7 @@ def test_a_declared_bookkeeping_flag_makes_no_grouping_and_no_finding(flipped_at
     assert "flipped" not in groupings and "correct" in groupings
     assert not any(f["selection"]["group_by"] == "flipped" for f in shortcut_findings(again))
     assert "flipped" not in set(shortcut_candidates(again.inputs, roles=again.column_roles)["attribute"])
-    assert "flipped" not in coherence_columns(again.row_table("act"), again.column_roles)
+    assert "flipped" not in schema.grouping_columns(again.row_table("act"), again.column_roles)
 
 
 def test_declarations_are_checked(flipped_atlas):

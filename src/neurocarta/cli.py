@@ -45,7 +45,8 @@ def _add_extract(sub: Any) -> None:
                    help="sequence layers: one pooled row per input instead of one row per token")
     p.add_argument("--special-tokens", action="store_true", help="keep [CLS]/[SEP]-like tokens as rows")
     p.add_argument("--group-by", nargs="+", default=None, metavar="COLUMN",
-                   help="summary mode: columns to keep group statistics for (default: the categorical ones)")
+                   help="summary mode: columns to keep group statistics for (default: the label, the "
+                        "categorical attributes, pred and correct)")
     p.add_argument("--sample-size", type=int, default=50_000, help="summary mode: rows in the seeded sample")
     p.add_argument("--max-layer-gb", type=float, default=8.0,
                    help="full mode refuses a layer bigger than this (default 8)")
@@ -73,8 +74,8 @@ def _cmd_extract(a: argparse.Namespace) -> int:
         sample_size=a.sample_size, max_layer_bytes=a.max_layer_gb * 1e9, thumb_size=a.thumb_size,
         overwrite=a.overwrite, trust=a.trust, progress=not a.quiet,
         workers=a.workers, scheduler=a.scheduler, shard_size=a.shard_size,
-    )
         **({} if a.commit_every is None else {"commit_every": a.commit_every}),  # else the option's default
+    )
     print(format_info(atlas_info(atlas)))
     return 0
 

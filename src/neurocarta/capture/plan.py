@@ -28,6 +28,7 @@ from ..models import ModelBundle, ModelInputs, load_model
 from ..store import layout
 from ..store.location import Location, as_location
 from ..store.manifest import LayerInfo, Manifest
+from ..store.schema import MAX_SUMMARY_GROUPS, grouping_columns
 from .device import pick_device
 from .hooks import LayerRecorder, find_logits
 from .layers import LayerRef, resolve_layers
@@ -37,8 +38,6 @@ from .snapshots import resolve_snapshots
 
 MODES = ("full", "summary")
 POOLINGS = (None, "mean", "max", "cls")
-# Columns never used as default groups: identifiers and free text.
-_NOT_GROUPS = {"input_id", "source_index", "text", "path", "label_name", "tokens"}
 
 
 @dataclass
@@ -199,15 +198,9 @@ class ExtractionPlan:
                 raise UserError(f"--group-by column(s) {', '.join(missing)} not in the input table; "
                                 f"it has: {', '.join(map(str, self.table.columns))}")
             return list(self.opts.group_by)
-        cols = []
-        for c in self.table.columns:
-            if c in _NOT_GROUPS:
-                continue
-            s = self.table[c]
-            if s.dtype.kind in "OUSb" or str(s.dtype) in ("category", "string", "boolean", "str") or (
-                    s.dtype.kind in "iu" and s.nunique() <= 100):
-                if s.nunique() <= 1000:
-                    cols.append(str(c))
+        # the schema's default groupings (the label and the categorical attributes), with room
+        # for ImageNet's 1,000 classes; then the outputs
+        cols = grouping_columns(self.table, most_values=MAX_SUMMARY_GROUPS)
         if has_logits and self.labels is not None:
             cols += ["pred", "correct"]
         elif has_logits:

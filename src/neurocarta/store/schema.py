@@ -63,6 +63,9 @@ MAX_CATEGORIES = 50
 MAX_FLOAT_CATEGORIES = 20
 #: A column whose values and the label's predict each other this well (both ways) is label-like.
 LABEL_LIKE_PURITY = 0.9
+#: Summary atlases keep group statistics for grouping columns of up to this many values
+#: (ImageNet's 1,000 classes included).
+MAX_SUMMARY_GROUPS = 1000
 
 
 @dataclass(frozen=True)
@@ -187,3 +190,13 @@ def categorical_columns(table: pd.DataFrame, include: Iterable[str] = (ATTRIBUTE
         roles.update({c: inferred[c] for c in missing})
     return [c for c in map(str, table.columns)
             if roles[c] in wanted and is_categorical(table[c], most_values)]
+
+
+def grouping_columns(table: pd.DataFrame, roles: Mapping[str, str] | None = None,
+                     most_values: int = MAX_CATEGORIES) -> list[str]:
+    """What maps group by and concepts are measured on by default: the class ``label`` and
+    every categorical attribute, in table order (label-like columns repeat the label, so only
+    ``label`` itself stands for the class). ``roles`` as in :func:`categorical_columns`."""
+    attributes = set(categorical_columns(table, include=(ATTRIBUTE,), roles=roles, most_values=most_values))
+    return [c for c in map(str, table.columns)
+            if c in attributes or (c == LABEL and is_categorical(table[c], most_values))]

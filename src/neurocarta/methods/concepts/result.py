@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ...errors import UserError
-from ...store.schema import ATTRIBUTE, LABEL, categorical_columns, is_categorical
+from ...store.schema import grouping_columns
 from .estimator import ConceptAtlas, as_sets
 from .groups import group_members, size_distribution
 
@@ -122,15 +122,6 @@ def _numbers(keys, values) -> dict:
     return {k: (None if pd.isna(v) else float(v)) for k, v in zip(keys, values)}
 
 
-def coherence_columns(table: pd.DataFrame, roles: Mapping[str, str] | None = None) -> list[str]:
-    """The columns coherence is measured on and clusters are described by: the class
-    ``label`` and every categorical attribute, in table order (the schema's roles and rule:
-    ``roles`` as :attr:`Atlas.column_roles`, inferred from ``table`` when missing)."""
-    attributes = set(categorical_columns(table, include=(ATTRIBUTE,), roles=roles))
-    return [c for c in map(str, table.columns)
-            if c in attributes or (c == LABEL and is_categorical(table[c]))]
-
-
 def layer_sets(atlas: Atlas, layer: str, snapshot: str, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exemplar rows (neurons x k, best first), a silent flag per neuron, and the stored k."""
     try:
@@ -220,7 +211,7 @@ def concepts(atlas: Atlas, layers: list[str] | None = None, k: int = 100, thresh
         in_layer = layer_arr == name
         sizes[name] = size_distribution(np.where(in_layer, cluster, -1)[in_layer])
         table = tables[name]
-        cols = attributes if attributes is not None else coherence_columns(table, atlas.column_roles)
+        cols = attributes if attributes is not None else grouping_columns(table, atlas.column_roles)
         missing = [c for c in cols if c not in table.columns]
         if missing:
             raise UserError(f"no attribute column {missing[0]!r} in the input table; columns: {', '.join(table.columns)}")
@@ -233,7 +224,7 @@ def concepts(atlas: Atlas, layers: list[str] | None = None, k: int = 100, thresh
         reports.append(rep)
     coherence = pd.concat(reports, ignore_index=True) if reports else pd.DataFrame(
         columns=["layer", "attribute", "n_groups", "coherence", "random_coherence", "lift"])
-    described = attributes if attributes is not None else coherence_columns(tables[names[0]], atlas.column_roles)
+    described = attributes if attributes is not None else grouping_columns(tables[names[0]], atlas.column_roles)
     clusters["describe"] = describe_clusters(members, indptr, indices, tables[names[0]], described)
     graphs = {}
     labelled = "label" in tables[names[0]].columns
@@ -254,7 +245,7 @@ def describe_clusters(members: list[np.ndarray], indptr: np.ndarray, indices: np
                       columns: list[str] | None = None) -> list[str]:
     """A short text per cluster: the attribute values its members' pooled exemplars share
     most, beyond what the input table holds overall (``colour=red (0.91)``)."""
-    cols = columns if columns is not None else coherence_columns(table)
+    cols = columns if columns is not None else grouping_columns(table)
     # labels read better by name: the codes of `label`, the text of `label_name`
     codes = {c: pd.factorize(table["label_name"] if c == "label" and "label_name" in table else table[c])
              for c in cols}
