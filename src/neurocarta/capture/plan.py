@@ -25,10 +25,9 @@ from .._version import __version__
 from ..data import DataSource, limit_source, load_data
 from ..errors import LayerError, UserError
 from ..models import ModelBundle, ModelInputs, load_model
-from ..store import layout
+from ..store import layout, schema
 from ..store.location import Location, as_location
 from ..store.manifest import LayerInfo, Manifest
-from ..store.schema import MAX_SUMMARY_GROUPS, grouping_columns
 from .device import pick_device
 from .hooks import LayerRecorder, find_logits
 from .layers import LayerRef, resolve_layers
@@ -128,7 +127,7 @@ class ExtractionPlan:
         self.snapshots = resolve_snapshots(opts.snapshots)
         self.table = self.source.table().reset_index(drop=True)
         self.n = len(self.table)
-        self.labels = (self.table["label"].to_numpy(np.int64) if "label" in self.table.columns else None)
+        self.labels = (self.table[schema.LABEL].to_numpy(np.int64) if schema.LABEL in self.table.columns else None)
         self.store_dtype = np.float16 if opts.dtype == "float16" else np.float32
         self.infos: dict[str, LayerInfo] = {}
         self.has_logits = False
@@ -193,18 +192,18 @@ class ExtractionPlan:
         has_logits = self.has_logits
         if self.opts.group_by is not None:
             missing = [c for c in self.opts.group_by if c not in self.table.columns
-                       and not (has_logits and c in ("pred", "correct"))]
+                       and not (has_logits and c in (schema.PRED, schema.CORRECT))]
             if missing:
                 raise UserError(f"--group-by column(s) {', '.join(missing)} not in the input table; "
                                 f"it has: {', '.join(map(str, self.table.columns))}")
             return list(self.opts.group_by)
         # the schema's default groupings (the label and the categorical attributes), with room
         # for ImageNet's 1,000 classes; then the outputs
-        cols = grouping_columns(self.table, most_values=MAX_SUMMARY_GROUPS)
+        cols = schema.grouping_columns(self.table, most_values=schema.MAX_SUMMARY_GROUPS)
         if has_logits and self.labels is not None:
-            cols += ["pred", "correct"]
+            cols += [schema.PRED, schema.CORRECT]
         elif has_logits:
-            cols += ["pred"]
+            cols += [schema.PRED]
         return cols
 
     def _sample_ids(self) -> np.ndarray | None:

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..store import schema
+
 
 @dataclass
 class Rows:
@@ -51,10 +53,10 @@ class Rows:
         if not self.outputs:
             return None
         cols = {k: np.concatenate([p[k] for p in self.outputs]) for k in self.outputs[0]}
-        correct = cols.pop("correct")
+        correct = cols.pop(schema.CORRECT)
         df = pd.DataFrame(cols)
-        df["correct"] = pd.array(correct == 1, dtype="boolean")
-        df.loc[correct < 0, "correct"] = pd.NA
+        df[schema.CORRECT] = pd.array(correct == 1, dtype="boolean")
+        df.loc[correct < 0, schema.CORRECT] = pd.NA
         return df
 
     def tokens_frame(self) -> pd.DataFrame | None:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from ..errors import NonFiniteError
 from ..models import ModelInputs
+from ..store import schema
 from ..store.manifest import LayerInfo
 from .hooks import Captured, LayerRecorder, check_finite, find_logits
 from .plan import ExtractionPlan
@@ -108,18 +109,18 @@ class ChunkRunner:
         source = self.plan.source
         b_idx, pos = np.nonzero(row_mask)
         frame = pd.DataFrame({
-            "input_id": ids[b_idx], "position": pos.astype(np.int32),
-            "token_id": inputs.token_ids.cpu().numpy()[b_idx, pos].astype(np.int64),
-            "token": [inputs.tokens[b][p] for b, p in zip(b_idx, pos)],
+            schema.INPUT_ID: ids[b_idx], schema.POSITION: pos.astype(np.int32),
+            schema.TOKEN_ID: inputs.token_ids.cpu().numpy()[b_idx, pos].astype(np.int64),
+            schema.TOKEN: [inputs.tokens[b][p] for b, p in zip(b_idx, pos)],
         })
         if inputs.offsets is not None:
-            frame["token_start"] = inputs.offsets[b_idx, pos, 0].astype(np.int32)
-            frame["token_end"] = inputs.offsets[b_idx, pos, 1].astype(np.int32)
+            frame[schema.TOKEN_START] = inputs.offsets[b_idx, pos, 0].astype(np.int32)
+            frame[schema.TOKEN_END] = inputs.offsets[b_idx, pos, 1].astype(np.int32)
             if source.span_attributes:
                 special = (inputs.special_tokens_mask.cpu().numpy().astype(bool)[b_idx, pos]
                            if inputs.special_tokens_mask is not None else np.zeros(len(b_idx), bool))
                 attrs = token_attributes(source.spans(ids), source.span_attributes, source.span_fill, b_idx,
-                                         frame["token_start"].to_numpy(), frame["token_end"].to_numpy(), special)
+                                         frame[schema.TOKEN_START].to_numpy(), frame[schema.TOKEN_END].to_numpy(), special)
                 for k, v in attrs.items():
                     frame[k] = v
         if inputs.truncated is not None and inputs.truncated.any():
@@ -171,17 +172,17 @@ class ChunkRunner:
         labels_all = self.plan.labels
         logits = logits.float().cpu()
         conf, pred = logits.softmax(dim=1).max(dim=1)
-        out = {"input_id": ids, "pred": pred.numpy().astype(np.int64), "confidence": conf.numpy()}
+        out = {schema.INPUT_ID: ids, schema.PRED: pred.numpy().astype(np.int64), schema.CONFIDENCE: conf.numpy()}
         n_classes = len(self.plan.source.class_names or [])
         if labels_all is not None and n_classes == logits.shape[1]:
             labels = labels_all[ids]
             known = labels >= 0
             loss = F.cross_entropy(logits, torch.from_numpy(np.maximum(labels, 0)), reduction="none").numpy()
-            out["loss"] = np.where(known, loss, np.nan).astype(np.float32)
-            out["correct"] = np.where(known, (out["pred"] == labels).astype(np.int8), -1)
+            out[schema.LOSS] = np.where(known, loss, np.nan).astype(np.float32)
+            out[schema.CORRECT] = np.where(known, (out[schema.PRED] == labels).astype(np.int8), -1)
         else:
-            out["loss"] = np.full(len(ids), np.nan, dtype=np.float32)
-            out["correct"] = np.full(len(ids), -1, dtype=np.int8)
+            out[schema.LOSS] = np.full(len(ids), np.nan, dtype=np.float32)
+            out[schema.CORRECT] = np.full(len(ids), -1, dtype=np.int8)
         return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..store import layout
+from ..store import layout, schema
 from ..store.manifest import LayerInfo
 from ..store.writer import AtlasWriter
 from ..streaming import GroupStatsAccumulator, TopKAccumulator
@@ -170,13 +170,13 @@ class AtlasSink:
             red.sample_rows = sample_rows_new  # same sampled tokens for every token layer
         if s_index == 0:
             if tokens is not None:
-                tokens.insert(0, "row", np.arange(red.token_rows, red.token_rows + n_tok, dtype=np.int64))
+                tokens.insert(0, schema.ROW, np.arange(red.token_rows, red.token_rows + n_tok, dtype=np.int64))
                 w.write_part("tokens", 0, start, tokens)
             if rows.thumbs:
                 writes.append((layout.THUMBNAILS, start, np.concatenate(rows.thumbs)))
         w.write_many(writes)
         if outputs is not None:
-            outputs.insert(0, "snapshot", snap)
+            outputs.insert(0, schema.SNAPSHOT, snap)
             w.write_part("outputs", s_index, start, outputs)
         red.token_rows += n_tok
 
@@ -216,7 +216,7 @@ class AtlasSink:
         table = self.plan.table
         out = {}
         for col in self.plan.group_cols:
-            if col in ("pred", "correct") and col not in table.columns:
+            if col in (schema.PRED, schema.CORRECT) and col not in table.columns:
                 if outputs is None:
                     continue
                 values = outputs[col].to_numpy(dtype=object)

@@ -25,6 +25,7 @@ from ..errors import AtlasError, UserError
 from . import layout
 from .location import Location, as_location
 from .manifest import MANIFEST, PROGRESS, Manifest, json_text, read_manifest
+from .schema import ROW
 
 
 class AtlasWriter:
@@ -153,6 +154,13 @@ class AtlasWriter:
         """Set attributes of the array or group at ``path`` (JSON values)."""
         self.group[path].attrs.update(attrs)
 
+    def write_work_file(self, name: str, data: bytes) -> str:
+        """Write a file the unfinished run needs (objects for distributed workers) under
+        ``_work/``, which :meth:`finish` removes; returns its path inside the atlas."""
+        rel = f"{layout.WORK}/{name}"
+        self.loc.write_bytes(rel, data)
+        return rel
+
     def write_links(self, snap: str, links: dict[tuple[str, str], np.ndarray]) -> None:
         """Store one snapshot's ``|W|`` matrices between consecutive layers (see capture/links.py).
 
@@ -227,7 +235,7 @@ class AtlasWriter:
     def finish(self, n_rows: dict[str, int]) -> None:
         """Merge table parts, record row counts and mark the atlas complete (last step)."""
         self._merge_parts("outputs", layout.OUTPUTS)
-        self._merge_parts("tokens", layout.TOKENS, renumber="row")
+        self._merge_parts("tokens", layout.TOKENS, renumber=ROW)
         for info in self.manifest.layers:
             info.n_rows = int(n_rows[info.name])
         self.manifest.complete = True
