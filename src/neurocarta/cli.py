@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ._version import __version__
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from .store import Atlas
 
 
 def _add_extract(sub: Any) -> None:
@@ -230,7 +233,7 @@ def _cmd_mapper(a: argparse.Namespace) -> int:
     return 0
 
 
-def _mapper_sweep(atlas: Any, a: argparse.Namespace) -> int:
+def _mapper_sweep(atlas: Atlas, a: argparse.Namespace) -> int:
     from .methods.mapper import pick_stable, sweep
 
     out = []

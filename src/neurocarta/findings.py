@@ -36,12 +36,17 @@ concept 0.3) plus up to 0.2 for the strength of that finding.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import pandas as pd
 
 from .store.schema import ATTRIBUTE, categorical_columns
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .store import Atlas
 
 KINDS = ("shortcut", "mislabels", "separation", "training", "concept")
 _BASE = {"shortcut": 0.8, "mislabels": 0.7, "separation": 0.5, "training": 0.45, "concept": 0.3}
@@ -79,7 +84,7 @@ TRAINING_MIN_RISE = 0.1
 MAX_SELECTED_INPUTS = 500
 
 
-def findings(atlas, snapshot: str | None = None) -> list[dict[str, Any]]:
+def findings(atlas: Atlas | str | Path, snapshot: str | None = None) -> list[dict[str, Any]]:
     """Plain-language findings from the maps stored in ``atlas``, highest score first.
 
     Parameters
@@ -105,7 +110,7 @@ def findings(atlas, snapshot: str | None = None) -> list[dict[str, Any]]:
     return sorted(out, key=lambda f: (-f["score"], KINDS.index(f["kind"]), f["text"]))
 
 
-def has_maps(atlas) -> bool:
+def has_maps(atlas: Atlas) -> bool:
     """Whether the atlas holds any stored map (topomap, Mapper or concepts)."""
     return any(atlas.maps(kind) for kind in ("topomap", "mapper", "concepts"))
 
@@ -131,7 +136,7 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
 
-def _class_names(atlas) -> list[str]:
+def _class_names(atlas: Atlas) -> list[str]:
     try:
         return list(atlas.class_names or [])
     except Exception:  # an atlas without class names: labels stay numbers
@@ -237,7 +242,7 @@ def shortcut_candidates(table: pd.DataFrame, class_names: list[str] | None = Non
     return out.sort_values(["z", "difference"], ascending=False, kind="stable").reset_index(drop=True)
 
 
-def shortcut_findings(atlas, snapshot: str | None = None) -> list[dict]:
+def shortcut_findings(atlas: Atlas, snapshot: str | None = None) -> list[dict]:
     """Attribute values that push the model toward one class, beyond what the label says.
 
     Fires for a contrast of :func:`shortcut_candidates` with a difference of at least
@@ -278,7 +283,7 @@ def shortcut_findings(atlas, snapshot: str | None = None) -> list[dict]:
 
 
 # ============================================================================ mislabels
-def _mapper_results(atlas) -> list:
+def _mapper_results(atlas: Atlas) -> list:
     from .methods.mapper import load_mapper
 
     stored = set(atlas.maps("mapper"))
@@ -346,7 +351,7 @@ def mislabel_candidates(result, table: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def mislabel_findings(atlas, snapshot: str | None = None) -> list[dict]:
+def mislabel_findings(atlas: Atlas, snapshot: str | None = None) -> list[dict]:
     """Inputs that look mislabelled, one finding per (label, class they look like) pair.
 
     The judge is the deepest stored Mapper graph that is not the model's output (a last
@@ -398,7 +403,7 @@ def mislabel_findings(atlas, snapshot: str | None = None) -> list[dict]:
 
 
 # ============================================================================ separation
-def separation_findings(atlas, snapshot: str | None = None) -> list[dict]:
+def separation_findings(atlas: Atlas, snapshot: str | None = None) -> list[dict]:
     """Where each class becomes its own region: Mapper's :func:`separation_layers` (a
     component or flare at least 90% one class holding half of it); without Mapper results,
     the layer with the highest topomap class separation.
@@ -467,7 +472,7 @@ def _class_region(result, cls: str, regions_of) -> list[int]:
 
 
 # ============================================================================ training
-def _label_topomaps(atlas) -> dict:
+def _label_topomaps(atlas: Atlas) -> dict:
     """Stored topomaps grouped by class (``label`` or ``label_name``), per layer."""
     from .methods.topomap import load_topomap
 
@@ -481,7 +486,7 @@ def _label_topomaps(atlas) -> dict:
     return out
 
 
-def training_findings(atlas, snapshot: str | None = None) -> list[dict]:
+def training_findings(atlas: Atlas, snapshot: str | None = None) -> list[dict]:
     """Layers whose class separation (the topomap's share of neuron variance between classes)
     rose by ``TRAINING_MIN_RISE`` or more from the first to the last snapshot."""
     out = []
@@ -504,7 +509,7 @@ def training_findings(atlas, snapshot: str | None = None) -> list[dict]:
 _DESCRIBE = re.compile(r"^(?P<attr>.+?)=(?P<value>.*) \((?P<share>[0-9.]+)\)$")
 
 
-def concept_findings(atlas, snapshot: str | None = None) -> list[dict]:
+def concept_findings(atlas: Atlas, snapshot: str | None = None) -> list[dict]:
     """Concept clusters clearly more coherent than random groups of the same size.
 
     A cluster's attribute is the one its description names (the value its pooled

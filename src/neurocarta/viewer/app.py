@@ -21,7 +21,7 @@ import sys
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,6 +33,9 @@ from ..errors import UserError
 from .auth import TokenGuard, choose_access, url_with_token
 from .data import BadRequest, FindingsFailed, NotFound, ViewerData, encode_json, etag_of, parse_int
 from .routes import template
+
+if TYPE_CHECKING:
+    from ..store import Atlas
 
 STATIC = Path(__file__).resolve().parent / "static"
 ARROW = "application/vnd.apache.arrow.stream"
@@ -112,7 +115,8 @@ def _send(request: Request, body: bytes, etag: str, media_type: str, cache_contr
     return Response(body, media_type=media_type, headers=base)
 
 
-def create_app(atlas_path, static_dir: str | Path | None = None, token: str | None = None) -> FastAPI:
+def create_app(atlas_path: Atlas | str | Path, static_dir: str | Path | None = None,
+               token: str | None = None) -> FastAPI:
     """The read-only viewer app over the atlas at ``atlas_path`` (an opened Atlas also works).
 
     ``static_dir``: the built front end (default: the package's ``viewer/static``).
@@ -365,7 +369,7 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{host}:{port}/"
 
 
-def serve(atlas_path, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False,
+def serve(atlas_path: Atlas | str | Path, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False,
           static_dir: str | Path | None = None, log_level: str = "warning", sock: socket.socket | None = None,
           token: str | None = None, no_token: bool = False) -> None:
     """Serve the viewer of ``atlas_path`` until interrupted, printing its URL.

@@ -19,7 +19,7 @@ import math
 import re
 import threading
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,9 @@ from ..methods.topomap.inputs import neuron_moments, segment_means, zscores
 from ..methods.topomap.profiles import atlas_profiles
 from ..store.schema import ATTRIBUTE, OUTPUT, TOKEN_END, TOKEN_START
 from .routes import path as route_path
+
+if TYPE_CHECKING:
+    from ..store import Atlas
 
 #: The most rows one ``/api/inputs`` request may ask for.
 MAX_INPUT_ROWS = 50_000
@@ -142,7 +145,7 @@ def once(fn, maxsize: int):
 class ViewerData:
     """Viewer payloads of one atlas, loaded on demand and cached."""
 
-    def __init__(self, atlas):
+    def __init__(self, atlas: Atlas):
         self.atlas = atlas
         # Per-instance caches (functools.lru_cache on bound functions, keyed by name), each
         # computed once even when many requests ask at the same moment.

@@ -28,13 +28,16 @@ import mimetypes
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from ..errors import UserError
 from .data import FindingsFailed, NotFound, ViewerData, png_bytes, records, tile
 from .routes import path as route_path
+
+if TYPE_CHECKING:
+    from ..store import Atlas
 
 #: Inputs per exported page of the input table (the front end asks for these pages).
 PAGE = 1000
@@ -220,7 +223,7 @@ def inline_assets(html: str, static_root: Path) -> str:
     return re.sub(r"""(<img\b[^>]*?\ssrc)\s*=\s*(['"])(.*?)\2""", img, html, flags=re.I | re.S)
 
 
-def export_html(atlas, out: str | Path, static_dir: str | Path | None = None, max_mb: float = 50.0,
+def export_html(atlas: Atlas | str | Path, out: str | Path, static_dir: str | Path | None = None, max_mb: float = 50.0,
                 sample: int | None = None, seed: int = 0, progress: bool = False) -> Path:
     """Write the viewer of ``atlas`` (a path or an opened Atlas) as one offline HTML file.
 
