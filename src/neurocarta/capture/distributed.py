@@ -30,7 +30,6 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..store import layout
 from ..store.location import Location
 from ..store.writer import AtlasWriter
 from ..streaming import GroupStatsAccumulator, TopKAccumulator
@@ -153,9 +152,7 @@ class ShardDispatcher:
         def ship(obj: Any, name: str) -> Any:
             if isinstance(obj, (str, os.PathLike)):
                 return str(obj)
-            rel = f"{layout.WORK}/objects/{run_id}-{name}.pkl"
-            sink.writer.loc.write_bytes(rel, cloudpickle.dumps(obj))
-            return _Stored(rel)
+            return _Stored(sink.writer.write_work_file(f"objects/{run_id}-{name}.pkl", cloudpickle.dumps(obj)))
 
         opts = replace(plan.opts, workers=None, scheduler=None, progress=False, overwrite=False)
         self.spec = WorkerSpec(run_id, plan.out.url, opts)
