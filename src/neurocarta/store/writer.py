@@ -161,13 +161,6 @@ class AtlasWriter:
         self.loc.write_bytes(rel, data)
         return rel
 
-    def write_work_file(self, name: str, data: bytes) -> str:
-        """Write a file the unfinished run needs (objects for distributed workers) under
-        ``_work/``, which :meth:`finish` removes; returns its path inside the atlas."""
-        rel = f"{layout.WORK}/{name}"
-        self.loc.write_bytes(rel, data)
-        return rel
-
     def write_links(self, snap: str, links: dict[tuple[str, str], np.ndarray]) -> None:
         """Store one snapshot's ``|W|`` matrices between consecutive layers (see capture/links.py).
 
