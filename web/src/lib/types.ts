@@ -15,10 +15,12 @@ export interface Manifest {
    *  server answered them with an error (path -> the server's message). */
   export?: { sample: number | null; inputs: number[]; errors: Record<string, string> };
 }
+/** A row of the input table (`/inputs?format=json`): the columns below, the outputs of the
+ *  last snapshot, and the data's own columns (attributes, split, ...); `text` for text data. */
 export interface InputRecord {
   input_id: number; label: number; label_name: string;
-  attributes?: Record<string, unknown>; pred: number; correct: boolean; confidence: number;
-  text?: string; tokens?: string[]; token?: number; position?: number;
+  pred: number; correct: boolean; confidence: number;
+  text?: string;
   [key: string]: unknown;
 }
 export interface TopomapPayload {
