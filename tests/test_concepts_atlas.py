@@ -113,9 +113,9 @@ def test_bad_input(atlas, tmp_path):
     with pytest.raises(nc.UserError, match=r"more than the 100 exemplars"):
         nc.concepts(atlas, k=200)
     for bad in (0, 1.5, -0.1):
-        with pytest.raises(nc.UserError, match=r"threshold must lie in \(0, 1\]"):
+        with pytest.raises(nc.UserError, match=r"threshold must be a number in \(0, 1\]"):
             nc.concepts(atlas, threshold=bad)
-    assert "threshold must lie in (0, 1]" in _one_line_error(nc_cli("concepts", atlas.root, "--threshold", "2"))
+    assert "threshold must be a number in (0, 1]" in _one_line_error(nc_cli("concepts", atlas.root, "--threshold", "2"))
     # a layer whose top-k is missing
     broken = tmp_path / "broken"
     shutil.copytree(atlas.root, broken)

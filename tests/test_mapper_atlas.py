@@ -74,7 +74,7 @@ def test_cli_json_for_every_layer(atlas):
     assert act["n_nodes"] > 0 and act["mean_purity"] > 0.99
     assert act["params"]["intervals"] == 8 and act["params"]["eps"] > 0
     assert {"n_edges", "n_components"} <= set(act)
-    assert "intervals must be whole numbers" in _one_line_error(nc_cli("mapper", atlas.root, "--intervals", "0"))
+    assert "intervals must be a whole number >= 1" in _one_line_error(nc_cli("mapper", atlas.root, "--intervals", "0"))
 
 
 def test_flow_between_layers_and_where_classes_separate(atlas):

@@ -136,16 +136,7 @@ def test_edges_carry_shared_counts_and_jaccard():
     assert jac[0] == pytest.approx(2 / 5)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(overlap=1.2), "overlap must lie strictly between 0 and 1"),
-    (dict(overlap=0.0), "overlap must lie strictly between 0 and 1"),
-    (dict(intervals=0), "intervals must be whole numbers of at least 1"),
-    (dict(cover="ragged"), "cover must be one of"),
-    (dict(eps=-1.0), "eps must be positive"),
-])
-def test_bad_parameters_get_clear_errors(kwargs, message):
-    with pytest.raises(nc.UserError, match=message):
-        Mapper(**kwargs)
+# Bad parameters (raised by fit, the same types as TopoMap's and ConceptAtlas's): tests/test_estimators.py
 
 
 def test_bad_data_get_clear_errors(blobs):

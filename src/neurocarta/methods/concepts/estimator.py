@@ -18,8 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
-from ...errors import UserError
+from ...errors import UserError, check_choice, check_number
+from ..defaults import (CONCEPTS_DIM, CONCEPTS_EMBEDDING, CONCEPTS_K, CONCEPTS_METHOD, CONCEPTS_N_HASHES,
+                        CONCEPTS_RESOLUTION, CONCEPTS_THRESHOLD)
 from .groups import METHODS, cluster_pairs, size_distribution
 
 EMBEDDINGS = ("ppmi", "sgns")
@@ -72,10 +75,10 @@ def as_sets(exemplars, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     return indptr, indices
 
 
-class ConceptAtlas:
+class ConceptAtlas(BaseEstimator):
     """Concept groups of neurons, their co-activation embedding and the similarity graph.
 
-    Parameters
+    Parameters (keyword only; checked by ``fit``)
     ----------
     k : exemplars per neuron (the first k of each best-first list).
     threshold : Jaccard index, in (0, 1], that two neurons' exemplar sets must reach to be
@@ -95,27 +98,30 @@ class ConceptAtlas:
     ``sizes_`` (the group-size distribution), ``bands_``, ``rows_``.
     """
 
-    def __init__(self, k: int = 100, threshold: float = 0.2, n_hashes: int = 128, bands: int | None = None,
-                 rows: int | None = None, method: str = "leiden", resolution: float = 1.0,
-                 across_layers: bool = False, embedding: str = "ppmi", dim: int = 30, seed: int = 0):
-        if int(k) < 1:
-            raise UserError(f"k must be at least 1, got {k}")
-        if not 0.0 < float(threshold) <= 1.0:
-            raise UserError(f"threshold must lie in (0, 1], got {threshold}")
-        if method not in METHODS:
-            raise UserError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
-        if embedding not in EMBEDDINGS:
-            raise UserError(f"embedding must be one of {', '.join(EMBEDDINGS)}, not {embedding!r}")
-        self.k, self.threshold, self.n_hashes = int(k), float(threshold), int(n_hashes)
-        self.bands, self.rows, self.method, self.resolution = bands, rows, method, float(resolution)
-        self.across_layers, self.embedding, self.dim, self.seed = bool(across_layers), embedding, int(dim), int(seed)
+    def __init__(self, *, k: int = CONCEPTS_K, threshold: float = CONCEPTS_THRESHOLD,
+                 n_hashes: int = CONCEPTS_N_HASHES, bands: int | None = None, rows: int | None = None,
+                 method: str = CONCEPTS_METHOD, resolution: float = CONCEPTS_RESOLUTION, across_layers: bool = False,
+                 embedding: str = CONCEPTS_EMBEDDING, dim: int = CONCEPTS_DIM, seed: int = 0):
+        self.k = k
+        self.threshold = threshold
+        self.n_hashes = n_hashes
+        self.bands = bands
+        self.rows = rows
+        self.method = method
+        self.resolution = resolution
+        self.across_layers = across_layers
+        self.embedding = embedding
+        self.dim = dim
+        self.seed = seed
 
     @property
     def params(self) -> dict:
-        return {"k": self.k, "threshold": self.threshold, "n_hashes": self.n_hashes,
+        """The parameters as the atlas records them (after ``fit``, the LSH banding it used)."""
+        return {"k": int(self.k), "threshold": float(self.threshold), "n_hashes": int(self.n_hashes),
                 "bands": getattr(self, "bands_", self.bands), "rows": getattr(self, "rows_", self.rows),
-                "method": self.method, "resolution": self.resolution, "across_layers": self.across_layers,
-                "embedding": self.embedding, "dim": self.dim, "seed": self.seed}
+                "method": self.method, "resolution": float(self.resolution),
+                "across_layers": bool(self.across_layers), "embedding": self.embedding, "dim": int(self.dim),
+                "seed": int(self.seed)}
 
     def fit(self, exemplar_sets, layers: np.ndarray | None = None, n_inputs: int | None = None,
             reference: np.ndarray | None = None) -> "ConceptAtlas":
@@ -125,28 +131,36 @@ class ConceptAtlas:
         from .embedding import ppmi_svd, project_2d, sgns
         from .lsh import lsh_params, similar_pairs
 
-        indptr, indices = as_sets(exemplar_sets, self.k)
+        k = check_number("k", self.k, 1, integer=True)
+        threshold = check_number("threshold", self.threshold, 0.0, 1.0, low_open=True)
+        n_hashes = check_number("n_hashes", self.n_hashes, 1, integer=True)
+        for name in ("bands", "rows"):
+            if getattr(self, name) is not None:
+                check_number(name, getattr(self, name), 1, integer=True)
+        check_choice("method", self.method, METHODS)
+        resolution = check_number("resolution", self.resolution, 0.0, low_open=True)
+        check_choice("embedding", self.embedding, EMBEDDINGS)
+        dim = check_number("dim", self.dim, 1, integer=True)
+        seed = check_number("seed", self.seed, 0, integer=True)
+        indptr, indices = as_sets(exemplar_sets, k)
         n = len(indptr) - 1
         if n == 0:
             raise UserError("no neurons to group: the exemplar sets are empty")
         if layers is not None and len(layers) != n:
             raise UserError(f"layers has {len(layers)} labels for {n} neurons")
-        bands, rows = (self.bands, self.rows) if self.bands and self.rows else lsh_params(self.threshold, self.n_hashes)
-        pairs, jac = similar_pairs(indptr, indices, self.threshold, n_hashes=self.n_hashes, bands=bands, rows=rows,
-                                   seed=self.seed)
+        bands, rows = (self.bands, self.rows) if self.bands and self.rows else lsh_params(threshold, n_hashes)
+        pairs, jac = similar_pairs(indptr, indices, threshold, n_hashes=n_hashes, bands=bands, rows=rows, seed=seed)
         if layers is not None and not self.across_layers and len(pairs):
             lab = np.asarray(layers)
             same = lab[pairs[:, 0]] == lab[pairs[:, 1]]
             pairs, jac = pairs[same], jac[same]
         self.bands_, self.rows_ = int(bands), int(rows)
         self.graph_ = SimilarityGraph(n, pairs, jac)
-        self.clusters_ = cluster_pairs(n, pairs, jac, self.method, self.resolution, self.seed)
+        self.clusters_ = cluster_pairs(n, pairs, jac, self.method, resolution, seed)
         self.sizes_ = size_distribution(self.clusters_)
-        if self.embedding == "ppmi":
-            self.embedding_ = ppmi_svd(indptr, indices, dim=self.dim, seed=self.seed, n_inputs=n_inputs)
-        else:
-            self.embedding_ = sgns(indptr, indices, dim=self.dim, seed=self.seed, n_inputs=n_inputs)
-        self.projection_ = project_2d(self.embedding_, seed=self.seed, reference=reference)
+        embed = ppmi_svd if self.embedding == "ppmi" else sgns
+        self.embedding_ = embed(indptr, indices, dim=dim, seed=seed, n_inputs=n_inputs)
+        self.projection_ = project_2d(self.embedding_, seed=seed, reference=reference)
         self.indptr_, self.indices_ = indptr, indices
         return self
 

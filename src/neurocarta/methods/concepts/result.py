@@ -21,6 +21,8 @@ import pandas as pd
 
 from ...errors import UserError
 from ...store.schema import grouping_columns
+from ..defaults import (CONCEPTS_DIM, CONCEPTS_EMBEDDING, CONCEPTS_K, CONCEPTS_METHOD, CONCEPTS_N_HASHES,
+                        CONCEPTS_RESOLUTION, CONCEPTS_THRESHOLD)
 from .estimator import ConceptAtlas, as_sets
 from .groups import group_members, size_distribution
 
@@ -137,9 +139,10 @@ def layer_sets(atlas: Atlas, layer: str, snapshot: str, k: int) -> tuple[np.ndar
     return rows, silent, stored
 
 
-def concepts(atlas: Atlas, layers: list[str] | None = None, k: int = 100, threshold: float = 0.2, n_hashes: int = 128,
-             bands: int | None = None, rows: int | None = None, method: str = "leiden", resolution: float = 1.0,
-             across_layers: bool = False, embedding: str = "ppmi", dim: int = 30, attributes: list[str] | None = None,
+def concepts(atlas: Atlas, layers: list[str] | None = None, k: int = CONCEPTS_K, threshold: float = CONCEPTS_THRESHOLD,
+             n_hashes: int = CONCEPTS_N_HASHES, bands: int | None = None, rows: int | None = None,
+             method: str = CONCEPTS_METHOD, resolution: float = CONCEPTS_RESOLUTION, across_layers: bool = False,
+             embedding: str = CONCEPTS_EMBEDDING, dim: int = CONCEPTS_DIM, attributes: list[str] | None = None,
              draws: int = 20, class_graphs: bool | None = None, top_fraction: float = 0.1,
              snapshot: str | None = None, align_to: "ConceptResult | None" = None, seed: int = 0,
              save: bool = False) -> ConceptResult:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..defaults import MAPPER_LENS
+
 
 def flow(a, b, min_shared: int = 1) -> pd.DataFrame:
     """Shared inputs between the nodes of two MapperResults (on the same inputs)."""
@@ -121,7 +123,7 @@ def sweep(x: np.ndarray, table: pd.DataFrame | None = None, intervals=(10, 15, 2
     rows = []
     eps = params.pop("eps", None)
     # The lens and the norms do not depend on the cover: compute them once for the grid.
-    lens = compute_lens(x, params.pop("lens", "pca"), table, params.get("seed", 0))
+    lens = compute_lens(x, params.pop("lens", MAPPER_LENS), table, params.get("seed", 0))
     norms = row_norms(x)
     for n in intervals:
         for p in overlaps:

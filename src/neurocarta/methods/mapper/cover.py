@@ -19,25 +19,26 @@ from itertools import product
 
 import numpy as np
 
-from ...errors import UserError
+from ...errors import UserError, check_choice, check_number
+from ..defaults import MAPPER_COVER
 
 KINDS = ("uniform", "balanced")
 
 
 @dataclass
 class Cover:
-    intervals: int | list[int] = 10
-    overlap: float = 0.3
-    kind: str = "uniform"
+    """``intervals`` per lens dimension (one number, or one per dimension), the ``overlap``
+    fraction of adjacent intervals and the ``kind`` of cover (see the module docstring)."""
+
+    intervals: int | list[int]
+    overlap: float
+    kind: str = MAPPER_COVER
 
     def __post_init__(self):
-        n = np.atleast_1d(self.intervals)
-        if (n < 1).any() or not np.all(np.asarray(n) == np.round(n)):
-            raise UserError(f"intervals must be whole numbers of at least 1, got {self.intervals}")
-        if not 0.0 < float(self.overlap) < 1.0:
-            raise UserError(f"overlap must lie strictly between 0 and 1 (a fraction such as 0.3), got {self.overlap}")
-        if self.kind not in KINDS:
-            raise UserError(f"cover must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        for n in np.atleast_1d(np.asarray(self.intervals, dtype=object)):
+            check_number("intervals", n, 1, integer=True)
+        check_number("overlap (a fraction such as 0.3)", self.overlap, 0.0, 1.0, low_open=True, high_open=True)
+        check_choice("cover", self.kind, KINDS)
 
     def bounds(self, lens: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per dimension: (lower, upper) bounds of every interval."""

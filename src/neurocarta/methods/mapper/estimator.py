@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from ... import compute
-from ...errors import UserError
-from .cluster import auto_eps, make_clusterer, prepare
+from ...errors import UserError, check_number
+from ...threads import worker_pool
+from ..defaults import MAPPER_CLUSTERER, MAPPER_COVER, MAPPER_MIN_SAMPLES
+from .cluster import auto_eps, make_clusterer
 from .cover import Cover
 from .graph import MapperGraph, build_edges
 from .lens import compute_lens
+from .metric import check_metric
+
+#: Above this many rows the products run in float32 (half the memory and time of float64);
+#: DBSCAN's float64 recheck keeps the labels exact either way.
+FLOAT64_ROWS = 20000
 
 
-class Mapper:
+class Mapper(BaseEstimator):
     """Mapper graph of activation rows (Singh, Memoli, Carlsson 2007; TopoAct's use).
 
-    Parameters
+    Parameters (keyword only; checked by ``fit``)
     ----------
     lens : ``"l2"`` (default), ``"pca"``, ``"pca2"``, ``"umap"``, an input-table column
         (give ``table=`` to ``fit``), an array or a callable.
@@ -27,70 +33,86 @@ class Mapper:
     clusterer : ``"dbscan"`` (exact, BLAS neighbourhoods), ``"single"`` (single linkage with
         the histogram-gap cut), ``"hdbscan"`` or any scikit-learn clusterer object.
     eps : DBSCAN radius; ``None`` picks it by the documented k-distance rule (see cluster.py).
+        Under ``metric="cosine"`` it is the chord distance between unit rows,
+        ``sqrt(2 (1 - cos))``.
     min_samples : DBSCAN's core-point count (itself included); intervals with fewer members
         are skipped, as in KeplerMapper.
     metric : ``"euclidean"`` or ``"cosine"``.
     min_jaccard : drop edges whose Jaccard index is below this.
-    n_jobs : threads over intervals (BLAS releases the GIL); default 2.
+    n_jobs : threads in all (-1: every core), default 2. They are shared out between
+        intervals clustered at once and BLAS threads per interval (``threads.split_threads``):
+        ``n_jobs=1`` runs one interval at a time with BLAS pinned to one thread.
+    seed : the seed of every random choice (lens, eps sample, DBSCAN's grouping).
 
     Attributes: ``graph_`` (MapperGraph), ``lens_``, ``eps_``.
     """
 
-    def __init__(self, lens="l2", intervals=10, overlap: float = 0.3, cover: str = "uniform", clusterer="dbscan",
-                 eps: float | None = None, min_samples: int = 5, metric: str = "euclidean", min_jaccard: float = 0.0,
-                 n_jobs: int = 2, seed: int = 0):
-        self.cover = Cover(intervals, overlap, cover)
-        if int(min_samples) < 1:
-            raise UserError(f"min_samples must be at least 1, got {min_samples}")
-        if eps is not None and not float(eps) > 0:
-            raise UserError(f"eps must be positive, got {eps}")
-        self.lens, self.clusterer, self.eps, self.min_samples = lens, clusterer, eps, int(min_samples)
-        self.metric, self.min_jaccard, self.n_jobs, self.seed = metric, float(min_jaccard), max(1, int(n_jobs)), seed
+    def __init__(self, *, lens="l2", intervals=10, overlap: float = 0.3, cover: str = MAPPER_COVER,
+                 clusterer=MAPPER_CLUSTERER, eps: float | None = None, min_samples: int = MAPPER_MIN_SAMPLES,
+                 metric: str = "euclidean", min_jaccard: float = 0.0, n_jobs: int = 2, seed: int = 0):
+        self.lens = lens
+        self.intervals = intervals
+        self.overlap = overlap
+        self.cover = cover
+        self.clusterer = clusterer
+        self.eps = eps
+        self.min_samples = min_samples
+        self.metric = metric
+        self.min_jaccard = min_jaccard
+        self.n_jobs = n_jobs
+        self.seed = seed
 
     @property
     def params(self) -> dict:
-        return {"lens": self.lens if isinstance(self.lens, str) else "custom", "intervals": self.cover.intervals,
-                "overlap": self.cover.overlap, "cover": self.cover.kind,
+        """The parameters as the atlas records them (after ``fit``, the eps it used)."""
+        return {"lens": self.lens if isinstance(self.lens, str) else "custom",
+                "intervals": np.asarray(self.intervals).tolist(), "overlap": float(self.overlap),
+                "cover": self.cover,
                 "clusterer": self.clusterer if isinstance(self.clusterer, str) else repr(self.clusterer),
-                "eps": getattr(self, "eps_", self.eps), "min_samples": self.min_samples, "metric": self.metric,
-                "min_jaccard": self.min_jaccard}
+                "eps": getattr(self, "eps_", self.eps), "min_samples": int(self.min_samples),
+                "metric": self.metric, "min_jaccard": float(self.min_jaccard)}
 
     def fit(self, x: np.ndarray, table=None, lens_values: np.ndarray | None = None) -> "Mapper":
+        cover = Cover(self.intervals, self.overlap, self.cover)
+        min_samples = check_number("min_samples", self.min_samples, 1, integer=True)
+        eps = None if self.eps is None else check_number("eps", self.eps, 0.0, low_open=True)
+        check_metric(self.metric)
+        min_jaccard = check_number("min_jaccard", self.min_jaccard, 0.0, 1.0)
+        n_jobs = -1 if self.n_jobs == -1 else check_number("n_jobs (or -1 for every core)", self.n_jobs, 1,
+                                                           integer=True)
+        check_number("seed", self.seed, 0, integer=True)
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
             raise UserError(f"Mapper needs a non-empty (inputs x neurons) array, got shape {x.shape}")
         if not all(np.isfinite(x[s:s + 65536]).all() for s in range(0, x.shape[0], 65536)):
             raise UserError("the activations hold NaN or Inf; re-extract the layer")
         self.lens_ = lens_values if lens_values is not None else compute_lens(x, self.lens, table, self.seed)
-        # float64 keeps small problems bit-comparable with scikit-learn; float32 halves big ones
-        xs = prepare(x, self.metric, np.float64 if x.shape[0] <= 20000 else np.float32)
-        self.eps_ = float(self.eps) if self.eps is not None else (
-            auto_eps(xs, self.min_samples, seed=self.seed) if self.clusterer == "dbscan" else None)
-        cluster = make_clusterer(self.clusterer, self.eps_, self.min_samples, self.metric)
-        cubes = self.cover.members(self.lens_)
-        need = self.min_samples if self.clusterer in ("dbscan", "hdbscan") else 2
+        work = np.float64 if x.shape[0] <= FLOAT64_ROWS else np.float32
+        self.eps_ = eps if eps is not None else (
+            auto_eps(x, min_samples, seed=self.seed, metric=self.metric, dtype=work)
+            if self.clusterer == "dbscan" else None)
+        cluster = make_clusterer(self.clusterer, self.eps_, min_samples, self.metric, work)
+        cubes = cover.members(self.lens_)
+        need = min_samples if self.clusterer in ("dbscan", "hdbscan") else 2
 
         def run(item):
             key, rows = item
             if len(rows) < need:
                 return key, rows, None
-            return key, rows, cluster(xs[rows])
+            return key, rows, cluster(x[rows])
 
         nodes, keys = [], []
-        from threadpoolctl import threadpool_limits
-
-        # One BLAS thread per interval worker: n_jobs workers x 1 thread fill the cores without
-        # oversubscribing them. Biggest intervals first, so the workers finish together.
+        # Biggest intervals first, so the workers finish together.
         order = sorted(cubes, key=lambda c: -len(c[1]))
-        if compute.active_client() is not None:  # a Dask cluster: one task per interval, xs sent once
+        if compute.active_client() is not None:  # a Dask cluster: one task per interval, x sent once
             big = [(key, rows) for key, rows in order if len(rows) >= need]
-            labels = compute.map_items(_cluster_rows, [rows for _, rows in big], broadcast={"xs": xs},
+            labels = compute.map_items(_cluster_rows, [rows for _, rows in big], broadcast={"x": x},
                                        cluster=cluster)
             results = {key: (key, rows, None) for key, rows in order}
             results.update({key: (key, rows, lab) for (key, rows), lab in zip(big, labels)})
         else:
-            with threadpool_limits(limits=1 if self.n_jobs > 1 else None, user_api="blas"), \
-                    ThreadPoolExecutor(self.n_jobs) as pool:
+            # n_jobs threads in all: workers x BLAS threads each, never more than the cores.
+            with worker_pool(n_jobs, sum(len(rows) >= need for _, rows in order)) as pool:
                 results = {r[0]: r for r in pool.map(run, order)}
         for key, _ in cubes:  # nodes in cover order, clusters in label order
             _, rows, labels = results[key]
@@ -103,10 +125,11 @@ class Mapper:
                 keys.append(key)
         edges, shared, jac = build_edges(nodes, x.shape[0])
         graph = MapperGraph(nodes, keys, edges, shared, jac, x.shape[0])
-        self.graph_ = graph.filter_edges(self.min_jaccard) if self.min_jaccard > 0 else graph
+        self.graph_ = graph.filter_edges(min_jaccard) if min_jaccard > 0 else graph
         return self
 
 
-def _cluster_rows(rows: np.ndarray, xs: np.ndarray, cluster) -> np.ndarray:
-    """Cluster labels of one cover interval (a task on a Dask worker)."""
-    return cluster(xs[rows])
+def _cluster_rows(rows: np.ndarray, x: np.ndarray, cluster) -> np.ndarray:
+    """Cluster labels of one cover interval (a task on a Dask worker: Dask starts workers
+    with BLAS pinned to one thread, see threads.py)."""
+    return cluster(x[rows])

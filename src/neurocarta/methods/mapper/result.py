@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ...errors import UserError
+from ..defaults import (MAPPER_CLUSTERER, MAPPER_COVER, MAPPER_INTERVALS, MAPPER_LENS, MAPPER_METRIC,
+                        MAPPER_MIN_SAMPLES, MAPPER_OVERLAP)
 from .estimator import Mapper
 from .graph import MapperGraph, node_table
 from .lens import row_norms
@@ -132,8 +134,9 @@ class MapperResult:
                 f"components, purity {s['mean_purity']:.3f}>")
 
 
-def mapper(atlas: Atlas, layer: str, lens="pca", intervals=30, overlap: float = 0.2, cover: str = "uniform",
-           clusterer="dbscan", eps: float | None = None, min_samples: int = 5, metric: str = "cosine",
+def mapper(atlas: Atlas, layer: str, lens=MAPPER_LENS, intervals=MAPPER_INTERVALS, overlap: float = MAPPER_OVERLAP,
+           cover: str = MAPPER_COVER, clusterer=MAPPER_CLUSTERER, eps: float | None = None,
+           min_samples: int = MAPPER_MIN_SAMPLES, metric: str = MAPPER_METRIC,
            min_jaccard: float = 0.0, snapshot: str | None = None, stat: str = "mean", seed: int = 0,
            colour_by: str | None = None, save: bool = False) -> MapperResult:
     """The Mapper graph of ``layer``'s activation rows (one per input; per token for text).

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
+from ...errors import UserError, check_choice, check_number
+from ..defaults import TOPOMAP_DISTANCE, TOPOMAP_K, TOPOMAP_METHOD
 from .grid import cell_centres, grid_assign
-from ...errors import UserError
 from .layouts import METHODS, align, layout, unit_square
 from .metrics import METRICS, layout_quality
 from .profiles import Profiles
@@ -21,10 +23,10 @@ def silent_rows(x: np.ndarray, distance: str) -> np.ndarray:
     return scale <= 1e-9 * max(float(np.abs(x).max()), 1e-300)
 
 
-class TopoMap:
+class TopoMap(BaseEstimator):
     """Lay neurons out in 2-D so that neurons with similar profiles sit close together.
 
-    Parameters
+    Parameters (keyword only; checked by ``fit``)
     ----------
     method : ``"umap"`` (default), ``"tsne"``, ``"pca"``, ``"graph"``, ``"som"`` or ``"random"``.
     distance : neuron distance on profiles: ``"cosine"`` (default), ``"correlation"``, ``"euclidean"``.
@@ -49,14 +51,17 @@ class TopoMap:
     grid_metrics_ : (grid only) the same metrics of the grid cells.
     """
 
-    def __init__(self, method: str = "umap", distance: str = "cosine", k: int = 5, seed: int = 0,
-                 n_neighbors: int = 15, refine: bool = False, grid: bool = False, measure: bool = True):
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
-        if distance not in METRICS:
-            raise ValueError(f"distance must be one of {', '.join(METRICS)}, not {distance!r}")
-        self.method, self.distance, self.k, self.seed, self.n_neighbors = method, distance, k, seed, n_neighbors
-        self.grid, self.refine, self.measure = grid, refine, measure
+    def __init__(self, *, method: str = TOPOMAP_METHOD, distance: str = TOPOMAP_DISTANCE, k: int = TOPOMAP_K,
+                 seed: int = 0, n_neighbors: int = 15, refine: bool = False, grid: bool = False,
+                 measure: bool = True):
+        self.method = method
+        self.distance = distance
+        self.k = k
+        self.seed = seed
+        self.n_neighbors = n_neighbors
+        self.refine = refine
+        self.grid = grid
+        self.measure = measure
 
     def fit(self, profiles: Profiles | np.ndarray, reference: np.ndarray | None = None) -> "TopoMap":
         """Lay out the rows of ``profiles``; with ``reference``, align onto that layout.
@@ -66,6 +71,11 @@ class TopoMap:
         Such neurons are left out of the layout and the metrics, and parked evenly on a ring
         around the map (``silent_`` marks them); they paint 0 on every map.
         """
+        check_choice("method", self.method, METHODS)
+        check_choice("distance", self.distance, METRICS)
+        k_max = check_number("k", self.k, 1, integer=True)
+        check_number("n_neighbors", self.n_neighbors, 2, integer=True)
+        check_number("seed", self.seed, 0, integer=True)
         x = profiles.values if isinstance(profiles, Profiles) else np.asarray(profiles, dtype=np.float64)
         self.silent_ = silent_rows(x, self.distance)
         live = ~self.silent_
@@ -85,7 +95,7 @@ class TopoMap:
             t = np.linspace(0, 2 * np.pi, n_silent, endpoint=False) + np.pi / 4
             full[self.silent_] = 0.5 + 0.75 * np.c_[np.cos(t), np.sin(t)]
         self.layout_ = full
-        k = min(self.k, max(1, (xl.shape[0] - 1) // 2))
+        k = min(k_max, max(1, (xl.shape[0] - 1) // 2))
         self.metrics_ = layout_quality(xl, y, k=k, metric=self.distance) if self.measure else {}
         self.metrics_["n_silent"] = n_silent
         if self.grid:
@@ -93,7 +103,3 @@ class TopoMap:
             cells = cell_centres(*self.grid_shape_, np.zeros(2), np.ones(2))[self.grid_cells_][live]
             self.grid_metrics_ = layout_quality(xl, cells, k=k, metric=self.distance) if self.measure else {}
         return self
-
-    def __repr__(self) -> str:
-        return (f"TopoMap(method={self.method!r}, distance={self.distance!r}, k={self.k}, seed={self.seed}, "
-                f"n_neighbors={self.n_neighbors}, refine={self.refine}, grid={self.grid})")
