@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ._version import __version__
 from .errors import UserError
+from .methods import defaults
 
 if TYPE_CHECKING:
     from .store import Atlas
@@ -150,8 +151,8 @@ def _add_topomap(sub: Any) -> None:
     p.add_argument("atlas")
     p.add_argument("--layers", nargs="+", default=None, metavar="PATTERN",
                    help="layer names or globs (default: every layer with 3 or more neurons)")
-    p.add_argument("--method", default="umap", choices=["umap", "tsne", "pca", "graph", "som", "random"])
-    p.add_argument("--distance", default="cosine", choices=["cosine", "correlation", "euclidean"])
+    p.add_argument("--method", default=defaults.TOPOMAP_METHOD, choices=["umap", "tsne", "pca", "graph", "som", "random"])
+    p.add_argument("--distance", default=defaults.TOPOMAP_DISTANCE, choices=["cosine", "correlation", "euclidean"])
     p.add_argument("--profile", default="nap", choices=["nap", "contrastive", "raw"],
                    help="nap: group mean minus mean of groups (default); contrastive: one vs rest effect size; "
                         "raw: activations of --samples inputs")
@@ -194,14 +195,17 @@ def _add_mapper(sub: Any) -> None:
                                    "in the atlas (maps/mapper/).")
     p.add_argument("atlas")
     p.add_argument("--layers", nargs="+", default=None, metavar="PATTERN", help="layer names or globs (default: all)")
-    p.add_argument("--lens", default="pca", help="pca (default), pca2, l2, umap, or a numeric input-table column")
-    p.add_argument("--intervals", type=int, default=30, help="cover intervals per lens dimension (default 30)")
-    p.add_argument("--overlap", type=float, default=0.2, help="overlap of adjacent intervals, 0..1 (default 0.2)")
-    p.add_argument("--cover", default="uniform", choices=["uniform", "balanced"])
-    p.add_argument("--clusterer", default="dbscan", choices=["dbscan", "single", "hdbscan"])
+    p.add_argument("--lens", default=defaults.MAPPER_LENS,
+                   help="pca, pca2, l2, umap, or a numeric input-table column (default %(default)s)")
+    p.add_argument("--intervals", type=int, default=defaults.MAPPER_INTERVALS,
+                   help="cover intervals per lens dimension (default %(default)s)")
+    p.add_argument("--overlap", type=float, default=defaults.MAPPER_OVERLAP,
+                   help="overlap of adjacent intervals, 0..1 (default %(default)s)")
+    p.add_argument("--cover", default=defaults.MAPPER_COVER, choices=["uniform", "balanced"])
+    p.add_argument("--clusterer", default=defaults.MAPPER_CLUSTERER, choices=["dbscan", "single", "hdbscan"])
     p.add_argument("--eps", type=float, default=None, help="DBSCAN radius (default: the k-distance rule)")
-    p.add_argument("--min-samples", type=int, default=5)
-    p.add_argument("--metric", default="cosine", choices=["cosine", "euclidean"])
+    p.add_argument("--min-samples", type=int, default=defaults.MAPPER_MIN_SAMPLES)
+    p.add_argument("--metric", default=defaults.MAPPER_METRIC, choices=["cosine", "euclidean"])
     p.add_argument("--min-jaccard", type=float, default=0.0, help="drop edges below this Jaccard index")
     p.add_argument("--colour-by", default=None, metavar="COLUMN",
                    help="node pies by this row-table column (default the label; text: category, position)")
@@ -251,10 +255,6 @@ def _mapper_sweep(atlas: Atlas, a: argparse.Namespace) -> int:
     return 0
 
 
-# The concept atlas's default Jaccard threshold (ConceptAtlas and concepts() use the same).
-DEFAULT_THRESHOLD = 0.2
-
-
 def _add_concepts(sub: Any) -> None:
     p = sub.add_parser("concepts", help="the concept atlas: neuron groups, co-activation embedding, coherence",
                        description="Group each layer's neurons by their top-k exemplars (MinHash + LSH, verified "
@@ -263,13 +263,15 @@ def _add_concepts(sub: Any) -> None:
                                    "Stored in the atlas (maps/concepts/).")
     p.add_argument("atlas")
     p.add_argument("--layers", nargs="+", default=None, metavar="PATTERN", help="layer names or globs (default: all)")
-    p.add_argument("--k", type=int, default=100, help="exemplars per neuron (default 100, at most the stored top-k)")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help=f"Jaccard index two neurons' exemplar sets must reach, in (0, 1] (default {DEFAULT_THRESHOLD})")
-    p.add_argument("--method", default="leiden", choices=["leiden", "components"])
-    p.add_argument("--resolution", type=float, default=1.0, help="Leiden resolution (higher: smaller groups)")
+    p.add_argument("--k", type=int, default=defaults.CONCEPTS_K,
+                   help="exemplars per neuron (default %(default)s, at most the stored top-k)")
+    p.add_argument("--threshold", type=float, default=defaults.CONCEPTS_THRESHOLD,
+                   help="Jaccard index two neurons' exemplar sets must reach, in (0, 1] (default %(default)s)")
+    p.add_argument("--method", default=defaults.CONCEPTS_METHOD, choices=["leiden", "components"])
+    p.add_argument("--resolution", type=float, default=defaults.CONCEPTS_RESOLUTION,
+                   help="Leiden resolution (higher: smaller groups)")
     p.add_argument("--across-layers", action="store_true", help="also group neurons of different layers")
-    p.add_argument("--embedding", default="ppmi", choices=["ppmi", "sgns"])
+    p.add_argument("--embedding", default=defaults.CONCEPTS_EMBEDDING, choices=["ppmi", "sgns"])
     p.add_argument("--snapshot", default=None, help="snapshot to map (default: the last)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true",
