@@ -153,7 +153,7 @@ def _add_topomap(sub: Any) -> None:
                    help="layer names or globs (default: every layer with 3 or more neurons)")
     p.add_argument("--method", default=defaults.TOPOMAP_METHOD, choices=["umap", "tsne", "pca", "graph", "som", "random"])
     p.add_argument("--distance", default=defaults.TOPOMAP_DISTANCE, choices=["cosine", "correlation", "euclidean"])
-    p.add_argument("--profile", default="nap", choices=["nap", "contrastive", "raw"],
+    p.add_argument("--profile", default=defaults.TOPOMAP_PROFILE, choices=["nap", "contrastive", "raw"],
                    help="nap: group mean minus mean of groups (default); contrastive: one vs rest effect size; "
                         "raw: activations of --samples inputs")
     p.add_argument("--group-by", default="label", metavar="COL",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import UserError
-from .methods.defaults import TOPOMAP_DISTANCE, TOPOMAP_METHOD
+from .methods.defaults import TOPOMAP_DISTANCE, TOPOMAP_METHOD, TOPOMAP_PROFILE
 from .store.layout import FIGURES, node
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class TopomapRun:
 
 
 def build_topomaps(atlas: Atlas, layers: list[str] | None = None, group_by: str = "label",
-                   method: str = TOPOMAP_METHOD, distance: str = TOPOMAP_DISTANCE, profile: str = "nap", grid: bool = False, refine: bool = False,
+                   method: str = TOPOMAP_METHOD, distance: str = TOPOMAP_DISTANCE, profile: str = TOPOMAP_PROFILE, grid: bool = False, refine: bool = False,
                    snapshots: bool = False, animate: bool = False, formats: tuple[str, ...] = ("png",),
                    seed: int = 0, progress: bool = True) -> list[TopomapRun]:
     """Topographic maps of ``layers`` (default: every layer with 3 or more neurons), saved

@@ -9,6 +9,7 @@ that only one of them has stays in that one's signature.
 # Topographic maps: TopoMap, topomap(), pipeline.build_topomaps and `neurocarta topomap`.
 TOPOMAP_METHOD = "umap"
 TOPOMAP_DISTANCE = "cosine"
+TOPOMAP_PROFILE = "nap"  # the original's: each group's mean minus the mean of the groups
 TOPOMAP_K = 5  # neighbourhood size of the layout quality metrics
 
 # Mapper. Shared by the Mapper estimator, mapper() and `neurocarta mapper`:

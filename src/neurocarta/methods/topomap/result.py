@@ -16,7 +16,7 @@ import pandas as pd
 
 from ...errors import UserError
 from ...render.images import map_images
-from ..defaults import TOPOMAP_DISTANCE, TOPOMAP_K, TOPOMAP_METHOD
+from ..defaults import TOPOMAP_DISTANCE, TOPOMAP_K, TOPOMAP_METHOD, TOPOMAP_PROFILE
 from .estimator import TopoMap
 from .metrics import smoothness_auc
 from .profiles import Profiles, profiles_from_stats, raw_profiles
@@ -155,7 +155,7 @@ def _profiles(atlas: Atlas, layer, group_by, snapshot, profile, stat, min_count,
 
 def topomap(atlas: Atlas, layer: str, group_by: str = "label", method: str = TOPOMAP_METHOD,
             distance: str = TOPOMAP_DISTANCE,
-            profile: str = "nap", grid: bool = False, refine: bool = False, snapshots="last",
+            profile: str = TOPOMAP_PROFILE, grid: bool = False, refine: bool = False, snapshots="last",
             layout_snapshot: str | None = None, groups=None, min_count: int = 1, stat: str = "mean",
             n_samples: int = 1000, seed: int = 0, k: int = TOPOMAP_K, save: bool = False) -> TopoMapResult:
     """The topographic map of one layer of ``atlas``.
