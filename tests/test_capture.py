@@ -12,7 +12,7 @@ from torch import nn
 
 import neurocarta as nc
 from neurocarta.capture.layers import LayerRef, glob_regex, resolve_layers
-from neurocarta.data.files import NpzSource
+from neurocarta.data.npz import NpzSource
 from neurocarta.errors import LayerError
 
 import tiny_models

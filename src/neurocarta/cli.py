@@ -27,7 +27,13 @@ def _add_extract(sub: Any) -> None:
                    "torchvision:NAME[:pretrained|:PATH], timm:NAME[:pretrained|:PATH], hf:PATH, file:PATH, "
                    "py:module:callable")
     p.add_argument("--data", required=True, help="data spec: shapes, digits, folder:PATH, text:PATH, "
-                   "npz:PATH, py:module:callable")
+                   "npz:PATH, hfds:PATH[:SPLIT], py:module:callable")
+    p.add_argument("--inputs", default=None, metavar="TABLE",
+                   help="a .csv or .parquet table of attributes, one row per input, joined on 'path' "
+                        "(folder: data, relative to the folder) or else on 'input_id'")
+    p.add_argument("--columns", nargs="+", default=None, metavar="NAME=ROLE",
+                   help="declare column roles, e.g. flipped=bookkeeping,site=attribute (roles: label, "
+                        "attribute, output, bookkeeping)")
     p.add_argument("--layers", nargs="+", default=None, metavar="PATTERN",
                    help="module names or globs (* within a name part, ** across), NAME#N for call N of a "
                         "module run more than once; default: the model's own")
@@ -78,9 +84,51 @@ def _cmd_extract(a: argparse.Namespace) -> int:
         sample_size=a.sample_size, max_layer_bytes=a.max_layer_gb * 1e9, thumb_size=a.thumb_size,
         overwrite=a.overwrite, trust=a.trust, progress=not a.quiet,
         workers=a.workers, scheduler=a.scheduler, shard_size=a.shard_size,
+        inputs=a.inputs, columns=_roles(a.columns),
         **({} if a.commit_every is None else {"commit_every": a.commit_every}),  # else the option's default
     )
     print(format_info(atlas_info(atlas)))
+    return 0
+
+
+def _roles(pairs: Sequence[str] | None) -> dict[str, str]:
+    """``["flipped=bookkeeping,site=attribute", ...]`` -> ``{"flipped": "bookkeeping", ...}``."""
+    out = {}
+    for pair in ",".join(pairs or []).split(","):
+        if not pair.strip():
+            continue
+        name, eq, role = pair.partition("=")
+        if not eq or not name.strip() or not role.strip():
+            raise UserError(f"cannot read column role {pair!r}: write NAME=ROLE, e.g. flipped=bookkeeping")
+        out[name.strip()] = role.strip()
+    return out
+
+
+def _add_columns(sub: Any) -> None:
+    p = sub.add_parser("columns", help="list an atlas's table columns and their roles, or declare roles",
+                       description="Every column of the input, output and token tables with its role: label, "
+                                   "attribute (maps group by it, findings look at it), output or bookkeeping "
+                                   "(ids, flags, free text: never a finding). NAME=ROLE declares a role; it is "
+                                   "kept in the atlas and every later map and finding uses it.")
+    p.add_argument("atlas")
+    p.add_argument("roles", nargs="*", metavar="NAME=ROLE", help="e.g. flipped=bookkeeping site=attribute")
+    p.add_argument("--json", action="store_true", help="{column: role} as one JSON object")
+
+
+def _cmd_columns(a: argparse.Namespace) -> int:
+    from .store import open_atlas
+
+    atlas = open_atlas(a.atlas)
+    if a.roles:
+        atlas.declare_columns(_roles(a.roles))
+    roles = atlas.column_roles
+    if a.json:
+        print(json.dumps(roles))
+        return 0
+    declared = atlas.manifest.columns
+    width = max(map(len, roles), default=0)
+    for name, role in roles.items():
+        print(f"{name:<{width}}  {role}{'  (declared)' if name in declared else ''}")
     return 0
 
 
@@ -156,8 +204,9 @@ def _add_topomap(sub: Any) -> None:
     p.add_argument("--profile", default=defaults.TOPOMAP_PROFILE, choices=["nap", "contrastive", "raw"],
                    help="nap: group mean minus mean of groups (default); contrastive: one vs rest effect size; "
                         "raw: activations of --samples inputs")
-    p.add_argument("--group-by", default="label", metavar="COL",
-                   help="input-table column(s), e.g. label, pred, correct, label_name,correct, confusion")
+    p.add_argument("--group-by", default=None, metavar="COL",
+                   help="input-table column(s), e.g. label, pred, correct, label_name,correct, confusion "
+                        "(default: label; unlabelled data: pred, else the first attribute)")
     p.add_argument("--grid", action="store_true", help="also one neuron per grid cell")
     p.add_argument("--refine", action="store_true", help="force-directed refinement after the layout")
     p.add_argument("--snapshots", action="store_true", help="paint every snapshot on one layout")
@@ -385,11 +434,14 @@ def _add_findings(sub: Any) -> None:
 
 
 def _cmd_findings(a: argparse.Namespace) -> int:
-    from .findings import findings, has_maps
+    from .findings import findings, has_labels, has_maps
     from .store import open_atlas
 
     atlas = open_atlas(a.atlas)
     found = findings(atlas, snapshot=a.snapshot)
+    if not has_labels(atlas):
+        print("neurocarta: note: the data has no labels, so the findings about classes (shortcuts, mislabels, "
+              "class separation, training) are skipped", file=sys.stderr)
     if not has_maps(atlas):
         print(f"neurocarta: note: the atlas has no maps yet, so only the rules that need no map ran; "
               f"run `neurocarta map {a.atlas}` first", file=sys.stderr)
@@ -408,7 +460,7 @@ COMMANDS = {"extract": (_add_extract, _cmd_extract), "layers": (_add_layers, _cm
             "mapper": (_add_mapper, _cmd_mapper), "concepts": (_add_concepts, _cmd_concepts),
             "map": (_add_map, _cmd_map), "serve": (_add_serve, _cmd_serve),
             "export": (_add_export, _cmd_export), "findings": (_add_findings, _cmd_findings),
-            "demo": (_add_demo, _cmd_demo)}
+            "columns": (_add_columns, _cmd_columns), "demo": (_add_demo, _cmd_demo)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -115,6 +115,13 @@ def has_maps(atlas: Atlas) -> bool:
     return any(atlas.maps(kind) for kind in ("topomap", "mapper", "concepts"))
 
 
+def has_labels(atlas: Atlas) -> bool:
+    """Whether any input is labelled; without labels the rules about classes (shortcut,
+    mislabels, class separation, training) have nothing to judge."""
+    table = atlas.input_table
+    return "label" in table.columns and bool((table["label"] >= 0).any())
+
+
 def _finding(kind: str, text: str, view: str, selection: dict, strength: float, evidence: dict) -> dict:
     strength = float(np.clip(strength, 0.0, 1.0))
     return {"kind": kind, "text": text, "view": view, "selection": _plain(selection),

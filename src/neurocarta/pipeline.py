@@ -40,12 +40,27 @@ class TopomapRun:
                 "separation": r.separation, "figures": self.figures}
 
 
-def build_topomaps(atlas: Atlas, layers: list[str] | None = None, group_by: str = "label",
+def default_grouping(atlas: Atlas) -> str | None:
+    """What topomaps group by unless told: the class ``label``; for unlabelled data the model's
+    predicted class ``pred``, else the first categorical attribute; ``None`` when the atlas
+    has nothing to group by."""
+    table = atlas.inputs_with_outputs()
+    if "label" in table.columns and (table["label"] >= 0).any():
+        return "label"
+    if "pred" in table.columns and table["pred"].notna().any():
+        return "pred"
+    return next(iter(atlas.categories()), None)
+
+
+def build_topomaps(atlas: Atlas, layers: list[str] | None = None, group_by: str | None = None,
                    method: str = TOPOMAP_METHOD, distance: str = TOPOMAP_DISTANCE, profile: str = TOPOMAP_PROFILE, grid: bool = False, refine: bool = False,
                    snapshots: bool = False, animate: bool = False, formats: tuple[str, ...] = ("png",),
                    seed: int = 0, progress: bool = True) -> list[TopomapRun]:
     """Topographic maps of ``layers`` (default: every layer with 3 or more neurons), saved
     into the atlas, with figures under ``ATLAS/figures/topomap/``.
+
+    ``group_by``: default :func:`default_grouping` (the label; unlabelled data says once
+    what it groups by instead, or that there is nothing to map).
 
     ``snapshots``: paint every snapshot on the last snapshot's layout (needed to
     ``animate``, which writes one GIF per layer).
@@ -62,6 +77,16 @@ def build_topomaps(atlas: Atlas, layers: list[str] | None = None, group_by: str 
         snapshots = True
     if animate and len(atlas.snapshots) < 2:
         raise UserError("--animate needs an atlas with 2 or more snapshots (extract with --snapshots)")
+    if group_by is None:
+        group_by = default_grouping(atlas)
+        if group_by is None:
+            print("neurocarta: note: the data has no labels and no categorical column, so no topomap is drawn; "
+                  "add attributes (extract --inputs) or name a column with --group-by", file=sys.stderr)
+            return []
+        if group_by != "label":
+            what = " (the model's predicted class)" if group_by == "pred" else ""
+            print(f"neurocarta: note: the data has no labels, so topomaps are grouped by {group_by}{what}; "
+                  "choose another column with --group-by", file=sys.stderr)
     explicit = bool(layers)
     names = atlas.select_layers(layers)
     if not explicit:

@@ -55,7 +55,10 @@ def extract(model: Any, data: Any, out: str | Path, layers: list[str] | None = N
         files), ``seed``, ``chunk_size``, ``dtype``, ``pool`` (sequence layers: ``mean``,
         ``max``, ``cls``), ``special_tokens``, ``group_by``, ``sample_size``,
         ``max_layer_bytes``, ``thumb_size``, ``overwrite``, ``trust``, ``progress``,
-        ``commit_every`` (seconds of work between commits, default 30);
+        ``commit_every`` (seconds of work between commits, default 30), ``inputs`` (a
+        ``.csv``/``.parquet`` metadata table or a DataFrame joined on ``path`` or
+        ``input_id``, data/metadata.py), ``columns`` (declared column roles, e.g.
+        ``{"flipped": "bookkeeping"}``: store/schema.py);
         scale-out (docs/scale.md): ``workers`` (a local Dask cluster of that many processes),
         ``scheduler`` (an address or a ``distributed.Client``), ``shard_size`` (inputs per task).
 
@@ -94,7 +97,7 @@ class Extraction:
         writer = AtlasWriter.open(self.out, plan.manifest(), plan.table, overwrite=self.opts.overwrite)
         if writer.complete:
             print(f"{self.out} is already complete; nothing to do (pass --overwrite to redo it)", file=sys.stderr)
-            return open_atlas(self.out)
+            return self._finished()
         sink = AtlasSink(plan, writer)
         runner = ChunkRunner(plan)
         dispatcher = distributed.ShardDispatcher(client, plan, sink) if client is not None else None
@@ -116,7 +119,15 @@ class Extraction:
         finally:
             bar.close()
         writer.finish({i.name: (token_rows if i.rows == "token" else plan.n) for i in plan.infos.values()})
-        return open_atlas(self.out)
+        return self._finished()
+
+    def _finished(self) -> Atlas:
+        """The complete atlas, with the column roles declared for this run (``columns``) added
+        to its manifest: a rerun with other declarations updates them."""
+        atlas = open_atlas(self.out)
+        if self.opts.columns:
+            atlas.declare_columns(self.opts.columns)
+        return atlas
 
     def _run_snapshot(self, s_index: int, writer: AtlasWriter, sink: AtlasSink, runner: ChunkRunner,
                       dispatcher: "distributed.ShardDispatcher | None", bar: tqdm) -> Reductions:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .._version import __version__
-from ..data import DataSource, limit_source, load_data
+from ..data import DataSource, limit_source, load_data, with_inputs
 from ..errors import LayerError, UserError
 from ..models import ModelBundle, ModelInputs, load_model
 from ..store import layout, schema
@@ -68,6 +68,11 @@ class ExtractOptions:
     # Seconds of work between commits, whatever the chunk size: a kill loses at most this
     # much (a chunk of big inputs can take minutes). Not part of the atlas identity.
     commit_every: float = 30.0
+    # A metadata table joined onto the data's input table (data/metadata.py): a .csv or
+    # .parquet path, or a DataFrame. Part of the data's identity (its name is in the spec).
+    inputs: Any = None
+    # Roles declared for table columns ({name: role}, store/schema.py), kept in the manifest.
+    columns: dict[str, str] | None = None
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -79,6 +84,7 @@ class ExtractOptions:
         for name in ("batch_size", "topk", "chunk_size", "sample_size", "thumb_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+        self.columns = schema.check_roles(self.columns)
         if not self.commit_every >= 0:  # also refuses NaN
             raise UserError(f"--commit-every must be 0 or more seconds, not {self.commit_every!r}")
         if self.chunk_size < self.batch_size:
@@ -107,8 +113,9 @@ class ExtractionPlan:
         self.opts = opts
         self.out = as_location(out)
         self.model_spec, self.data_spec = model, data  # what distributed workers rebuild from
-        full_source = load_data(data)
+        full_source = with_inputs(load_data(data), opts.inputs)
         self.source: DataSource = limit_source(full_source, opts.limit, opts.seed)
+        self._check_declared_columns()  # before the model loads: a typo should cost seconds
         self.bundle: ModelBundle = load_model(model, data=full_source, trust=opts.trust,
                                               progress=opts.progress)
         if self.bundle.modality != self.source.modality and not (
@@ -135,6 +142,16 @@ class ExtractionPlan:
         self.link_modules: dict[tuple[str, str], str] = {}
         self.group_cols: list[str] = []
         self.sample_ids: np.ndarray | None = None
+
+    def _check_declared_columns(self) -> None:
+        """Every declared column is one of the data's: its input table's, or a text source's
+        span attributes (the token table's)."""
+        have = list(map(str, self.source.table().columns))
+        known = set(have) | set(self.source.span_attributes)
+        unknown = [c for c in self.opts.columns or {} if c not in known]
+        if unknown:
+            raise UserError(f"--columns names {unknown[0]!r}, which is not a column of the data; "
+                            f"its columns: {', '.join(have)}")
 
     # ------------------------------------------------------------------ learning the layout
     def probe(self) -> None:
@@ -199,7 +216,7 @@ class ExtractionPlan:
             return list(self.opts.group_by)
         # the schema's default groupings (the label and the categorical attributes), with room
         # for ImageNet's 1,000 classes; then the outputs
-        cols = schema.grouping_columns(self.table, most_values=schema.MAX_SUMMARY_GROUPS)
+        cols = schema.grouping_columns(self.table, roles=self.opts.columns, most_values=schema.MAX_SUMMARY_GROUPS)
         if has_logits and self.labels is not None:
             cols += [schema.PRED, schema.CORRECT]
         elif has_logits:

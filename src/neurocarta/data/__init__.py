@@ -6,21 +6,29 @@
 ``shapes[:n=..,seed=..]``   synthetic shapes with planted attributes (built in)
 ``digits``                  scikit-learn's 8x8 digits (built in)
 ``sentences[:n=..,seed=..]`` template sentences, planted word categories (built in)
-``folder:PATH``             one subfolder of images per class
+``folder:PATH``             one subfolder of images per class (none: unlabelled)
 ``text:PATH``               one text per line, optional tab + label
-``npz:PATH``                arrays ``x`` and optional ``y``
-``py:module:callable``      any map-style torch Dataset (or a DataSource)
+``npz:PATH``                arrays ``x``, optional ``y`` and ``class_names``, and
+                            any 1-D array of length N as an attribute
+``hfds:PATH[:SPLIT]``       a Hugging Face dataset saved with ``save_to_disk``
+``py:module:callable``      a map-style torch Dataset of ``x``, ``(x, y)`` or
+                            ``(x, y, {attributes})`` items, or a DataSource
 ==========================  ===================================================
+
+A metadata table (``.csv`` or ``.parquet``) adds attributes to any of them:
+:func:`with_inputs` (``extract --inputs``).
 """
 
 from __future__ import annotations
 
 from .base import DataSource
+from .metadata import with_inputs
 from .subset import SubsetSource, limit_source
 from ..errors import SpecError
 from ..specs import existing_path, import_callable, parse_options, split_spec
 
-DATA_FORMS = "shapes, digits, sentences, folder:PATH, text:PATH, npz:PATH or py:module:callable"
+DATA_FORMS = ("shapes, digits, sentences, folder:PATH, text:PATH, npz:PATH, hfds:PATH[:SPLIT] or "
+              "py:module:callable")
 
 
 def load_data(spec: "str | DataSource") -> DataSource:
@@ -49,9 +57,13 @@ def load_data(spec: "str | DataSource") -> DataSource:
 
         return TextSource(existing_path(rest, "text"))
     if kind == "npz":
-        from .files import NpzSource
+        from .npz import NpzSource
 
         return NpzSource(existing_path(rest, "npz"))
+    if kind == "hfds":
+        from .hfds import HFDatasetSource
+
+        return HFDatasetSource(rest)
     if kind == "py":
         from .python import TorchDatasetSource
 
@@ -73,4 +85,4 @@ def _build(cls, rest: str, spec: str) -> DataSource:
         raise SpecError(f"data spec {spec!r} has an unknown option ({e}); see the docs of {cls.__name__}") from e
 
 
-__all__ = ["DataSource", "SubsetSource", "limit_source", "load_data", "DATA_FORMS"]
+__all__ = ["DataSource", "SubsetSource", "limit_source", "load_data", "with_inputs", "DATA_FORMS"]

@@ -1,45 +1,66 @@
-"""Data sources read from the user's files: image folders, text files and npz arrays."""
+"""Data sources read from the user's files: image folders and text files (``npz:`` is in npz.py)."""
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import SpecError
 from .base import DataSource
+from .columns import encode_labels, label_columns
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
+def _images(paths: Iterable[Path]) -> list[Path]:
+    """The image files among ``paths``, sorted, hidden ones (``.DS_Store``, ``._x.jpg``) left out."""
+    return sorted(p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                  and not p.name.startswith("."))
+
+
 class FolderSource(DataSource):
-    """``folder:PATH``: one subfolder per class holding image files (sorted by name)."""
+    """``folder:PATH``: one subfolder per class holding image files (sorted by name).
+
+    A folder with no subfolders is a set of unlabelled images (said once, in a warning):
+    its table has no ``label`` column at all. Hidden files and folders are skipped. Other
+    attributes come from a metadata table joined on ``path`` (``extract --inputs``,
+    metadata.py).
+    """
 
     modality = "image"
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.spec = f"folder:{root}"
-        classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
-        rows = []
-        if classes:
-            for ci, name in enumerate(classes):
-                for f in sorted((self.root / name).rglob("*")):
-                    if f.suffix.lower() in IMAGE_SUFFIXES:
-                        rows.append((str(f.relative_to(self.root)), ci, name))
-        else:  # a flat folder of images: no labels
-            for f in sorted(self.root.iterdir()):
-                if f.suffix.lower() in IMAGE_SUFFIXES:
-                    rows.append((f.name, -1, ""))
-        if not rows:
+        if not self.root.is_dir():
+            raise SpecError(f"folder:{root} is a file, not a folder; give the folder that holds the images")
+        classes = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        loose = _images(p for p in self.root.iterdir() if p.is_file())
+        if not classes and not loose:
             raise SpecError(f"folder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
                             "put them in one subfolder per class")
-        self.class_names = classes or None
-        self._table = pd.DataFrame(rows, columns=["path", "label", "label_name"])
-        self._table.insert(0, "input_id", np.arange(len(rows), dtype=np.int64))
+        if classes:
+            rows = [(str(f.relative_to(self.root).as_posix()), ci, name) for ci, name in enumerate(classes)
+                    for f in _images(self.root.joinpath(name).rglob("*"))]
+            if loose:
+                warnings.warn(f"{root}: {len(loose)} image(s) beside the class subfolders are left out "
+                              f"({', '.join(p.name for p in loose[:3])}); move them into a class subfolder")
+            table = pd.DataFrame(rows, columns=["path", "label", "label_name"])
+            self.class_names = classes
+        else:
+            warnings.warn(f"{root} has no class subfolders, so its images are unlabelled (maps by class and "
+                          "findings about labels are skipped); put them in one subfolder per class to label them")
+            table = pd.DataFrame({"path": [p.name for p in loose]})
+            self.class_names = None
+        if not len(table):
+            raise SpecError(f"the class subfolders of {root} hold no images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
+                            "put them in one subfolder per class")
+        table.insert(0, "input_id", np.arange(len(table), dtype=np.int64))
+        self._table = table
 
     def table(self) -> pd.DataFrame:
         return self._table
@@ -92,10 +113,8 @@ class TextSource(DataSource):
         table = pd.DataFrame({"input_id": np.arange(len(texts), dtype=np.int64),
                               "line": np.array([number for number, _ in numbered], dtype=np.int64), "text": texts})
         if any(l is not None for l in labels):
-            names = sorted({l for l in labels if l})
-            index = {n: i for i, n in enumerate(names)}
-            table["label"] = np.array([index.get(l, -1) if l else -1 for l in labels], dtype=np.int64)
-            table["label_name"] = [l or "" for l in labels]
+            codes, names = encode_labels(np.array(labels, dtype=object), str(path))
+            label_columns(table, codes, names)
             self.class_names = names
         else:
             self.class_names = None
@@ -123,40 +142,3 @@ class TextListSource(DataSource):
 
     def get(self, indices: Sequence[int] | np.ndarray) -> list[str]:
         return [str(self._table.at[int(i), "text"]) for i in indices]
-
-
-class NpzSource(DataSource):
-    """``npz:PATH``: arrays ``x`` (inputs) and optional ``y`` (integer labels).
-
-    ``uint8`` inputs shaped (N, H, W) or (N, H, W, C) are treated as images; anything else is
-    fed to the model as float32 arrays.
-    """
-
-    def __init__(self, path: str | Path):
-        self.spec = f"npz:{path}"
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                if "x" not in z.files:
-                    raise SpecError(f"{path} has no array 'x' (it has: {', '.join(z.files)}); save inputs as x=...")
-                self._x = z["x"]
-                y = z["y"] if "y" in z.files else None
-        except (OSError, ValueError) as e:
-            raise SpecError(f"cannot read {path} as .npz: {e}") from e
-        n = self._x.shape[0]
-        if y is not None and len(y) != n:
-            raise SpecError(f"{path}: x has {n} rows but y has {len(y)}; they must match")
-        self.modality = "image" if self._x.dtype == np.uint8 and self._x.ndim in (3, 4) else "array"
-        table = pd.DataFrame({"input_id": np.arange(n, dtype=np.int64)})
-        if y is not None:
-            table["label"] = np.asarray(y).astype(np.int64)
-            self.class_names = [str(c) for c in range(int(table["label"].max()) + 1)]
-        self._table = table
-
-    def table(self) -> pd.DataFrame:
-        return self._table
-
-    def get(self, indices: Sequence[int] | np.ndarray) -> list[np.ndarray]:
-        idx = np.asarray(indices, dtype=np.int64)
-        if self.modality == "image":
-            return [self._x[i] for i in idx]
-        return [np.asarray(self._x[i], dtype=np.float32) for i in idx]

@@ -434,6 +434,9 @@ class Atlas:
         if by == "confusion":
             if schema.PRED not in table.columns:
                 raise AtlasError("grouping by confusion needs model outputs (pred); extract with a classifier")
+            if schema.LABEL not in table.columns:
+                raise AtlasError("grouping by confusion needs labels, and the data has none; group by pred or "
+                                 "an attribute instead")
             names = self.class_names
             label = table[schema.LABEL_NAME] if schema.LABEL_NAME in table.columns else table[schema.LABEL]
             pred = table[schema.PRED].map(lambda p: names[int(p)] if names and 0 <= int(p) < len(names) else str(p))
@@ -441,8 +444,9 @@ class Atlas:
         cols = [c.strip() for c in by.split(",")] if "," in by else [by]
         missing = [c for c in cols if c not in table.columns]
         if missing:
-            raise AtlasError(f"no column {missing[0]!r} to group by; columns: {', '.join(map(str, table.columns))}, "
-                             "or 'confusion'")
+            unlabelled = " (the data has no labels)" if missing[0] in (schema.LABEL, schema.LABEL_NAME) else ""
+            raise AtlasError(f"no column {missing[0]!r} to group by{unlabelled}; columns: "
+                             f"{', '.join(map(str, table.columns))}, or 'confusion'")
         if len(cols) == 1:
             return table[cols[0]].to_numpy()
         joined = table[cols[0]].astype(str)
