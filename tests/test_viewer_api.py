@@ -174,8 +174,9 @@ def test_topomap(client, atlas):
     pred = atlas.outputs("step2")["pred"].to_numpy()
     # the untrained tiny CNN predicts two classes and is never right in step2, but right for some
     # inputs in step1: outputs are judged over every snapshot, since the slider paints any of them
-    assert groupings == {"pred": ["1", "3"], "correct": ["False", "True"]} and not atlas.inputs["correct"].any()
-    g = client.get("/api/topomap/act@label/groups/pred?snapshot=step2").json()
+    # pred is offered by name (pred_name; these classes are named by their index)
+    assert groupings == {"pred_name": ["1", "3"], "correct": ["False", "True"]} and not atlas.inputs["correct"].any()
+    g = client.get("/api/topomap/act@label/groups/pred_name?snapshot=step2").json()
     assert g["groups"] == ["1", "3"] and g["counts"] == [int((pred == 1).sum()), int((pred == 3).sum())]
     x2 = atlas.activations("act", "step2")[:].astype(np.float64)
     means = np.stack([x2[pred == int(v)].mean(axis=0) for v in g["groups"]])

@@ -25,7 +25,13 @@ def _add_extract(sub: Any) -> None:
                                    "into an atlas folder. Rerun the same command to resume a killed run.")
     p.add_argument("--model", required=True, help="model spec: demo-cnn, efficientnet-lite0, minilm, "
                    "torchvision:NAME[:pretrained|:PATH], timm:NAME[:pretrained|:PATH], hf:PATH, file:PATH, "
-                   "py:module:callable")
+                   "py:module:callable, py:path/to/file.py:callable (resolved from the working directory)")
+    p.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="trained weights to load into the model: a state dict (also under 'state_dict' or "
+                        "'model'), or a whole pickled model with --trust")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="torchvision:/timm: models: a local file of the library's pretrained weights "
+                        "(else :pretrained reads the torch hub cache)")
     p.add_argument("--data", required=True, help="data spec: shapes, digits, folder:PATH, text:PATH, "
                    "npz:PATH, hfds:PATH[:SPLIT], py:module:callable")
     p.add_argument("--inputs", default=None, metavar="TABLE",
@@ -62,7 +68,8 @@ def _add_extract(sub: Any) -> None:
                    help="full mode refuses a layer bigger than this (default 8)")
     p.add_argument("--thumb-size", type=int, default=64)
     p.add_argument("--overwrite", action="store_true", help="replace an existing atlas at --out")
-    p.add_argument("--trust", action="store_true", help="allow file:PATH to unpickle a full module")
+    p.add_argument("--trust", action="store_true",
+                   help="allow file:PATH and --checkpoint to unpickle a whole model (runs code from the file)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     scale = p.add_argument_group("scale-out (docs/scale.md)")
     scale.add_argument("--workers", type=int, default=None, metavar="N",
@@ -75,7 +82,7 @@ def _add_extract(sub: Any) -> None:
 
 def _cmd_extract(a: argparse.Namespace) -> int:
     from .capture import extract
-    from .store import atlas_info, format_info
+    from .store import atlas_info
 
     atlas = extract(
         a.model, a.data, a.out, layers=a.layers, batch_size=a.batch_size, device=a.device, limit=a.limit,
@@ -84,11 +91,20 @@ def _cmd_extract(a: argparse.Namespace) -> int:
         sample_size=a.sample_size, max_layer_bytes=a.max_layer_gb * 1e9, thumb_size=a.thumb_size,
         overwrite=a.overwrite, trust=a.trust, progress=not a.quiet,
         workers=a.workers, scheduler=a.scheduler, shard_size=a.shard_size,
-        inputs=a.inputs, columns=_roles(a.columns),
+        inputs=a.inputs, columns=_roles(a.columns), checkpoint=a.checkpoint, weights=a.weights,
         **({} if a.commit_every is None else {"commit_every": a.commit_every}),  # else the option's default
     )
-    print(format_info(atlas_info(atlas)))
+    _print_info(atlas_info(atlas), as_json=False)
     return 0
+
+
+def _print_info(info: dict[str, Any], as_json: bool) -> None:
+    """An atlas's description, and a warning line for each snapshot whose accuracy is at chance."""
+    from .store.info import chance_warnings, format_info
+
+    print(json.dumps(info) if as_json else format_info(info))
+    for line in chance_warnings(info):
+        print(f"neurocarta: warning: {line}", file=sys.stderr)
 
 
 def _roles(pairs: Sequence[str] | None) -> dict[str, str]:
@@ -165,11 +181,10 @@ def _add_info(sub: Any) -> None:
 
 
 def _cmd_info(a: argparse.Namespace) -> int:
-    from .store import atlas_info, format_info, open_atlas
+    from .store import atlas_info, open_atlas
 
     atlas = open_atlas(a.atlas, allow_incomplete=True)
-    info = atlas_info(atlas)
-    print(json.dumps(info) if a.json else format_info(info))
+    _print_info(atlas_info(atlas), as_json=a.json)
     return 0
 
 

@@ -73,6 +73,11 @@ class ExtractOptions:
     inputs: Any = None
     # Roles declared for table columns ({name: role}, store/schema.py), kept in the manifest.
     columns: dict[str, str] | None = None
+    # Trained weights loaded into the model once it is built (models/checkpoint.py): a state
+    # dict, or a pickled module with ``trust``. Part of the atlas identity.
+    checkpoint: "str | Path | None" = None
+    # A local file of a torchvision:/timm: model's pretrained weights (the spec records it).
+    weights: "str | Path | None" = None
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -117,7 +122,8 @@ class ExtractionPlan:
         self.source: DataSource = limit_source(full_source, opts.limit, opts.seed)
         self._check_declared_columns()  # before the model loads: a typo should cost seconds
         self.bundle: ModelBundle = load_model(model, data=full_source, trust=opts.trust,
-                                              progress=opts.progress)
+                                              progress=opts.progress, checkpoint=opts.checkpoint,
+                                              weights=opts.weights)
         if self.bundle.modality != self.source.modality and not (
                 self.bundle.modality == "array" and self.source.modality == "image"):
             raise UserError(
@@ -173,13 +179,33 @@ class ExtractionPlan:
                 pooling=self.opts.pool if cap.kind == "sequence" else None,
                 spatial=shape[1:] if cap.kind == "conv" else None,
             ))
-        self.has_logits = find_logits(output) is not None
+        logits = find_logits(output)
+        self.has_logits = logits is not None
+        if logits is not None:
+            self._check_class_names(int(logits.shape[1]))
         self._check_size(infos)
         self.input_size = self._record_receptive_fields(infos)
         self.infos = {i.name: i for i in infos}
         self.link_modules = self._find_links()
         self.group_cols = self._group_columns() if self.opts.mode == "summary" else []
         self.sample_ids = self._sample_ids()
+
+    def _check_class_names(self, n_outputs: int) -> None:
+        """Drop the model's class names, with a warning, when they do not count its outputs
+        (a checkpoint with another head): predictions are then named by index."""
+        names = self.bundle.class_names
+        if names and len(names) != n_outputs:
+            warnings.warn(f"{self.bundle.spec} names {len(names)} classes but outputs {n_outputs} scores; "
+                          "predictions are named by their index", stacklevel=2)
+            self.bundle.class_names = None
+
+    @property
+    def n_label_classes(self) -> int:
+        """How many classes the data's labels count: its class names, else the largest label + 1."""
+        if self.labels is None:
+            return 0
+        names = self.source.class_names or []
+        return len(names) if names else int(self.labels.max(initial=-1)) + 1
 
     def adopt(self, manifest: Manifest) -> None:
         """Take the layers and groups from the manifest the coordinator wrote (a distributed
@@ -276,6 +302,8 @@ class ExtractionPlan:
             "thumb_size": o.thumb_size if self.source.modality == "image" else None,
             "batch_size": o.batch_size, "device": str(self.device),
         }
+        if o.checkpoint is not None:  # other weights, another atlas: a resume must not mix them
+            params["checkpoint"] = str(o.checkpoint)
         info = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v))
                 for k, v in self.bundle.info.items() if k != "checkpoints"}
         return Manifest(

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from ..errors import NonFiniteError
 from ..models import ModelInputs
+from ..models.classes import labels_are_model_classes, prediction_names
 from ..store import schema
 from ..store.manifest import LayerInfo
 from .hooks import Captured, LayerRecorder, check_finite, find_logits
@@ -33,6 +34,8 @@ class ChunkRunner:
 
     def __init__(self, plan: ExtractionPlan):
         self.plan = plan
+        # the name of each output class, and whether the labels are those classes
+        self._classes: tuple[np.ndarray, bool] | None = None
 
     def batches(self, ranges: Sequence[tuple[int, int]], first_snapshot: bool) -> Iterator[Rows]:
         """One :class:`Rows` per batch over ``ranges``, in order; no batch crosses a range's end
@@ -165,16 +168,25 @@ class ChunkRunner:
         return r
 
     def _outputs(self, logits: torch.Tensor, ids: np.ndarray) -> dict[str, np.ndarray]:
-        """pred, confidence, and (when labels match the model's classes) loss and correct.
+        """pred, its name, confidence, and (when the data's labels are the model's classes,
+        models/classes.py) loss and correct; otherwise those two are NA.
 
         Plain arrays per batch; the sink builds one DataFrame (:meth:`Rows.outputs_frame`).
         """
-        labels_all = self.plan.labels
+        plan = self.plan
+        labels_all = plan.labels
         logits = logits.float().cpu()
         conf, pred = logits.softmax(dim=1).max(dim=1)
         out = {schema.INPUT_ID: ids, schema.PRED: pred.numpy().astype(np.int64), schema.CONFIDENCE: conf.numpy()}
-        n_classes = len(self.plan.source.class_names or [])
-        if labels_all is not None and n_classes == logits.shape[1]:
+        n_outputs = int(logits.shape[1])
+        if self._classes is None or len(self._classes[0]) != n_outputs:  # once per run
+            match = labels_are_model_classes(plan.bundle.class_names, plan.source.class_names,
+                                             plan.n_label_classes, n_outputs)
+            names = prediction_names(plan.bundle.class_names, plan.source.class_names, match, n_outputs)
+            self._classes = (np.array(names, dtype=object), match)
+        names, match = self._classes
+        out[schema.PRED_NAME] = names[out[schema.PRED]]
+        if labels_all is not None and match:
             labels = labels_all[ids]
             known = labels >= 0
             loss = F.cross_entropy(logits, torch.from_numpy(np.maximum(labels, 0)), reduction="none").numpy()

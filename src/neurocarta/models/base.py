@@ -13,6 +13,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from .checkpoint import load_state_dict_file
+
 
 @dataclass
 class ModelInputs:
@@ -38,13 +40,6 @@ class ModelInputs:
             args = self.args.to(device)
         return ModelInputs(args, self.attention_mask, self.token_ids, self.tokens, self.special_tokens_mask,
                            self.offsets, self.truncated)
-
-
-def load_state_dict_file(module: torch.nn.Module, path: Path) -> None:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    module.load_state_dict(state)
 
 
 @dataclass

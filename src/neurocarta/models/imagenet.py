@@ -12,6 +12,7 @@ import torch
 
 from ..errors import SpecError
 from .base import ModelBundle
+from .classes import imagenet_class_names
 from .preprocess import images_to_tensor
 
 # The Lite models were trained on (x - 127) / 128 inputs, i.e. mean 0.498, std 0.502 on [0, 1].
@@ -37,9 +38,9 @@ def load_efficientnet_lite0() -> ModelBundle:
         spec="efficientnet-lite0",
         modality="image",
         preprocess=lambda items: _inputs(items),
-        class_names=None,
+        class_names=list(imagenet_class_names()),
         default_layers=["_conv_stem", "_blocks.*", "_conv_head", "_fc"],
-        info={"input_size": 224, "classes": "ImageNet-1k (indices 0..999)"},
+        info={"input_size": 224, "classes": "ImageNet-1k"},
     )
 
 

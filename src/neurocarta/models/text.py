@@ -2,6 +2,10 @@
 
 Texts are tokenised with the model's own tokenizer; sequence layers then give one row per
 real token (padding is never stored; special tokens only when asked).
+
+A saved sequence classifier keeps its head (``AutoModelForSequenceClassification``), so its
+predictions are recorded, named by the config's ``id2label``; any other model loads as its
+base (``AutoModel``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import torch
 
 from ..errors import SpecError
 from .base import ModelBundle, ModelInputs
+from .classes import id2label_names
 
 MAX_LENGTH = 128
 
@@ -42,8 +47,11 @@ def load_hf_text(name_or_path: str, spec: str, local_only: bool = True,
     """A transformers model plus tokenizer, from a local folder or the local cache only."""
     tf = _transformers()
     try:
+        config = tf.AutoConfig.from_pretrained(name_or_path, local_files_only=local_only)
         tokenizer = tf.AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_only)
-        model = tf.AutoModel.from_pretrained(name_or_path, local_files_only=local_only)
+        names = id2label_names(getattr(config, "id2label", None))
+        auto = tf.AutoModelForSequenceClassification if is_sequence_classifier(config) else tf.AutoModel
+        model = auto.from_pretrained(name_or_path, config=config, local_files_only=local_only)
     except (OSError, ValueError) as e:
         where = "folder" if Path(name_or_path).exists() else "local Hugging Face cache"
         raise SpecError(
@@ -55,9 +63,24 @@ def load_hf_text(name_or_path: str, spec: str, local_only: bool = True,
     return ModelBundle(
         module=model, spec=spec, modality="text",
         preprocess=lambda texts: tokenize(tokenizer, texts, limit),
-        tokenizer=tokenizer, default_layers=["encoder.layer.*.output"],
+        tokenizer=tokenizer, default_layers=[_base_prefix(model) + "encoder.layer.*.output"],
+        class_names=names if auto is not tf.AutoModel else None,
         info={"max_length": limit},
     )
+
+
+def is_sequence_classifier(config) -> bool:
+    """A checkpoint saved from a sequence classifier (its ``architectures`` say so), or one
+    whose ``id2label`` names real classes (not transformers' ``LABEL_0`` placeholders)."""
+    saved_as = [str(a) for a in (getattr(config, "architectures", None) or [])]
+    return (any(a.endswith("ForSequenceClassification") for a in saved_as)
+            or id2label_names(getattr(config, "id2label", None)) is not None)
+
+
+def _base_prefix(model: torch.nn.Module) -> str:
+    """``"bert."`` for a classifier whose encoder sits under its base model's attribute, else ``""``."""
+    prefix = getattr(model, "base_model_prefix", "")
+    return f"{prefix}." if prefix and isinstance(getattr(model, prefix, None), torch.nn.Module) else ""
 
 
 def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> ModelInputs:

@@ -1,8 +1,13 @@
 """``torchvision:NAME[:WEIGHTS]`` and ``timm:NAME[:WEIGHTS]``: ImageNet models from those libraries.
 
 ``WEIGHTS`` is empty (random weights, with a note), ``pretrained`` (the library's default
-weights, fetched through :func:`~neurocarta.models.weights.fetch_weights` when they are not
-cached yet) or the path of a local weights file (a state dict, for machines without network).
+weights, from the local torch hub or Hugging Face cache, fetched through
+:func:`~neurocarta.models.weights.fetch_weights` when they are not cached yet) or the path of
+a local weights file (a state dict, for machines without network). ``--weights FILE``
+(``weights=`` in Python) is the same local file, given beside the spec.
+
+Both libraries' classifiers are ImageNet-1k models: the bundle names their 1,000 classes
+(models/classes.py), so predictions read ``tabby``, not ``281``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import torch
 from ..errors import SpecError
 from ..specs import existing_path
 from .base import ModelBundle, ModelInputs, load_state_dict_file
+from .classes import imagenet_class_names
 from .preprocess import images_to_tensor
 from .weights import cached_download, fetch_weights, hub_checkpoints
 
@@ -27,10 +33,18 @@ def imagenet_preprocess(items: Sequence[Any]) -> ModelInputs:
     return ModelInputs(images_to_tensor(items, 224, IMAGENET_MEAN, IMAGENET_STD))
 
 
-def load_vision_hub(kind: str, rest: str, spec: str, progress: bool = True) -> ModelBundle:
+def load_vision_hub(kind: str, rest: str, spec: str, progress: bool = True,
+                    weights_file: "str | Path | None" = None) -> ModelBundle:
+    """``kind`` is ``torchvision`` or ``timm``, ``rest`` is ``NAME[:WEIGHTS]``;
+    ``weights_file`` (``--weights``) is a local weights file, the same as ``NAME:PATH``."""
     name, _, weights = rest.partition(":")
     if not name:
         raise SpecError(f"{kind}: needs a model name, e.g. {kind}:resnet18")
+    if weights_file is not None:
+        if weights:
+            raise SpecError(f"{spec} names its weights already; pass --weights FILE with {kind}:{name} alone")
+        weights = str(weights_file)
+        spec = f"{kind}:{name}:{weights}"  # the manifest records which file
     local = existing_path(weights, f"{kind}:{name}") if weights not in ("", "pretrained") else None
     try:
         if kind == "torchvision":
@@ -49,8 +63,12 @@ def load_vision_hub(kind: str, rest: str, spec: str, progress: bool = True) -> M
         raise SpecError(f"cannot build {kind} model {name!r}: {e}") from e
     if not weights:
         print(f"note: {spec} has random weights; write {kind}:{name}:pretrained to download trained ones, "
-              f"or {local_form} for a local weights file", file=sys.stderr)
-    return ModelBundle(module=module, spec=spec, modality="image", preprocess=imagenet_preprocess)
+              f"or pass --weights FILE for a local weights file", file=sys.stderr)
+    # timm says how many classes its head has (an ImageNet-21k model has 21,843, unnamed here);
+    # torchvision's classifiers are all ImageNet-1k
+    imagenet = getattr(module, "num_classes", 1000) == 1000
+    return ModelBundle(module=module, spec=spec, modality="image", preprocess=imagenet_preprocess,
+                       class_names=list(imagenet_class_names()) if imagenet else None)
 
 
 def _torchvision(tvm: Any, name: str, pretrained: bool, local: Path | None, spec: str, local_form: str,
@@ -96,9 +114,4 @@ def _timm_source(timm: Any, name: str) -> tuple[str, str | Path]:
 
 
 def _load_local(module: torch.nn.Module, path: Path, spec: str) -> None:
-    try:
-        load_state_dict_file(module, path)
-    except Exception as e:  # noqa: BLE001 - torch.load raises many types on a file that is not a state dict
-        first = (str(e).strip().splitlines() or [""])[0]  # torch's messages run over many lines
-        raise SpecError(f"cannot load {path} into {spec} ({type(e).__name__}: {first}); pass the state-dict "
-                        "file of this model (as torch.save(model.state_dict(), path) writes it)") from e
+    load_state_dict_file(module, path, into=spec, what="weights")

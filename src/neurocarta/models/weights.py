@@ -43,7 +43,8 @@ def fetch_weights(download: Callable[[], T], *, spec: str, file: str, where: str
         raise SpecError(
             f"cannot get the pretrained weights for {spec}: {file} is not in {where} and fetching it failed "
             f"({reason}); download it where there is network and put it in {where}, or pass the local "
-            f"file as {local_form.replace('PATH', '/path/to/' + Path(file).name)}"
+            f"file with --weights /path/to/{Path(file).name} (in the spec: "
+            f"{local_form.replace('PATH', '/path/to/' + Path(file).name)})"
         ) from e
 
 

@@ -150,8 +150,10 @@ class Atlas:
 
     @property
     def class_names(self) -> list[str]:
-        """Class names of the model's outputs (or of the data's labels), if known."""
-        return list(self.manifest.model.get("class_names") or self.manifest.data.get("class_names") or [])
+        """Class names of the data's labels, else of the model's outputs, if known. Labels come
+        first: an ImageNet model's 1,000 names must not name a photo folder's classes (the
+        outputs table's ``pred_name`` names each prediction)."""
+        return list(self.manifest.data.get("class_names") or self.manifest.model.get("class_names") or [])
 
     @property
     def mode(self) -> str:
@@ -439,7 +441,8 @@ class Atlas:
                                  "an attribute instead")
             names = self.class_names
             label = table[schema.LABEL_NAME] if schema.LABEL_NAME in table.columns else table[schema.LABEL]
-            pred = table[schema.PRED].map(lambda p: names[int(p)] if names and 0 <= int(p) < len(names) else str(p))
+            pred = (table[schema.PRED_NAME] if schema.PRED_NAME in table.columns else
+                    table[schema.PRED].map(lambda p: names[int(p)] if names and 0 <= int(p) < len(names) else str(p)))
             return (label.astype(str) + "->" + pred.astype(str)).to_numpy(dtype=object)
         cols = [c.strip() for c in by.split(",")] if "," in by else [by]
         missing = [c for c in cols if c not in table.columns]

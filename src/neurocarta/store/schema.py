@@ -13,7 +13,7 @@ Every column has one role:
 - ``attribute``: what describes an input (``colour``, ``background``, a user column, a
   token's ``category``): what maps are grouped by, concepts are measured on and shortcuts
   are looked for in.
-- ``output``: what the model said (``pred``, ``confidence``, ``loss``, ``correct``).
+- ``output``: what the model said (``pred``, ``pred_name``, ``confidence``, ``loss``, ``correct``).
 - ``bookkeeping``: ids, offsets, the split, the source index, line numbers, flags and free
   text: never an attribute.
 
@@ -47,6 +47,7 @@ LINE = "line"
 RELABELLED = "relabelled"
 SNAPSHOT = "snapshot"
 PRED = "pred"
+PRED_NAME = "pred_name"
 CONFIDENCE = "confidence"
 LOSS = "loss"
 CORRECT = "correct"
@@ -91,9 +92,12 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     Column(RELABELLED, "inputs", "bool", BOOKKEEPING, "a planted flag: the label was changed on purpose"),
     Column(SNAPSHOT, "outputs", "str", BOOKKEEPING, "the snapshot the outputs belong to"),
     Column(PRED, "outputs", "int64", OUTPUT, "the predicted class (argmax of the logits)"),
+    Column(PRED_NAME, "outputs", "str", OUTPUT, "the predicted class's name: the model's class names, else "
+           "the data's when its labels are the model's classes, else the index as text"),
     Column(CONFIDENCE, "outputs", "float32", OUTPUT, "the softmax probability of pred"),
     Column(LOSS, "outputs", "float32", OUTPUT, "the cross-entropy loss against label"),
-    Column(CORRECT, "outputs", "bool", OUTPUT, "pred == label"),
+    Column(CORRECT, "outputs", "bool", OUTPUT, "pred == label; NA where the label is unknown or the data's "
+           "labels are not the model's classes (models/classes.py)"),
     Column(ROW, "tokens", "int64", BOOKKEEPING, "0..rows-1, the token's row in token-layer arrays"),
     Column(POSITION, "tokens", "int32", BOOKKEEPING, "the token's position in its sequence"),
     Column(TOKEN_ID, "tokens", "int64", BOOKKEEPING, "the tokenizer's id"),
