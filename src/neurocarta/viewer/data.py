@@ -28,7 +28,7 @@ from .. import findings as findings_rules
 from ..errors import UserError
 from ..methods.topomap.inputs import neuron_moments, segment_means, zscores
 from ..methods.topomap.profiles import atlas_profiles
-from ..store.schema import ATTRIBUTE, OUTPUT, TOKEN_END, TOKEN_START
+from ..store.schema import ATTRIBUTE, OUTPUT, PRED, PRED_NAME, TOKEN_END, TOKEN_START
 from .routes import path as route_path
 
 if TYPE_CHECKING:
@@ -450,6 +450,8 @@ class ViewerData:
         Roles and the rule are the schema's (:meth:`Atlas.categories`): never the label or a
         label-like column, never bookkeeping such as the split or a planted flag."""
         found = self.atlas.categories(include=(OUTPUT, ATTRIBUTE), most_values=12)
+        if PRED_NAME in found:  # the same grouping as pred, by name
+            found.pop(PRED, None)
         return {c: [str(v) for v in values] for c, values in found.items()}
 
     def topomap_groups(self, name: str, column: str, snapshot: str | None = None) -> dict:

@@ -19,7 +19,9 @@ export interface Manifest {
  *  last snapshot, and the data's own columns (attributes, split, ...); `text` for text data. */
 export interface InputRecord {
   input_id: number; label: number; label_name: string;
-  pred: number; correct: boolean; confidence: number;
+  // outputs, when the model gives class scores: `pred_name` names the class (the index as text
+  // when unnamed); `correct` is null when the data's labels are not the model's classes
+  pred?: number; pred_name?: string; correct?: boolean | null; confidence?: number;
   text?: string;
   [key: string]: unknown;
 }
