@@ -181,6 +181,17 @@ def test_metadata_table_errors(tmp_path, meta, needle):
         nc.data.with_inputs(load_data(f"folder:{tmp_path / 'photos'}"), tmp_path / "meta.xlsx")
 
 
+def test_a_metadata_table_joins_on_input_id_for_other_data(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((3, 4), dtype=np.float32))
+    pd.DataFrame({"input_id": [2, 0, 1], "site": ["c", "a", "b"]}).to_csv(tmp_path / "m.csv", index=False)
+    src = nc.data.with_inputs(load_data(f"npz:{tmp_path / 'd.npz'}"), tmp_path / "m.csv")
+    assert src.table()["site"].tolist() == ["a", "b", "c"]
+    pd.DataFrame({"input_id": [0, 1], "site": ["a", "b"]}).to_csv(tmp_path / "m.csv", index=False)
+    with pytest.raises(SpecError, match=re.escape("m.csv misses 1 of the 3 inputs (2); add a row for each, keyed by "
+                                                  "input_id")):
+        nc.data.with_inputs(load_data(f"npz:{tmp_path / 'd.npz'}"), tmp_path / "m.csv")
+
+
 def test_a_metadata_label_column_labels_a_flat_folder(tmp_path):
     _images(tmp_path / "photos", ["a.png", "b.png", "c.png"])
     pd.DataFrame({"path": ["c.png", "a.png", "b.png"], "label": ["owl", "cat", ""]}).to_csv(tmp_path / "m.csv", index=False)

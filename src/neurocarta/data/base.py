@@ -46,8 +46,9 @@ class DataSource(ABC):
         """One row per input, in input order.
 
         Required column: ``input_id`` (``0..N-1``). Optional: ``label`` (int, ``-1`` when
-        unknown), ``label_name``, ``split`` (``"train"``/``"test"``), ``text`` and any
-        attribute column (planted attributes, user metadata).
+        unknown; an unlabelled source has no ``label`` column at all), ``label_name``,
+        ``split`` (``"train"``/``"test"``), ``text`` and any attribute column (planted
+        attributes, user metadata: one plain value per input).
         """
 
     @abstractmethod
