@@ -17,9 +17,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 
 def _images(paths: Iterable[Path]) -> list[Path]:
-    """The image files among ``paths``, sorted, hidden ones (``.DS_Store``, ``._x.jpg``) left out."""
-    return sorted(p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                  and not p.name.startswith("."))
+    """The image files among ``paths`` by suffix (no stat per file: ImageNet has 1.2M), sorted,
+    hidden ones (``._x.jpg`` from macOS) left out."""
+    return sorted(p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
 class FolderSource(DataSource):
