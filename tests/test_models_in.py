@@ -19,7 +19,8 @@ from torch import nn
 
 import neurocarta as nc
 from neurocarta.cli import main
-from neurocarta.errors import SpecError, UserError
+from neurocarta.errors import SpecError
+from neurocarta.methods.topomap import topomap
 from neurocarta.models import ModelBundle, ModelInputs, load_model
 from neurocarta.models.classes import (id2label_names, imagenet_class_names, labels_are_model_classes,
                                        prediction_names)
@@ -96,14 +97,15 @@ def _named_cnn(names: list[str]) -> ModelBundle:
     return bundle
 
 
-def _image_folder(root, classes: list[str], per_class: int = 3):
+def _image_folder(root, classes: list[str], per_class: int = 5):
     from PIL import Image
 
     rng = np.random.default_rng(0)
     for c in classes:
         (root / c).mkdir(parents=True)
         for i in range(per_class):
-            Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+            colour = rng.integers(0, 255, 3)  # one colour per image, so the tiny CNN's answers vary
+            Image.fromarray(np.full((12, 12, 3), colour, dtype=np.uint8)).save(root / c / f"{i}.png")
     return f"folder:{root}"
 
 
@@ -122,6 +124,10 @@ def test_predictions_are_named_and_scored_only_against_the_models_own_classes(tm
     assert out["correct"].isna().all() and out["loss"].isna().all()
     assert set(out["pred_name"]) <= set(model_classes) and other.class_names == ["x", "y"]
     assert atlas_info(other)["accuracy"] == []  # nothing to score
+    # a map by prediction names its groups by the model's classes, a map by label by the folders
+    by_pred = topomap(other, "head", group_by="pred", method="pca")
+    assert by_pred.group_names == [model_classes[int(g)] for g in by_pred.groups]
+    assert topomap(other, "head", group_by="label", method="pca").group_names == ["x", "y"]
 
 
 def test_a_model_naming_other_classes_than_it_outputs_is_named_by_index(tmp_path):

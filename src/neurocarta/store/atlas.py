@@ -155,6 +155,15 @@ class Atlas:
         outputs table's ``pred_name`` names each prediction)."""
         return list(self.manifest.data.get("class_names") or self.manifest.model.get("class_names") or [])
 
+    def prediction_names(self) -> dict[int, str]:
+        """``{pred: pred_name}`` over every snapshot's outputs: the name of each class the model
+        predicted (the model's own class names, which need not be the labels')."""
+        out = self._outputs
+        if out is None or schema.PRED_NAME not in out.columns:
+            return {}
+        pairs = out[[schema.PRED, schema.PRED_NAME]].drop_duplicates(schema.PRED)
+        return dict(zip(pairs[schema.PRED].astype(int), pairs[schema.PRED_NAME].astype(str)))
+
     @property
     def mode(self) -> str:
         return self.manifest.params.get("mode", "full")

@@ -221,8 +221,11 @@ def topomap(atlas: Atlas, layer: str, group_by: str = "label", method: str = TOP
     params = {"method": method, "distance": distance, "profile": profile, "grid": grid, "refine": refine,
               "seed": seed, "k": k, "stat": stat, "min_count": min_count}
     labels = [str(g) for g in prof.groups]
-    names = atlas.class_names
-    if group_by in ("label", "pred") and names and all(g.isdigit() and int(g) < len(names) for g in labels):
+    names = atlas.class_names  # the labels' names; predictions are named by the model's classes
+    predicted = atlas.prediction_names() if group_by == "pred" else {}
+    if predicted and all(g.isdigit() for g in labels):
+        params["group_names"] = [predicted.get(int(g), g) for g in labels]
+    elif group_by in ("label", "pred") and names and all(g.isdigit() and int(g) < len(names) for g in labels):
         params["group_names"] = [names[int(g)] for g in labels]
     result = TopoMapResult(layer=layer, group_by=group_by, groups=labels, counts=counts,
                            layout=model.layout_, values=values, metrics=metrics, params=params,
