@@ -1,7 +1,7 @@
 """Exact DBSCAN for Mapper intervals: the same labels as scikit-learn's, border points included,
 several times faster on activation data.
 
-Three ideas, each exact:
+Four ideas, each exact:
 
 * **Grouped rows, pruned group pairs.** Rows are sorted into compact groups by a few seeded
   k-means steps, and a pair of groups is compared only when a lower bound on its distances
