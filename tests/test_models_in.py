@@ -249,7 +249,8 @@ def test_py_specs_take_a_module_or_a_file_from_the_working_directory(tmp_path, m
     ("py:mynet.py", "names no callable: write py:mynet:NAME (a module) or py:mynet.py:NAME (a file)"),
     ("py:mynet", "names no callable: write py:mynet:NAME"),
     ("py:nets/gone.py:build", "file 'nets/gone.py' for the model spec does not exist in"),
-    ("py:gone:build", "no module named 'gone' for the model spec; modules resolve from the working directory"),
+    ("py:gone:build", "cannot import module 'gone' for the model spec: there is no such module; modules resolve "
+                      "from the working directory"),
     ("py:mynet.py:biuld", "mynet.py has no 'biuld' (for the model spec); it defines build"),
 ])
 def test_a_wrong_py_spec_suggests_the_right_one(tmp_path, monkeypatch, capsys, spec, needle):

@@ -104,8 +104,9 @@ def _import_module(name: str, attr: str, what: str) -> Any:
     except ModuleNotFoundError as e:
         if e.name and name.split(".")[0] != e.name.split(".")[0]:  # the module is there; its own import failed
             raise SpecError(f"module {name!r} (for {what}) imports {e.name!r}, which is not installed") from e
-        raise SpecError(f"no module named {name!r} for {what}; modules resolve from the working directory "
-                        f"({Path.cwd()}) and the Python path, or give a file as py:path/to/file.py:{attr}") from e
+        raise SpecError(f"cannot import module {name!r} for {what}: there is no such module; modules resolve "
+                        f"from the working directory ({Path.cwd()}) and the Python path, or give a file as "
+                        f"py:path/to/file.py:{attr}") from e
     except ImportError as e:
         raise SpecError(f"cannot import module {name!r} for {what}: {e}") from e
 
