@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import ParameterError
+from ...errors import check_choice
 from .dbscan import dbscan
 from .metric import prepare
 
@@ -68,12 +68,23 @@ def single_linkage_gap(x: np.ndarray, bins: int = 10) -> np.ndarray:
     return fcluster(z, t=cut, criterion="distance").astype(np.int64) - 1
 
 
+CLUSTERERS = ("dbscan", "single", "hdbscan")
+
+
+def check_clusterer(name) -> None:
+    """Raise a :class:`ParameterError` unless ``name`` is a clusterer name or a scikit-learn
+    clusterer (an object with ``fit_predict``)."""
+    if not hasattr(name, "fit_predict"):
+        check_choice("clusterer", name, CLUSTERERS)  # or any object with fit_predict
+
+
 def make_clusterer(name, eps: float | None, min_samples: int, metric: str, dtype=np.float64):
     """A function raw rows -> labels for a clusterer name or a scikit-learn-style object.
 
     Rows reach the clusterer as given; each one measures them by ``metric``. DBSCAN works in
     ``dtype`` (float32 halves big intervals) and stays exact (see dbscan.py); the others get
     the rows prepared in ``dtype``."""
+    check_clusterer(name)
     if hasattr(name, "fit_predict"):
         from sklearn.base import clone
 
@@ -82,9 +93,7 @@ def make_clusterer(name, eps: float | None, min_samples: int, metric: str, dtype
         return lambda rows: dbscan(rows, eps, min_samples, metric=metric, dtype=dtype)
     if name == "single":
         return lambda rows: single_linkage_gap(prepare(rows, metric, dtype))
-    if name == "hdbscan":
-        from sklearn.cluster import HDBSCAN
+    from sklearn.cluster import HDBSCAN
 
-        return lambda rows: HDBSCAN(min_cluster_size=max(2, min_samples), copy=True).fit_predict(
-            prepare(rows, metric, dtype)) if len(rows) > 1 else np.zeros(len(rows), dtype=np.int64)
-    raise ParameterError(f"clusterer must be dbscan, single, hdbscan or a scikit-learn clusterer, not {name!r}")
+    return lambda rows: HDBSCAN(min_cluster_size=max(2, min_samples), copy=True).fit_predict(
+        prepare(rows, metric, dtype)) if len(rows) > 1 else np.zeros(len(rows), dtype=np.int64)

@@ -9,7 +9,7 @@ from ... import compute
 from ...errors import UserError, check_number
 from ...threads import worker_pool
 from ..defaults import MAPPER_CLUSTERER, MAPPER_COVER, MAPPER_MIN_SAMPLES
-from .cluster import auto_eps, make_clusterer
+from .cluster import auto_eps, check_clusterer, make_clusterer
 from .cover import Cover
 from .graph import MapperGraph, build_edges
 from .lens import compute_lens
@@ -77,6 +77,7 @@ class Mapper(BaseEstimator):
         min_samples = check_number("min_samples", self.min_samples, 1, integer=True)
         eps = None if self.eps is None else check_number("eps", self.eps, 0.0, low_open=True)
         check_metric(self.metric)
+        check_clusterer(self.clusterer)
         min_jaccard = check_number("min_jaccard", self.min_jaccard, 0.0, 1.0)
         n_jobs = -1 if self.n_jobs == -1 else check_number("n_jobs (or -1 for every core)", self.n_jobs, 1,
                                                            integer=True)
