@@ -215,6 +215,7 @@ def test_accuracy_per_snapshot_and_a_warning_at_chance_level(tmp_path, monkeypat
     assert main(base + ["--out", "trained", "--checkpoint", "ck.pt"]) == 0
     out, err = capsys.readouterr()
     assert "accuracy  final 100.0%; 40 labelled inputs" in out and "warning" not in err
+    assert "model     py:net.py:build (checkpoint ck.pt)" in out
     # equal scores for both classes: always class 0, what always answering the common label scores
     assert main(base + ["--out", "random", "--checkpoint", "zero.pt"]) == 0
     out, err = capsys.readouterr()

@@ -34,7 +34,8 @@ def atlas_info(atlas: Atlas) -> dict[str, Any]:
     return {
         "path": atlas.url, "complete": atlas.complete, "n_inputs": atlas.n_inputs,
         "inputs_done": done, "inputs_total": total,
-        "mode": atlas.mode, "model": m.model.get("spec"), "data": m.data.get("spec"),
+        "mode": atlas.mode, "model": m.model.get("spec"), "checkpoint": m.params.get("checkpoint"),
+        "data": m.data.get("spec"),
         "snapshots": atlas.snapshots,
         "layers": [{"name": l.name, "kind": l.kind, "n_neurons": l.n_neurons, "rows": l.rows,
                     "n_rows": l.n_rows, "output_shape": l.output_shape} for l in atlas.layers],
@@ -87,7 +88,7 @@ def format_info(info: dict[str, Any]) -> str:
     state = "complete" if info["complete"] else f"incomplete: {info['inputs_done']} of {info['inputs_total']} inputs"
     lines = [
         f"atlas     {info['path']} ({state})",
-        f"model     {info['model']}",
+        f"model     {info['model']}" + (f" (checkpoint {info['checkpoint']})" if info.get("checkpoint") else ""),
         f"data      {info['data']} ({info['n_inputs']} inputs, mode {info['mode']})",
         f"snapshots {', '.join(info['snapshots'])}",
         f"size      {info['size_bytes'] / 1e6:.1f} MB",
