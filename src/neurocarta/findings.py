@@ -513,7 +513,8 @@ def training_findings(atlas: Atlas, snapshot: str | None = None) -> list[dict]:
 
 
 # ============================================================================ concepts
-_DESCRIBE = re.compile(r"^(?P<attr>.+?)=(?P<value>.*) \((?P<share>[0-9.]+)\)$")
+# a concept group's attribute name, "colour=red (0.91 vs 0.40 random)" (methods/concepts/labels.py)
+_DESCRIBE = re.compile(r"^(?P<attr>.+?)=(?P<value>.*) \((?P<share>[0-9.]+) vs [0-9.]+ random\)$")
 
 
 def concept_findings(atlas: Atlas, snapshot: str | None = None) -> list[dict]:

@@ -124,14 +124,16 @@ def build_mappers(atlas: Atlas, layers: list[str] | None = None, progress: bool 
     from tqdm.auto import tqdm
 
     from .methods.mapper import mapper
-    from .render import plot_mapper, save_figure
+    from .render import class_legend, plot_mapper, save_figure
 
     results = []
     out_dir = Path(atlas.root) / FIGURES / "mapper"
+    # the viewer's class colours, counted in inputs; pies of another column get their own legend
+    legend = class_legend(atlas) if params.get("colour_by") is None else None
     for name in tqdm(atlas.select_layers(layers), desc="mapper", unit="layer", disable=not progress):
         result = mapper(atlas, name, save=True, **params)
         if result.graph.n_nodes and "classes" in result.nodes:
-            save_figure(plot_mapper(result), out_dir / f"{node(name)}.png")
+            save_figure(plot_mapper(result, legend=legend), out_dir / f"{node(name)}.png")
         results.append(result)
     return results
 

@@ -6,13 +6,19 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UserError
+from .palette import MAX_ENTRIES, OTHER_COLOUR, make_legend
+
+#: Live neurons in no concept group: lighter than "other", which holds grouped neurons.
+NO_GROUP_COLOUR = "#d0d0d0"
 
 
-def plot_projection(result, colour: str = "cluster", size: float = 7.0, label_top: int = 8, title: str | None = None):
-    """Neurons at their 2-D projection. ``colour``: ``"cluster"`` (grey for ungrouped) or
-    ``"layer"``. The ``label_top`` largest groups are labelled with what their exemplars
-    share most (the ``describe`` column), when the result has it."""
-    from matplotlib import colormaps
+def plot_projection(result, colour: str = "cluster", size: float = 7.0, label_top: int = 8, title: str | None = None,
+                    max_legend: int = MAX_ENTRIES):
+    """Neurons at their 2-D projection. ``colour``: ``"cluster"`` or ``"layer"``; the legend
+    says which colour is which (up to ``max_legend`` groups or layers, the largest; the rest
+    share the grey of an "other" line that counts them; ungrouped neurons are light grey).
+    The ``label_top`` largest groups are labelled with what their exemplars share (the
+    ``describe`` column), when the result has it, placed by adjustText so no two overlap."""
     from matplotlib.figure import Figure
 
     if colour not in ("cluster", "layer"):
@@ -23,31 +29,62 @@ def plot_projection(result, colour: str = "cluster", size: float = 7.0, label_to
     fig = Figure(figsize=(size, size * 0.8), layout="constrained")
     ax = fig.subplots()
     if colour == "layer":
-        layers = list(dict.fromkeys(n["layer"]))
-        palette = colormaps["viridis"]
-        for i, name in enumerate(layers):
-            m = live & (n["layer"] == name).to_numpy()
-            ax.scatter(xy[m, 0], xy[m, 1], s=9, color=palette(i / max(1, len(layers) - 1)), label=name, linewidths=0)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False, markerscale=1.5)
+        layers = n["layer"].astype(str).to_numpy()
+        names = list(dict.fromkeys(layers))
+        legend = make_legend(names, [int((layers == k).sum()) for k in names], max_legend, noun="layers",
+                             unit="neurons")
+        keys = layers
     else:
         cl = n["cluster"].to_numpy()
         alone = live & (cl < 0)
-        ax.scatter(xy[alone, 0], xy[alone, 1], s=6, color="0.8", linewidths=0, label="no group")
-        palette = colormaps["tab20"]
-        grouped = live & (cl >= 0)
-        ax.scatter(xy[grouped, 0], xy[grouped, 1], s=11, c=[palette(c % 20) for c in cl[grouped]], linewidths=0)
-        if "describe" in result.clusters:
-            for _, row in result.clusters.head(label_top).iterrows():
-                members = np.asarray(row["members"])
-                cx, cy = np.nanmean(xy[members], axis=0)
-                ax.annotate(f"{row['cluster']}: {row['describe']}", (cx, cy), fontsize=6.5, ha="center",
-                            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "0.7", "alpha": 0.8})
+        ax.scatter(xy[alone, 0], xy[alone, 1], s=6, color=NO_GROUP_COLOUR, linewidths=0,
+                   label=f"no group: {int(alone.sum()):,} neurons")
+        clusters = result.clusters
+        legend = make_legend([f"c{c}" for c in clusters["cluster"]], clusters["size"].tolist(), max_legend,
+                             noun="groups", unit="neurons")
+        keys = np.where(cl >= 0, np.char.add("c", cl.astype(str)), "")
+    counts = dict(zip(*np.unique(keys[live], return_counts=True)))
+    dot = 9 if colour == "layer" else 11
+    for name, c in legend.entries:  # one scatter per legend line: the legend is the plot's own
+        m = live & (keys == name)
+        ax.scatter(xy[m, 0], xy[m, 1], s=dot, color=c, linewidths=0, label=f"{name}: {counts.get(name, 0):,} neurons")
+    if legend.other:
+        m = live & np.isin(keys, legend.other)
+        ax.scatter(xy[m, 0], xy[m, 1], s=dot, color=OTHER_COLOUR, linewidths=0, label=legend.other_label)
+    ncol = 1 if len(legend.labels()) <= 16 else 2
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=6.5, frameon=False, markerscale=1.5, ncols=ncol)
+    if colour == "cluster" and "describe" in result.clusters and label_top > 0:
+        label_groups(ax, xy, result.clusters.head(label_top))
     ax.set_xticks([])
     ax.set_yticks([])
     n_groups = int(len(result.clusters))
-    ax.set_title(title or f"neurons of {len(result.layers)} layers by co-activation: {n_groups} concept groups",
+    layers = f"{len(result.layers)} layer{'' if len(result.layers) == 1 else 's'}"
+    ax.set_title(title or f"neurons of {layers} by co-activation: {n_groups} concept groups",
                  fontsize=9)
     return fig
+
+
+def label_groups(ax, xy: np.ndarray, clusters) -> list:
+    """Label each group at its members' centre, then let adjustText move the labels apart
+    (and off the points) until none overlaps another; each moved label keeps a thin line to
+    its centre. Returns the text artists."""
+    from adjustText import adjust_text
+
+    texts, cx, cy = [], [], []
+    for _, row in clusters.iterrows():
+        members = np.asarray(row["members"])
+        x, y = np.nanmean(xy[members], axis=0)
+        cx.append(x)
+        cy.append(y)
+        texts.append(ax.text(x, y, f"c{row['cluster']}: {row['describe']}", fontsize=6.5, ha="center", va="center",
+                             zorder=4, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "0.7",
+                                             "alpha": 0.85}))
+    if len(texts) > 1:
+        # settle the constrained layout first: adjustText measures the labels on the canvas
+        ax.figure.draw_without_rendering()
+        adjust_text(texts, target_x=cx, target_y=cy, ax=ax, expand=(1.1, 1.3), ensure_inside_axes=True,
+                    arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.4})
+    return texts
 
 
 def plot_concept_graph(graph, size: float = 7.0, title: str | None = None, labels: dict | None = None):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UserError
+from .palette import MAX_ENTRIES, Legend, make_legend, natural_order
 
 
 def graph_layout(result, seed: int = 0) -> np.ndarray:
@@ -26,14 +27,29 @@ def graph_layout(result, seed: int = 0) -> np.ndarray:
     return np.asarray(coords.coords, dtype=np.float64)
 
 
-def plot_mapper(result, colour: str = "classes", size: float = 7.0, seed: int = 0, max_legend: int = 12,
-                title: str | None = None):
+def node_legend(histograms, max_entries: int = MAX_ENTRIES) -> Legend:
+    """The legend of the classes in the nodes' class histograms (class -> members), in natural
+    order, ranked by members when there are too many to list."""
+    total: dict[str, int] = {}
+    for hist in histograms:
+        for c, k in hist.items():
+            total[str(c)] = total.get(str(c), 0) + int(k)
+    names = natural_order(total)
+    return make_legend(names, [total[n] for n in names], max_entries=max_entries, unit="node members")
+
+
+def plot_mapper(result, colour: str = "classes", size: float = 7.0, seed: int = 0, legend: Legend | None = None,
+                max_legend: int = MAX_ENTRIES, title: str | None = None):
     """A matplotlib Figure of ``result`` (a MapperResult). ``colour``: ``"classes"`` (pie per
-    node), or a node column such as ``"purity"``, ``"accuracy"``, ``"mean_lens"``."""
-    from matplotlib import colormaps
+    node), or a node column such as ``"purity"``, ``"accuracy"``, ``"mean_lens"``.
+
+    ``legend``: the class colours, e.g. ``class_legend(atlas)`` (the viewer's colours, counts
+    in inputs); by default built from the nodes' classes in natural order, counted in node
+    members. Either way it lists every class up to ``max_legend``, beyond that the largest
+    plus an "other" line that says how many classes and members it holds."""
     from matplotlib.collections import LineCollection
     from matplotlib.figure import Figure
-    from matplotlib.patches import Wedge
+    from matplotlib.patches import Patch, Wedge
 
     nodes = result.nodes
     if result.graph.n_nodes == 0:
@@ -51,20 +67,16 @@ def plot_mapper(result, colour: str = "classes", size: float = 7.0, seed: int = 
     if colour == "classes":
         if "classes" not in nodes:
             raise UserError("the input table has no labels to colour the nodes by")
-        names = sorted({c for h in nodes["classes"] for c in h})
-        palette = colormaps["tab10" if len(names) <= 10 else "tab20"]
-        col = {c: palette(i % palette.N) for i, c in enumerate(names)}
+        legend = legend or node_legend(nodes["classes"], max_legend)
         for (x, y), r, hist in zip(xy, radius, nodes["classes"]):
             total = sum(hist.values())
             start = 90.0
             for c, k in sorted(hist.items(), key=lambda kv: -kv[1]):
                 sweep = 360.0 * k / total
-                ax.add_patch(Wedge((x, y), r, start, start + sweep, facecolor=col[c], edgecolor="white",
+                ax.add_patch(Wedge((x, y), r, start, start + sweep, facecolor=legend.colour(c), edgecolor="white",
                                    linewidth=0.2, zorder=2))
                 start += sweep
-        from matplotlib.patches import Patch
-
-        ax.legend(handles=[Patch(color=col[c], label=c) for c in names[:max_legend]], loc="upper left",
+        ax.legend(handles=[Patch(color=c, label=text) for text, c in legend.labels()], loc="upper left",
                   bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
     else:
         if colour not in nodes:

@@ -28,6 +28,7 @@ from .. import findings as findings_rules
 from ..errors import UserError
 from ..methods.topomap.inputs import neuron_moments, segment_means, zscores
 from ..methods.topomap.profiles import atlas_profiles
+from ..render.palette import class_legend, palette
 from ..store.schema import ATTRIBUTE, OUTPUT, PRED, PRED_NAME, TOKEN_END, TOKEN_START
 from .routes import path as route_path
 
@@ -188,6 +189,7 @@ class ViewerData:
         a = self.atlas
         m = a.manifest
         patches = {s: [l.name for l in a.layers if self._has_patches(s, l.name)] for s in a.snapshots}
+        legend = class_legend(a)
         return jsonable({
             "name": a.root.resolve().name, "model": m.model.get("spec"), "data": m.data.get("spec"),
             "n_inputs": a.n_inputs, "class_names": a.class_names, "snapshots": a.snapshots,
@@ -198,6 +200,8 @@ class ViewerData:
             "patches": {s: ls for s, ls in patches.items() if ls},
             "has_thumbnails": a.has_thumbnails,
             "columns": list(map(str, self.input_frame().columns)),
+            # the figures' categorical colours and class legend (render/palette.py): one source
+            "palette": list(palette()), "class_legend": legend.to_json() if legend else None,
         })
 
     def _has_patches(self, snapshot: str, layer: str) -> bool:

@@ -1,5 +1,8 @@
 // Colour maps: a diverging map for signed activity (ColorBrewer RdBu, reversed so red = above
-// the mean), a categorical palette for classes and clusters, and viridis for [0, 1] values.
+// the mean), the server's categorical palette for classes and clusters, and viridis for [0, 1] values.
+
+import { atlas } from './atlas.svelte';
+import type { ClassLegend } from './types';
 
 type RGB = [number, number, number];
 
@@ -24,12 +27,25 @@ function ramp(stops: RGB[], t: number): RGB {
 export const diverging = (v: number): RGB => ramp(RDBU, (v + 1) / 2);
 export const viridis = (t: number): RGB => ramp(VIRIDIS, t);
 
-const PALETTE = [
-  '#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7',
-  '#9c755f', '#bab0ac', '#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#8c564b', '#e377c2',
-  '#17becf', '#bcbd22', '#7f7f7f', '#aec7e8',
-];
-export const categorical = (i: number): string => (i < 0 ? '#9a9a9a' : PALETTE[i % PALETTE.length]);
+// Categorical colours come from the server, in the manifest (render/palette.py: colorcet's glasbey
+// palette and the class legend), so the viewer and the static figures colour alike.
+/** "other" and "no group": the grey no palette colour comes near. */
+export const OTHER = '#9a9a9a';
+
+/** Colour of category number `i` (cycling past the palette's end); grey for i < 0. */
+export function categorical(i: number): string {
+  const p = atlas.manifest?.palette ?? [];
+  return i < 0 || !p.length ? OTHER : p[i % p.length];
+}
+
+let legendColours: { from: ClassLegend | null; map: Map<string, string> } = { from: null, map: new Map() };
+/** Colour of a class by name, as the class legend gives it: its own, or grey when it is folded
+ *  into "other" (or unknown). */
+export function classColour(name: string): string {
+  const legend = atlas.manifest?.class_legend ?? null;
+  if (legend !== legendColours.from) legendColours = { from: legend, map: new Map(legend?.entries.map((e) => [e.name, e.colour]) ?? []) };
+  return legendColours.map.get(name) ?? OTHER;
+}
 
 export const css = (c: RGB, alpha = 1): string =>
   `rgba(${Math.round(c[0])},${Math.round(c[1])},${Math.round(c[2])},${alpha})`;

@@ -99,3 +99,28 @@ export function sankeyLayout(flow: FlowPayload, source: MapperPayload, target: M
   });
   return { left, right, bands, xL, xR, colW };
 }
+
+export interface NodeSummary {
+  size: number;
+  /** The node's most common classes with their share of its members, largest first (at most 3). */
+  top: { name: string; share: number }[];
+  /** The lens (filter function) over the members: its mean per lens dimension. */
+  lens: number[];
+  /** Share of members the model classifies correctly; null when the inputs have no `correct`. */
+  accuracy: number | null;
+}
+
+/** What a node's tooltip and the inspector say about it, in the spirit of KeplerMapper's node
+ *  tooltips: size, top classes with shares, lens and accuracy. */
+export function nodeSummary(n: MapperNode): NodeSummary {
+  const entries = Object.entries(n.classes ?? {});
+  const total = entries.reduce((a, [, v]) => a + v, 0) || 1;
+  const top = entries.sort((a, b) => b[1] - a[1]).slice(0, 3).map(([name, v]) => ({ name, share: v / total }));
+  const record = n as unknown as Record<string, unknown>;
+  const lens = Object.keys(record).filter((k) => /^mean_lens\d*$/.test(k)).sort()
+    .map((k) => record[k]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  const accuracy = typeof n.accuracy === 'number' && Number.isFinite(n.accuracy) ? n.accuracy : null;
+  return { size: n.size, top, lens, accuracy };
+}
+
+export const percent = (share: number): string => `${Math.round(share * 100)}%`;

@@ -11,9 +11,17 @@ export interface Manifest {
   patches: Record<string, string[]>;
   columns: string[];
   mode: string;
+  /** The categorical palette (render/palette.py) and the class legend: every class up to 30,
+   *  else the largest and an "other" line; null without labels. */
+  palette: string[];
+  class_legend: ClassLegend | null;
   /** Only in an offline export: which inputs it carries, and the paths it left out because the
    *  server answered them with an error (path -> the server's message). */
   export?: { sample: number | null; inputs: number[]; errors: Record<string, string> };
+}
+export interface ClassLegend {
+  entries: { name: string; colour: string }[];
+  other: { label: string; colour: string; names: string[]; count: number } | null;
 }
 /** A row of the input table (`/inputs?format=json`): the columns below, the outputs of the
  *  last snapshot, and the data's own columns (attributes, split, ...); `text` for text data. */
@@ -46,7 +54,9 @@ export interface TopomapNodePayload {
   layer: string; snapshot: string; mapper_layer: string; node: number; n_inputs: number; values: number[];
 }
 export interface MapperNode {
-  id: number; node: number; size: number; dominant: string; purity: number; accuracy: number;
+  id: number; node: number; size: number; dominant: string; purity: number;
+  /** Only when the inputs have a `correct` column (labels the model's classes name). */
+  accuracy?: number | null;
   mean_lens: number; classes: Record<string, number>;
 }
 export interface MapperPayload {

@@ -188,6 +188,14 @@ def random_coherence(sizes: Sequence[int], indptr: np.ndarray, indices: np.ndarr
                      candidates: np.ndarray | None = None) -> np.ndarray:
     """Per size, the mean coherence over ``draws`` random groups of that size, drawn without
     replacement from ``candidates`` (default: every neuron with a non-empty set); seeded."""
+    return _nanmean_rows(random_coherence_draws(sizes, indptr, indices, values, draws, seed, candidates))
+
+
+def random_coherence_draws(sizes: Sequence[int], indptr: np.ndarray, indices: np.ndarray,
+                           values: np.ndarray | pd.Series, draws: int = 20, seed: int = 0,
+                           candidates: np.ndarray | None = None) -> np.ndarray:
+    """The coherence of every random group: a ``draws x len(sizes)`` array (NaN where a group
+    has no known value), the null distribution a group of that size is tested against."""
     draws = _check_draws(draws)
     indptr, indices, n_inputs = validate_sets(indptr, indices)
     codes, n_values = _codes(values, n_inputs)
@@ -195,8 +203,7 @@ def random_coherence(sizes: Sequence[int], indptr: np.ndarray, indices: np.ndarr
     gid, members = random_groups(sizes, _candidates(indptr, candidates), draws,
                                  np.random.default_rng(seed))
     chosen = _membership(gid, members, draws * sizes.size, indptr.size - 1)
-    shares = _mode_share(chosen, _value_counts(indptr, indices, codes, n_values))
-    return _nanmean_rows(shares.reshape(draws, sizes.size))
+    return _mode_share(chosen, _value_counts(indptr, indices, codes, n_values)).reshape(draws, sizes.size)
 
 
 def _nanmean_rows(x: np.ndarray) -> np.ndarray:

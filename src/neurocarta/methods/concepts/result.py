@@ -25,6 +25,7 @@ from ..defaults import (CONCEPTS_DIM, CONCEPTS_EMBEDDING, CONCEPTS_K, CONCEPTS_M
                         CONCEPTS_RESOLUTION, CONCEPTS_THRESHOLD)
 from .estimator import ConceptAtlas, as_sets
 from .groups import group_members, size_distribution
+from .labels import describe_clusters
 
 if TYPE_CHECKING:
     from ...store import Atlas
@@ -228,7 +229,10 @@ def concepts(atlas: Atlas, layers: list[str] | None = None, k: int = CONCEPTS_K,
     coherence = pd.concat(reports, ignore_index=True) if reports else pd.DataFrame(
         columns=["layer", "attribute", "n_groups", "coherence", "random_coherence", "lift"])
     described = attributes if attributes is not None else grouping_columns(tables[names[0]], atlas.column_roles)
-    clusters["describe"] = describe_clusters(members, indptr, indices, tables[names[0]], described)
+    # a group's random twins come from its own layer's live neurons (any layer's when groups span layers)
+    pool = np.where(silent_all, None, "all" if across_layers else layer_arr).astype(object)
+    clusters["describe"] = describe_clusters(members, indptr, indices, tables[names[0]], described, pool=pool,
+                                             seed=seed)
     graphs = {}
     labelled = "label" in tables[names[0]].columns
     # class graphs read one row per input; with token layers only, None means "skip"
@@ -242,31 +246,3 @@ def concepts(atlas: Atlas, layers: list[str] | None = None, k: int = CONCEPTS_K,
     if save:
         result.save(atlas)
     return result
-
-
-def describe_clusters(members: list[np.ndarray], indptr: np.ndarray, indices: np.ndarray, table: pd.DataFrame,
-                      columns: list[str] | None = None) -> list[str]:
-    """A short text per cluster: the attribute values its members' pooled exemplars share
-    most, beyond what the input table holds overall (``colour=red (0.91)``)."""
-    cols = columns if columns is not None else grouping_columns(table)
-    # labels read better by name: the codes of `label`, the text of `label_name`
-    codes = {c: pd.factorize(table["label_name"] if c == "label" and "label_name" in table else table[c])
-             for c in cols}
-    base = {c: np.bincount(codes[c][0][codes[c][0] >= 0]) / max(1, (codes[c][0] >= 0).sum()) for c in cols}
-    out = []
-    for m in members:
-        rows = np.concatenate([indices[indptr[i]:indptr[i + 1]] for i in m]) if len(m) else np.zeros(0, np.int64)
-        best, text = -1.0, ""
-        for c in cols:
-            v = codes[c][0][rows]
-            v = v[v >= 0]
-            if not len(v):
-                continue
-            counts = np.bincount(v, minlength=len(base[c]))
-            top = int(counts.argmax())
-            share = counts[top] / len(v)
-            gain = share - base[c][top]
-            if gain > best:
-                best, text = gain, f"{'class' if c == 'label' else c}={codes[c][1][top]} ({share:.2f})"
-        out.append(text)
-    return out

@@ -1,0 +1,254 @@
+"""Figures and labels that hold many classes (issue 15): one glasbey palette and one legend rule
+(every class up to 30, else the largest plus a counted "other"), a 21-class atlas's Mapper
+figure and viewer manifest listing all 21, concept groups named by an attribute only when it
+beats same-size random groups, and a projection figure with a legend and labels that do not
+overlap.
+
+The 21-class atlas is small and fast (504 vectors, an untrained seeded MLP, one layer: a few
+seconds); tests/test_viewer_mapper_legend.py serves the same atlas in a browser.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neurocarta.data import DataSource
+
+#: 21 classes: one more than the 20 a legend must at least hold.
+CLASS_NAMES = ["airplane", "apple", "banana", "bicycle", "bird", "boat", "bus", "cactus", "castle", "cat", "chair",
+               "cloud", "dog", "flower", "guitar", "horse", "house", "lamp", "mountain", "tree", "umbrella"]
+
+
+class Blobs(DataSource):
+    """``per_class`` 32-d vectors around one random centre per class: the classes overlap a
+    little, so some Mapper nodes mix classes."""
+
+    spec = "blobs-21"
+    modality = "array"
+
+    def __init__(self, per_class: int = 24, dim: int = 32, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.class_names = list(CLASS_NAMES)
+        self.y = np.repeat(np.arange(len(CLASS_NAMES)), per_class)
+        centres = rng.normal(0.0, 1.2, (len(CLASS_NAMES), dim))
+        self.x = (centres[self.y] + rng.normal(0.0, 1.0, (len(self.y), dim))).astype(np.float32)
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame({"input_id": np.arange(len(self.y)), "label": self.y,
+                             "label_name": np.asarray(CLASS_NAMES)[self.y]})
+
+    def get(self, indices):
+        return [self.x[i] for i in indices]
+
+
+def build_many_class_atlas(path: Path):
+    """A 21-class atlas with the Mapper graph of its one layer (``"1"``, the MLP's ReLU) saved."""
+    import torch
+    from torch import nn
+
+    import neurocarta as nc
+    from neurocarta.methods.mapper import mapper
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(32, 48), nn.ReLU(), nn.Linear(48, len(CLASS_NAMES)))
+    atlas = nc.extract(model, Blobs(), path, layers=["1"], progress=False)
+    return atlas, mapper(atlas, "1", save=True)
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory):
+    return build_many_class_atlas(tmp_path_factory.mktemp("many") / "atlas")
+
+
+def lab(colours) -> np.ndarray:
+    from matplotlib.colors import to_rgb
+    from skimage.color import rgb2lab
+
+    return rgb2lab(np.array([to_rgb(c) for c in colours])[None])[0]
+
+
+# ---------------------------------------------------------------------------- palette and legend
+
+
+def test_palette_is_colorcet_glasbey_and_its_first_30_are_far_apart_and_never_grey():
+    import colorcet
+
+    from neurocarta.render.palette import MAX_ENTRIES, OTHER_COLOUR, palette
+
+    assert list(palette()) == [c.lower() for c in colorcet.glasbey]
+    first = lab(palette()[:MAX_ENTRIES])
+    dist = np.linalg.norm(first[:, None] - first[None], axis=-1)[np.triu_indices(MAX_ENTRIES, 1)]
+    assert dist.min() > 20  # CIELAB units: clearly different colours, not shades of one
+    chroma = np.hypot(first[:, 1], first[:, 2])
+    assert chroma.min() > 15  # no palette colour reads as the grey of "other"
+    assert np.hypot(*lab([OTHER_COLOUR])[0, 1:]) < 1
+
+
+def test_legend_lists_every_class_up_to_30_then_the_largest_and_a_counted_other():
+    from neurocarta.render.palette import OTHER_COLOUR, make_legend
+
+    names = [f"c{i}" for i in range(30)]
+    every = make_legend(names, list(range(30)))
+    assert [n for n, _ in every.labels()] == names and not every.other
+    assert len({c for _, c in every.labels()}) == 30
+
+    names = [f"c{i}" for i in range(34)]
+    counts = [100] * 29 + [3, 5, 7, 9, 11]  # the last five are the smallest
+    legend = make_legend(names, counts)
+    assert [n for n, _ in legend.entries] == names[:29]
+    assert legend.labels()[-1] == ("other: 5 classes, 35 inputs", OTHER_COLOUR)
+    assert legend.colour("c31") == OTHER_COLOUR and legend.colour("c0") != OTHER_COLOUR
+    one = make_legend([f"g{i}" for i in range(31)], list(range(31, 0, -1)), noun="groups", unit="neurons")
+    assert one.other_label == "other: 2 groups, 3 neurons"  # 29 shown, never a lone "other"
+
+
+def test_a_class_keeps_its_colour_in_every_figure_and_the_viewer(many):
+    from neurocarta.render.palette import category_colour, class_legend
+    from neurocarta.viewer.data import ViewerData
+
+    atlas, _ = many
+    legend = class_legend(atlas)
+    assert [n for n, _ in legend.entries] == CLASS_NAMES  # label order, all 21
+    assert [c for _, c in legend.entries] == [category_colour(i) for i in range(21)]
+    manifest = ViewerData(atlas).manifest()
+    assert manifest["class_legend"] == legend.to_json() and manifest["class_legend"]["other"] is None
+    assert manifest["palette"][:21] == [category_colour(i) for i in range(21)]
+
+
+# ---------------------------------------------------------------------------- the Mapper figure
+
+
+def legend_of(fig) -> tuple[list[str], list[tuple]]:
+    leg = fig.axes[0].get_legend()
+    # a patch's face colour is one RGBA, a scatter's an array of one row
+    return [t.get_text() for t in leg.get_texts()], [tuple(np.ravel(h.get_facecolor())[:4]) for h in leg.legend_handles]
+
+
+def test_the_mapper_figure_of_21_classes_shows_all_21_in_distinct_colours(many):
+    from matplotlib.patches import Wedge
+
+    from neurocarta.render import plot_mapper
+
+    atlas, result = many
+    assert {c for h in result.nodes["classes"] for c in h} == set(CLASS_NAMES)
+    for legend in ("from the nodes", "the atlas's"):
+        if legend == "from the nodes":
+            fig = plot_mapper(result)
+        else:
+            from neurocarta.render.palette import class_legend
+
+            fig = plot_mapper(result, legend=class_legend(atlas))
+        texts, colours = legend_of(fig)
+        assert sorted(texts) == sorted(CLASS_NAMES)  # 21 entries: none dropped at 12
+        assert len(set(colours)) == 21  # none repeated past 20
+        wedges = {tuple(p.get_facecolor()) for p in fig.axes[0].patches if isinstance(p, Wedge)}
+        assert wedges <= set(colours) and len(wedges) == 21
+
+
+def test_a_mapper_figure_of_many_classes_folds_the_smallest_into_a_counted_other(many):
+    from neurocarta.render import plot_mapper
+
+    _, result = many
+    texts, colours = legend_of(plot_mapper(result, max_legend=10))
+    assert len(texts) == 10 and len(set(colours)) == 10
+    assert texts[-1].startswith("other: 12 classes, ") and texts[-1].endswith(" node members")
+
+
+# ---------------------------------------------------------------------------- concept group names
+
+
+def planted_groups(seed: int = 0):
+    """Exemplar sets (k=40) of 300 neurons over 3,000 inputs of 10 balanced classes and a
+    two-valued colour: neurons 0-5 fire only for red inputs (any class), every other neuron for
+    random inputs."""
+    from neurocarta.methods.concepts.estimator import as_sets
+
+    rng = np.random.default_rng(seed)
+    n, k = 3000, 40
+    table = pd.DataFrame({"input_id": np.arange(n), "label": rng.integers(0, 10, n),
+                          "colour": rng.choice(["red", "blue"], n)})
+    table["label_name"] = "class " + table["label"].astype(str)
+    red = np.flatnonzero(table["colour"] == "red")
+    sets = [rng.choice(red, k, replace=False) for _ in range(6)] + [rng.choice(n, k, replace=False)
+                                                                     for _ in range(294)]
+    indptr, indices = as_sets(sets)
+    return table, indptr, indices
+
+
+def test_a_group_is_named_by_an_attribute_only_beyond_random_groups_of_its_size():
+    from neurocarta.methods.concepts.result import describe_clusters
+
+    table, indptr, indices = planted_groups()
+    red_group, random_group = np.arange(6), np.arange(6, 12)
+    named = describe_clusters([red_group, random_group], indptr, indices, table, ["label", "colour"])
+    # the red detectors: named by colour, with the random groups' level they beat
+    attr, rest = named[0].split(" (")
+    assert attr == "colour=red"
+    share, rnd = (float(v) for v in rest.removesuffix(" random)").split(" vs "))
+    assert share == 1.0 and 0.5 < rnd < 0.75
+    # random neurons: their top class holds ~10-15% of their exemplars, as in random groups:
+    # named by their top classes, never "class=... (0.13)"
+    assert named[1].startswith("top classes: class ") and named[1].count("%") == 2
+
+
+def test_random_groups_rarely_get_an_attribute_name():
+    """The test's level holds: of 80 groups of random neurons, at most 5% are named by an
+    attribute (the old rule named every one)."""
+    from neurocarta.methods.concepts.result import describe_clusters
+
+    table, indptr, indices = planted_groups(seed=1)
+    rng = np.random.default_rng(2)
+    groups = [rng.choice(np.arange(6, 300), size, replace=False) for size in rng.integers(2, 9, 80)]
+    named = describe_clusters(groups, indptr, indices, table, ["label", "colour"])
+    by_attribute = [t for t in named if not t.startswith("top classes: ")]
+    assert len(by_attribute) <= 4, by_attribute
+
+
+def test_concept_findings_read_the_new_names():
+    from neurocarta.findings import _DESCRIBE
+
+    m = _DESCRIBE.match("colour=cyan blue (0.95 vs 0.57 random)")
+    assert (m["attr"], m["value"], m["share"]) == ("colour", "cyan blue", "0.95")
+    assert _DESCRIBE.match("top classes: star 41%, circle 22%") is None
+
+
+# ---------------------------------------------------------------------------- the projection figure
+
+
+def crowded_projection(n_groups: int = 8):
+    """A concept result whose 8 groups sit close together, so their centred labels would overlap."""
+    rng = np.random.default_rng(0)
+    xy, cluster, members = [], [], []
+    for g in range(n_groups):
+        centre = np.array([g * 0.05, (g % 2) * 0.05])
+        xy.append(centre + rng.normal(0, 0.02, (10, 2)))
+        cluster += [g] * 10
+        members.append(np.arange(g * 10, g * 10 + 10))
+    xy.append(rng.normal(0, 1.0, (40, 2)))  # ungrouped neurons around them
+    cluster += [-1] * 40
+    xy = np.concatenate(xy)
+    neurons = pd.DataFrame({"layer": "fc", "unit": np.arange(len(xy)), "cluster": cluster, "silent": False,
+                            "x": xy[:, 0], "y": xy[:, 1]})
+    clusters = pd.DataFrame({"cluster": np.arange(n_groups), "layer": "fc", "size": 10, "members": members,
+                             "describe": [f"top classes: kind {g} 41%, kind {g + 1} 22%" for g in range(n_groups)]})
+    return SimpleNamespace(neurons=neurons, clusters=clusters, layers=["fc"])
+
+
+def test_the_projection_has_a_legend_and_labels_that_do_not_overlap():
+    from neurocarta.render import plot_projection
+
+    fig = plot_projection(crowded_projection())
+    ax = fig.axes[0]
+    texts, colours = legend_of(fig)
+    assert texts[0] == "no group: 40 neurons" and texts[1:] == [f"c{g}: 10 neurons" for g in range(8)]
+    assert len(set(colours[1:])) == 8
+    fig.draw_without_rendering()  # the layout as it is saved
+    boxes = [t.get_window_extent() for t in ax.texts if t.get_text().startswith("c")]
+    assert len(boxes) == 8
+    overlaps = [(i, j) for i in range(8) for j in range(i + 1, 8) if boxes[i].overlaps(boxes[j])]
+    assert overlaps == []
