@@ -3,6 +3,8 @@ Projection View, as a still) and the concept graph of one class (its Graph View)
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from ..errors import UserError
@@ -117,8 +119,12 @@ def plot_concept_graph(graph, size: float = 7.0, title: str | None = None, label
     ax.scatter(xy[:, 0], xy[:, 1], s=40 + 400 * imp / (imp.max() or 1.0), marker="s", color="tab:blue", zorder=2,
                edgecolors="white")
     for (x, y), cl in zip(xy, nodes["cluster"]):
-        text = (labels or {}).get(int(cl), str(int(cl)))
-        ax.annotate(text, (x, y), xytext=(0, -11), textcoords="offset points", ha="center", fontsize=6)
+        # names run long: the numbers of "colour=red (0.91 vs 0.40 random)" on a second line, other
+        # names wrapped; on white over the edges
+        name = (labels or {}).get(int(cl), str(int(cl)))
+        text = name.replace(" (", "\n(", 1) if name.endswith(" random)") else textwrap.fill(name, 26)
+        ax.annotate(text, (x, y), xytext=(0, -8), textcoords="offset points", ha="center", va="top", fontsize=6,
+                    zorder=3, bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
     ax.set_yticks([-i for i in range(len(layers))], layers, fontsize=7)
     ax.set_xticks([])
     ax.set_xlim(0, 1)

@@ -8,18 +8,24 @@ an astronaut detector when 10% of all exemplars are astronauts. The rule:
 
 - For every attribute column, the group's coherence is compared with the coherence of random
   groups of the same size, drawn from the same candidates (the live neurons of its layer).
-- The attribute may name the group only when its coherence *exceeds the (1 - ALPHA/m)
-  quantile* of those random groups', m being the number of attributes tried. That is a
-  one-sided permutation test at level ALPHA = 0.05 with a Bonferroni correction over the
-  attributes, so a group of random neurons gets an attribute name in at most about 5% of
-  cases, however many columns the data has. A test and not a fixed margin, because chance
-  coherence moves with the group size, k, the number of values and their balance (random
-  groups score about 0.55 on a balanced two-valued attribute and 0.1 on 21 balanced classes);
-  the quantile of same-size random groups follows all of them, a number tuned on the demo
-  would not.
-- Among the attributes that pass, the one furthest above its threshold names the group, with
-  both numbers: ``colour=cyan (0.95 vs 0.57 random)``, 0.57 being the random groups' quantile
-  it had to exceed.
+- The attribute may name the group only when both hold:
+
+  1. *significance*: its coherence exceeds the (1 - ALPHA/m) quantile of the random groups',
+     m being the number of attributes tried: a one-sided permutation test at level
+     ALPHA = 0.05 with a Bonferroni correction over the attributes, so a group of random
+     neurons gets an attribute name in at most about 5% of cases, however many columns the
+     data has;
+  2. *size*: it beats the random groups' mean by at least a small effect, Cohen's h >= 0.2
+     (h = 2 asin(sqrt(p)) - 2 asin(sqrt(q)), Cohen's convention for a small difference of
+     proportions). Large groups make tiny differences significant (61 neurons: 0.77 against
+     0.76), which are true but name nothing.
+
+  A test and a conventional effect size rather than a fixed margin, because chance coherence
+  moves with the group size, k, the number of values and their balance (random groups score
+  about 0.55 on a balanced two-valued attribute, 0.1 on 21 balanced classes); a margin tuned
+  on the demo would not follow.
+- Among the attributes that pass, the one with the largest effect names the group, with its
+  coherence and the random groups' mean: ``colour=cyan (0.95 vs 0.57 random)``.
 - A group that passes on none is named by its exemplars' most common classes:
   ``top classes: star 41%, circle 22%`` (or, without labels, ``no attribute beyond chance``).
 """
@@ -40,6 +46,8 @@ ALPHA = 0.05
 #: Random groups per group size: at least this many, more when many attributes are tried, so
 #: the (1 - ALPHA/m) quantile stays an estimate from about 4 draws above it, not the maximum.
 MIN_DRAWS = 199
+#: The smallest effect that names a group: Cohen's h of a "small" difference of proportions.
+MIN_EFFECT = 0.2
 #: How many classes the fallback name lists.
 TOP_CLASSES = 2
 NO_NAME = "no attribute beyond chance"
@@ -48,6 +56,11 @@ NO_NAME = "no attribute beyond chance"
 def draws_for(n_attributes: int, alpha: float = ALPHA) -> int:
     """Random groups per size for a test at ``alpha / n_attributes``."""
     return max(MIN_DRAWS, math.ceil(4 * max(1, n_attributes) / alpha) - 1)
+
+
+def cohen_h(p: float | np.ndarray, q: float | np.ndarray) -> float | np.ndarray:
+    """Cohen's h, the effect size of proportion ``p`` over ``q`` (arcsine-transformed difference)."""
+    return 2 * np.arcsin(np.sqrt(p)) - 2 * np.arcsin(np.sqrt(q))
 
 
 def _display_values(table: pd.DataFrame, column: str) -> pd.Series:
@@ -83,22 +96,22 @@ def describe_clusters(members: list[np.ndarray], indptr: np.ndarray, indices: np
     draws = draws_for(len(cols))
     q = 1.0 - ALPHA / max(1, len(cols))
     pooled = [_pooled(m, indptr, indices) for m in members]
-    # per group: (margin over its threshold, name) of the best attribute that passes so far
+    # per group: (effect size, name) of the best attribute that passes so far
     best: list[tuple[float, str]] = [(-np.inf, "")] * len(members)
     for c in cols:
         code, uniques = codes[c]
-        thresholds = _thresholds(members, pools, indptr, indices, values[c], draws, q, seed)
+        level, chance = _null(members, pools, indptr, indices, values[c], draws, q, seed)
         for g, rows in enumerate(pooled):
             v = code[rows]
             v = v[v >= 0]
-            if not len(v) or not np.isfinite(thresholds[g]):
+            if not len(v) or not np.isfinite(level[g]):
                 continue
             counts = np.bincount(v)
             share = counts.max() / len(v)
-            margin = share - thresholds[g]
-            if margin > 0 and margin > best[g][0]:
+            effect = float(cohen_h(share, chance[g]))
+            if share > level[g] and effect >= MIN_EFFECT and effect > best[g][0]:
                 name = "class" if c == schema.LABEL else c
-                best[g] = (margin, f"{name}={uniques[int(counts.argmax())]} ({share:.2f} vs {thresholds[g]:.2f} random)")
+                best[g] = (effect, f"{name}={uniques[int(counts.argmax())]} ({share:.2f} vs {chance[g]:.2f} random)")
     classes = _display_values(table, schema.LABEL) if schema.LABEL in table else None
     return [text if text else _top_classes(rows, classes) for rows, (_, text) in zip(pooled, best)]
 
@@ -117,21 +130,22 @@ def _pools(members: list[np.ndarray], indptr: np.ndarray, pool: np.ndarray | Non
     return out
 
 
-def _thresholds(members: list[np.ndarray], pools: dict, indptr: np.ndarray, indices: np.ndarray,
-                values: pd.Series, draws: int, q: float, seed: int) -> np.ndarray:
-    """Per group, the ``q`` quantile of the coherence of same-size random groups from its pool
-    (NaN where no random group has a known value)."""
-    out = np.full(len(members), np.nan)
+def _null(members: list[np.ndarray], pools: dict, indptr: np.ndarray, indices: np.ndarray, values: pd.Series,
+          draws: int, q: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per group, from same-size random groups of its pool: the ``q`` quantile of their
+    coherence and its mean (NaN where no random group has a known value)."""
+    level, chance = np.full(len(members), np.nan), np.full(len(members), np.nan)
     for candidates, groups in pools.values():
         sizes = np.array([len(members[g]) for g in groups], dtype=np.int64)
         unique, which = np.unique(np.minimum(sizes, len(candidates)), return_inverse=True)
         null = random_coherence_draws(unique, indptr, indices, values, draws=draws, seed=seed, candidates=candidates)
         finite = np.isfinite(null).any(axis=0)
-        level = np.full(unique.size, np.nan)
+        qs, means = np.full(unique.size, np.nan), np.full(unique.size, np.nan)
         if finite.any():
-            level[finite] = np.nanquantile(null[:, finite], q, axis=0, method="higher")
-        out[np.asarray(groups)] = level[which]
-    return out
+            qs[finite] = np.nanquantile(null[:, finite], q, axis=0, method="higher")
+            means[finite] = np.nanmean(null[:, finite], axis=0)
+        level[np.asarray(groups)], chance[np.asarray(groups)] = qs[which], means[which]
+    return level, chance
 
 
 def _top_classes(rows: np.ndarray, classes: pd.Series | None) -> str:
