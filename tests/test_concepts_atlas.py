@@ -11,6 +11,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 import neurocarta as nc
+from neurocarta.cli import main
 from test_cli import _one_line_error, nc_cli
 from tiny_models import planted_data
 
@@ -131,6 +132,31 @@ def test_bad_input(atlas, tmp_path):
     assert not nc.concepts(bare, k=50).graphs  # by default: no labels, no class graphs
     with pytest.raises(nc.UserError, match="no labels"):
         nc.concepts(bare, k=50, class_graphs=True)
+
+
+def test_the_default_k_fits_a_small_atlas(tmp_path, capsys):
+    """`neurocarta map` on 100 inputs or fewer stopped with "k=100 is larger than the number of
+    inputs (60)": the default k now fits the atlas, with one warning line; an explicit k that
+    is too large stays an error."""
+    small = nc.extract("py:tiny_models:planted_net", f"npz:{planted_data(tmp_path / 'd.npz', n=60)}",
+                       tmp_path / "small", layers=["fc", "act"], progress=False)
+    with pytest.warns(UserWarning) as caught:
+        result = nc.concepts(small, draws=5)
+    notes = [str(w.message) for w in caught if "exemplars per neuron" in str(w.message)]  # not umap's import notes
+    assert notes == ["concepts use k=60 exemplars per neuron instead of the default 100, since the atlas has only "
+                     "60 inputs; pass --k to choose another"]
+    assert result.params["k"] == 60 and result.summary()["layers"][0]["n_clusters"] >= 1
+    with pytest.raises(nc.UserError, match=r"k=100 is larger than the number of inputs \(60\)"):
+        nc.concepts(small, k=100)
+    # the CLI's default too (`map` leaves k to the default as well)
+    with pytest.warns(UserWarning, match="k=60 exemplars per neuron instead of the default 100"):
+        assert main(["concepts", str(small.root), "--json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["layers"][0]["n_clusters"] >= 1
+    # an atlas that stored fewer exemplars than the default (extract --topk 30) fits them
+    few = nc.extract("py:tiny_models:planted_net", f"npz:{tmp_path / 'd.npz'}", tmp_path / "few", layers=["act"],
+                     topk=30, progress=False)
+    with pytest.warns(UserWarning, match=r"k=30 .* since the atlas stored only 30 per neuron \(extract --topk\)"):
+        assert nc.concepts(few, draws=5).params["k"] == 30
 
 
 @pytest.mark.slow

@@ -114,13 +114,14 @@ def test_shared_defaults_are_written_once():
 
     assert default(nc.ConceptAtlas.__init__, "threshold") == default(concepts, "threshold") \
         == defaults.CONCEPTS_THRESHOLD == 0.2
-    assert default(nc.ConceptAtlas.__init__, "k") == default(concepts, "k") == defaults.CONCEPTS_K
+    assert default(nc.ConceptAtlas.__init__, "k") == defaults.CONCEPTS_K
+    assert default(concepts, "k") is None  # CONCEPTS_K, lowered to fit a small atlas (test_concepts_atlas.py)
     assert default(nc.TopoMap.__init__, "method") == default(topomap, "method") == defaults.TOPOMAP_METHOD
     assert default(nc.Mapper.__init__, "min_samples") == default(mapper, "min_samples") \
         == defaults.MAPPER_MIN_SAMPLES
     parser = build_parser()
     concepts_cli = parser.parse_args(["concepts", "atlas"])
-    assert (concepts_cli.threshold, concepts_cli.k) == (defaults.CONCEPTS_THRESHOLD, defaults.CONCEPTS_K)
+    assert (concepts_cli.threshold, concepts_cli.k) == (defaults.CONCEPTS_THRESHOLD, None)
     mapper_cli = parser.parse_args(["mapper", "atlas"])
     assert (mapper_cli.lens, mapper_cli.intervals, mapper_cli.overlap, mapper_cli.metric) == (
         default(mapper, "lens"), default(mapper, "intervals"), default(mapper, "overlap"), default(mapper, "metric"))

@@ -327,8 +327,9 @@ def _add_concepts(sub: Any) -> None:
                                    "Stored in the atlas (maps/concepts/).")
     p.add_argument("atlas")
     p.add_argument("--layers", nargs="+", default=None, metavar="PATTERN", help="layer names or globs (default: all)")
-    p.add_argument("--k", type=int, default=defaults.CONCEPTS_K,
-                   help="exemplars per neuron (default %(default)s, at most the stored top-k)")
+    p.add_argument("--k", type=int, default=None,
+                   help=f"exemplars per neuron, at most the stored top-k (default {defaults.CONCEPTS_K}, "
+                        "or all an atlas of fewer inputs holds)")
     p.add_argument("--threshold", type=float, default=defaults.CONCEPTS_THRESHOLD,
                    help="Jaccard index two neurons' exemplar sets must reach, in (0, 1] (default %(default)s)")
     p.add_argument("--method", default=defaults.CONCEPTS_METHOD, choices=["leiden", "components"])

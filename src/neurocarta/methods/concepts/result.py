@@ -13,6 +13,7 @@ spurious group. They keep cluster -1 and no projection.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ from .labels import describe_clusters
 
 if TYPE_CHECKING:
     from ...store import Atlas
+    from ...streaming import TopK
 
 KIND = "concepts"
 
@@ -125,12 +127,31 @@ def _numbers(keys, values) -> dict:
     return {k: (None if pd.isna(v) else float(v)) for k, v in zip(keys, values)}
 
 
-def layer_sets(atlas: Atlas, layer: str, snapshot: str, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exemplar rows (neurons x k, best first), a silent flag per neuron, and the stored k."""
+def stored_topk(atlas: Atlas, layer: str, snapshot: str) -> TopK:
+    """A layer's stored top-k exemplars, or one line saying it has none."""
     try:
-        top = atlas.topk(layer, snapshot)
+        return atlas.topk(layer, snapshot)
     except KeyError as e:
         raise UserError(f"layer {layer!r} has no top-k exemplars in the atlas; re-extract it (--topk K)") from e
+
+
+def fitted_k(atlas: Atlas, layers: list[str], snapshot: str, n_rows: int) -> int:
+    """The default k, ``CONCEPTS_K``, lowered to what a small atlas holds, with one warning:
+    the fewest rows of the chosen layers and the fewest exemplars stored per neuron (an
+    atlas of 60 inputs stores 60). Only the default bends; an explicit k too large is an error."""
+    stored = min((stored_topk(atlas, name, snapshot).k for name in layers), default=CONCEPTS_K)
+    k = max(1, min(CONCEPTS_K, n_rows, stored))
+    if k < CONCEPTS_K:
+        why = (f"the atlas has only {n_rows} inputs" if n_rows <= stored
+               else f"the atlas stored only {stored} per neuron (extract --topk)")
+        warnings.warn(f"concepts use k={k} exemplars per neuron instead of the default {CONCEPTS_K}, "
+                      f"since {why}; pass --k to choose another")
+    return k
+
+
+def layer_sets(atlas: Atlas, layer: str, snapshot: str, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exemplar rows (neurons x k, best first), a silent flag per neuron, and the stored k."""
+    top = stored_topk(atlas, layer, snapshot)
     stored = top.k
     if k > stored:
         raise UserError(f"k={k} is more than the {stored} exemplars the atlas stored per neuron; "
@@ -140,7 +161,7 @@ def layer_sets(atlas: Atlas, layer: str, snapshot: str, k: int) -> tuple[np.ndar
     return rows, silent, stored
 
 
-def concepts(atlas: Atlas, layers: list[str] | None = None, k: int = CONCEPTS_K, threshold: float = CONCEPTS_THRESHOLD,
+def concepts(atlas: Atlas, layers: list[str] | None = None, k: int | None = None, threshold: float = CONCEPTS_THRESHOLD,
              n_hashes: int = CONCEPTS_N_HASHES, bands: int | None = None, rows: int | None = None,
              method: str = CONCEPTS_METHOD, resolution: float = CONCEPTS_RESOLUTION, across_layers: bool = False,
              embedding: str = CONCEPTS_EMBEDDING, dim: int = CONCEPTS_DIM, attributes: list[str] | None = None,
@@ -152,8 +173,10 @@ def concepts(atlas: Atlas, layers: list[str] | None = None, k: int = CONCEPTS_K,
     Groups, the embedding and the projection come from :class:`ConceptAtlas` over the
     live neurons of all chosen layers together; coherence is measured per layer against
     random groups of the same sizes, for every attribute column of the input table (or
-    the given ``attributes``). ``class_graphs``: build the concept graph of every class
-    (None: when the atlas has labels; True: required, an error without labels).
+    the given ``attributes``). ``k``: exemplars per neuron (None: ``CONCEPTS_K``, lowered
+    with one warning on an atlas with fewer inputs or fewer stored exemplars per neuron).
+    ``class_graphs``: build the concept graph of every class (None: when the atlas has
+    labels; True: required, an error without labels).
     ``align_to``: another snapshot's result over the same layers; the 2-D projection is
     Procrustes-aligned to its projection (on the neurons alive in both), so a training
     slider moves points only where the embedding changed.
@@ -164,10 +187,12 @@ def concepts(atlas: Atlas, layers: list[str] | None = None, k: int = CONCEPTS_K,
     names = atlas.select_layers(layers)
     if not layers:
         names = [n for n in names if atlas.manifest.layer(n).n_neurons >= 2]
-    if int(k) < 1:
+    if k is not None and int(k) < 1:
         raise UserError(f"k must be at least 1, got {k}")
     tables = {n: atlas.row_table(n, snap) for n in names}  # one merge per layer, reused below
     n_rows_min = min(len(t) for t in tables.values()) if names else 0
+    if k is None:
+        k = fitted_k(atlas, names, snap, n_rows_min)
     if k > n_rows_min:
         raise UserError(f"k={k} is larger than the number of inputs ({n_rows_min}); choose k below it")
     model = ConceptAtlas(k=k, threshold=threshold, n_hashes=n_hashes, bands=bands, rows=rows, method=method,
