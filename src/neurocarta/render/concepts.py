@@ -54,6 +54,8 @@ def plot_projection(result, colour: str = "cluster", size: float = 7.0, label_to
         m = live & np.isin(keys, legend.other)
         ax.scatter(xy[m, 0], xy[m, 1], s=dot, color=OTHER_COLOUR, linewidths=0, label=legend.other_label)
     ncol = 1 if len(legend.labels()) <= 16 else 2
+    if ncol == 2:  # a two-column legend takes its width from the figure, not from the plot
+        fig.set_figwidth(size * 1.25)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=6.5, frameon=False, markerscale=1.5, ncols=ncol)
     if colour == "cluster" and "describe" in result.clusters and label_top > 0:
         label_groups(ax, xy, result.clusters.head(label_top))
