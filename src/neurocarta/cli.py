@@ -296,8 +296,10 @@ def _cmd_mapper(a: argparse.Namespace) -> int:
         return 0
     for r in results:
         s = r.summary()
+        # purity needs labels: unlabelled data says n/a rather than nan
+        purity = "n/a" if s["mean_purity"] != s["mean_purity"] else f"{s['mean_purity']:.3f}"
         print(f"{s['layer']:<24} {s['n_nodes']:>5} nodes {s['n_edges']:>5} edges {s['n_components']:>4} components  "
-              f"purity {s['mean_purity']:.3f}  coverage {s['coverage']:.2f}  eps {s['params']['eps'] or 0:.4g}")
+              f"purity {purity}  coverage {s['coverage']:.2f}  eps {s['params']['eps'] or 0:.4g}")
     return 0
 
 

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 import pandas as pd
 
+from .methods.defaults import CONCEPTS_K
 from .store.schema import ATTRIBUTE, categorical_columns
 
 if TYPE_CHECKING:
@@ -539,7 +540,7 @@ def concept_findings(atlas: Atlas, snapshot: str | None = None) -> list[dict]:
     c = load_concepts(atlas, snap if snap in stored else stored[-1])
     if "describe" not in c.clusters or not len(c.clusters):
         return []
-    k = int(c.params.get("k", 100))
+    k = int(c.params.get("k") or CONCEPTS_K)
     out = []
     for layer in c.layers:
         cl = c.clusters[(c.clusters["layer"] == layer) & (c.clusters["size"] >= CONCEPT_MIN_SIZE)]

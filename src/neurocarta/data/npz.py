@@ -93,6 +93,8 @@ def _read(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
                     if "allow_pickle" not in str(e):
                         raise
                     unreadable.append(name)
+    except SpecError:
+        raise
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise SpecError(f"cannot read {path} as .npz: {e}") from e
     return arrays, unreadable
