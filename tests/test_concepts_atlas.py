@@ -13,7 +13,7 @@ from sklearn.metrics import adjusted_rand_score
 import neurocarta as nc
 from neurocarta.cli import main
 from test_cli import _one_line_error, nc_cli
-from tiny_models import planted_data
+from tiny_models import planted_atlas, planted_data
 
 
 def planted_sets(groups=20, size=10, noise=200, n_inputs=20000, k=100, own=0.8, seed=0):
@@ -66,9 +66,7 @@ def test_components_chain_where_leiden_splits():
 
 @pytest.fixture(scope="module")
 def atlas(tmp_path_factory):
-    d = tmp_path_factory.mktemp("concepts")
-    return nc.extract("py:tiny_models:planted_net", f"npz:{planted_data(d / 'data.npz', n=600)}", d / "atlas",
-                      layers=["fc", "act", "head"], progress=False)
+    return planted_atlas(tmp_path_factory.mktemp("concepts"), layers=["fc", "act", "head"])
 
 
 def test_concepts_on_an_atlas_find_the_planted_blocks(atlas):

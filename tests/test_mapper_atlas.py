@@ -10,14 +10,12 @@ import pytest
 
 import neurocarta as nc
 from test_cli import _one_line_error, nc_cli
-from tiny_models import planted_data
+from tiny_models import planted_atlas
 
 
 @pytest.fixture(scope="module")
 def atlas(tmp_path_factory):
-    d = tmp_path_factory.mktemp("mapper")
-    return nc.extract("py:tiny_models:planted_net", f"npz:{planted_data(d / 'data.npz', n=600)}", d / "atlas",
-                      layers=["fc", "act", "one"], progress=False)
+    return planted_atlas(tmp_path_factory.mktemp("mapper"), layers=["fc", "act", "one"])
 
 
 def test_planted_classes_become_pure_nodes(atlas):

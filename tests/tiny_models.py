@@ -205,6 +205,14 @@ def planted_data(path, n: int = 400, seed: int = 0) -> str:
     return str(path)
 
 
+def planted_atlas(folder, layers: list[str], n: int = 600):
+    """An atlas of PlantedNet's ``layers`` over ``n`` planted inputs, written under ``folder``."""
+    import neurocarta as nc
+
+    return nc.extract("py:tiny_models:planted_net", f"npz:{planted_data(folder / 'data.npz', n=n)}",
+                      folder / "atlas", layers=layers, progress=False)
+
+
 def planted_snapshots(folder) -> str:
     """Two snapshots of PlantedNet: the structure at 10% and at full strength."""
     from pathlib import Path

@@ -168,21 +168,14 @@ def create_app(atlas_path: Atlas | str | Path, static_dir: str | Path | None = N
         return lambda: encode_json(fn(*args))
 
     # ------------------------------------------------------------ errors: {"error": "one line"}
-    @app.exception_handler(NotFound)
-    async def _not_found(request, exc):
-        return _error(404, str(exc))
+    # our own exceptions carry their one-line message; the status says whose fault it is
+    def answer_with(status: int) -> Callable:
+        async def handler(request, exc):
+            return _error(status, str(exc))
+        return handler
 
-    @app.exception_handler(BadRequest)
-    async def _bad(request, exc):
-        return _error(400, str(exc))
-
-    @app.exception_handler(FindingsFailed)
-    async def _findings_failed(request, exc):
-        return _error(500, str(exc))
-
-    @app.exception_handler(UserError)
-    async def _user(request, exc):
-        return _error(404, str(exc))
+    for kind, status in ((NotFound, 404), (BadRequest, 400), (FindingsFailed, 500), (UserError, 404)):
+        app.add_exception_handler(kind, answer_with(status))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request, exc):
