@@ -4,7 +4,7 @@ figure and viewer manifest listing all 21, concept groups named by an attribute 
 beats same-size random groups, and a projection figure with a legend and labels that do not
 overlap.
 
-The 21-class atlas is small and fast (504 vectors, an untrained seeded MLP, one layer: a few
+The 21-class atlas is small and fast (a folder of 504 8x8 images, an untrained seeded MLP, one layer: a few
 seconds); tests/test_viewer_mapper_legend.py serves the same atlas in a browser.
 """
 
@@ -17,37 +17,31 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neurocarta.data import DataSource
 
 #: 21 classes: one more than the 20 a legend must at least hold.
 CLASS_NAMES = ["airplane", "apple", "banana", "bicycle", "bird", "boat", "bus", "cactus", "castle", "cat", "chair",
                "cloud", "dog", "flower", "guitar", "horse", "house", "lamp", "mountain", "tree", "umbrella"]
 
 
-class Blobs(DataSource):
-    """``per_class`` 32-d vectors around one random centre per class: the classes overlap a
-    little, so some Mapper nodes mix classes."""
+def write_class_folder(root: Path, per_class: int = 24, size: int = 8, seed: int = 0) -> Path:
+    """A photo folder as a user has one: one subfolder per class (21), ``per_class`` small
+    PNGs in each, noisy copies of one random colour pattern per class, so that every class
+    reaches the Mapper graph and its legend must hold all 21."""
+    from PIL import Image
 
-    spec = "blobs-21"
-    modality = "array"
-
-    def __init__(self, per_class: int = 24, dim: int = 32, seed: int = 0):
-        rng = np.random.default_rng(seed)
-        self.class_names = list(CLASS_NAMES)
-        self.y = np.repeat(np.arange(len(CLASS_NAMES)), per_class)
-        centres = rng.normal(0.0, 1.2, (len(CLASS_NAMES), dim))
-        self.x = (centres[self.y] + rng.normal(0.0, 1.0, (len(self.y), dim))).astype(np.float32)
-
-    def table(self) -> pd.DataFrame:
-        return pd.DataFrame({"input_id": np.arange(len(self.y)), "label": self.y,
-                             "label_name": np.asarray(CLASS_NAMES)[self.y]})
-
-    def get(self, indices):
-        return [self.x[i] for i in indices]
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(60, 196, (len(CLASS_NAMES), size, size, 3))
+    for c, name in enumerate(CLASS_NAMES):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.clip(centres[c] + rng.normal(0, 25, centres[c].shape), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i:03d}.png")
+    return root
 
 
 def build_many_class_atlas(path: Path):
-    """A 21-class atlas with the Mapper graph of its one layer (``"1"``, the MLP's ReLU) saved."""
+    """A 21-class atlas of a class-per-subfolder folder, with the Mapper graph of its one layer
+    (``"2"``, the MLP's ReLU) saved."""
     import torch
     from torch import nn
 
@@ -55,9 +49,10 @@ def build_many_class_atlas(path: Path):
     from neurocarta.methods.mapper import mapper
 
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(32, 48), nn.ReLU(), nn.Linear(48, len(CLASS_NAMES)))
-    atlas = nc.extract(model, Blobs(), path, layers=["1"], progress=False)
-    return atlas, mapper(atlas, "1", save=True)
+    folder = write_class_folder(path.parent / "photos")
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 48), nn.ReLU(), nn.Linear(48, len(CLASS_NAMES)))
+    atlas = nc.extract(model, f"folder:{folder}", path, layers=["2"], progress=False)
+    return atlas, mapper(atlas, "2", save=True)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ all 21 classes in distinct colours (the manifest's, so the figures' too), pies d
 colours, and a KeplerMapper-style tooltip per node (size, top 3 classes with shares, lens,
 accuracy).
 
-The atlas (tests/test_figures_many_classes.py: 504 vectors, a seeded MLP, one layer, a few
+The atlas (tests/test_figures_many_classes.py: a folder of 504 images in 21 class subfolders, a seeded MLP, one layer, a few
 seconds) is served by the real app; the browser, the page recorder and the server come from
 tests/test_viewer_e2e.py.
 """
