@@ -41,9 +41,10 @@ demo: venv web
 	$(VENV)/bin/neurocarta demo
 
 # The stage rules first (pyproject.toml [tool.importlinter]), so pytest's summary stays the last line.
+# Two workers, one test file each at a time (tests/conftest.py keeps each heavy fixture built once).
 test: venv web browser
 	$(VENV)/bin/lint-imports --no-cache --no-logo
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,3 +1,4 @@
+import functools
 import os
 import sys
 from pathlib import Path
@@ -38,3 +39,26 @@ def demo_atlas(tmp_path_factory):
     bundle = load_demo_cnn(source, epochs=4, cache_dir=tmp_path_factory.mktemp("demo-cache"), progress=False)
     return nc.extract(bundle, source, tmp_path_factory.mktemp("demo") / "atlas", layers=list(DEFAULT_LAYERS),
                       progress=False)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`make test` runs `pytest -n 2 --dist loadfile`: each test file on one worker, so a module's
+    fixtures (a trained demo-cnn, a text atlas) are built once. xdist runs one session per worker,
+    so the session's `demo_atlas` would be trained once per worker that needs it: the files that use
+    it form one unit instead, and the demo's 10,000-image model is trained once in all.
+    (Not with xdist_group marks: xdist 3.8 writes the group into a node id field pytest 9 no longer reads.)"""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    root = config.rootpath
+
+    @functools.cache
+    def unit_of(file: str) -> str:
+        return "demo_atlas" if "demo_atlas" in (root / file).read_text() else file
+
+    class DemoAtlasOnce(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of(nodeid.split("::")[0])
+
+    return DemoAtlasOnce(config, log)
