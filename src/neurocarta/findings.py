@@ -547,7 +547,8 @@ def concept_findings(atlas: Atlas, snapshot: str | None = None) -> list[dict]:
         if not len(cl):
             continue
         try:
-            sets, silent, _ = layer_sets(atlas, layer, c.snapshot, min(k, atlas.topk(layer, c.snapshot).k))
+            top = atlas.topk(layer, c.snapshot)
+            sets, silent, _ = layer_sets(top, min(k, top.k))
         except Exception:  # no top-k for this layer any more: skip it, findings never fail
             continue
         table = atlas.row_table(layer, c.snapshot)

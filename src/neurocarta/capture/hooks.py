@@ -117,7 +117,6 @@ class LayerRecorder:
         self.captured: dict[str, Captured] = {}
         self.row_mask: torch.Tensor | None = None
         self._hooks = LayerHooks(model, refs, self._record, self._warn_reused)
-        self._warned = False
 
     def __enter__(self) -> "LayerRecorder":
         self._hooks.__enter__()
@@ -133,9 +132,7 @@ class LayerRecorder:
         self.captured[ref.name] = capture_output(pick_element(output, ref), ref, self.row_mask)
 
     def _warn_reused(self, calls: dict[str, int]) -> None:
-        if self._warned:
-            return
-        self._warned = True
+        self._hooks.on_forward_end = None  # the first forward pass tells; later batches skip the check
         message = _reused_layers_message(self.refs, calls)
         if message:
             warnings.warn(message)

@@ -221,7 +221,7 @@ class ExtractionPlan:
         for info in infos:
             rows = self.n * (info.output_shape[0] if info.rows == "token" else 1)
             if info.kind == "conv":  # mean + max + argmax
-                per = 2 * item + (2 if np.prod(info.spatial) < 65536 else 4)
+                per = 2 * item + np.dtype(self.argmax_dtype(info)).itemsize
             else:
                 per = item
             size = rows * info.n_neurons * per

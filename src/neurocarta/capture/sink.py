@@ -220,7 +220,6 @@ class AtlasSink:
                 if outputs is None:
                     continue
                 values = outputs[col].to_numpy(dtype=object)
-                values = np.array([None if v is pd.NA else v for v in values], dtype=object)
             else:
                 values = table[col].iloc[start:stop].to_numpy(dtype=object)
             out[col] = np.array([plain(v) for v in values], dtype=object)

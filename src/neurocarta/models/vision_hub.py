@@ -76,7 +76,7 @@ def _torchvision(tvm: Any, name: str, pretrained: bool, local: Path | None, spec
     if not pretrained:
         module = tvm.get_model(name, weights=None)
         if local is not None:
-            _load_local(module, local, spec)
+            load_state_dict_file(module, local, into=spec, what="weights")
         return module
     weights = tvm.get_model_weights(name).DEFAULT
     # fetched into the torch hub cache first, so a failure is one clear line and torchvision
@@ -111,7 +111,3 @@ def _timm_source(timm: Any, name: str) -> tuple[str, str | Path]:
     if url:
         return Path(url).name, hub_checkpoints()
     return f"the weights of {name}", hub_checkpoints()
-
-
-def _load_local(module: torch.nn.Module, path: Path, spec: str) -> None:
-    load_state_dict_file(module, path, into=spec, what="weights")

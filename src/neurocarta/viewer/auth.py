@@ -127,15 +127,15 @@ class TokenGuard:
         conn = HTTPConnection(scope)
         cookie_name = f"{COOKIE_PREFIX}-{(scope.get('server') or ('', ''))[1]}"  # one per port on a host
         from_query = self._matches(conn.query_params.get(TOKEN_QUERY), self._token)
-        allowed = (from_query or self._matches(self._header_token(conn), self._token)
-                   or self._matches(conn.cookies.get(cookie_name), self._cookie_value))
+        from_cookie = self._matches(conn.cookies.get(cookie_name), self._cookie_value)
+        allowed = from_query or from_cookie or self._matches(self._header_token(conn), self._token)
         if not allowed:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
             await _unauthorized(scope["path"])(scope, receive, send)
             return
-        set_cookie = from_query and not self._matches(conn.cookies.get(cookie_name), self._cookie_value)
+        set_cookie = from_query and not from_cookie
         cookie = (f"{cookie_name}={self._cookie_value.decode()}; Path=/; HttpOnly; SameSite=Strict").encode()
 
         async def send_guarded(message):

@@ -161,7 +161,7 @@ class ViewerData:
         self.input_frame = once(self._input_frame, 1)
         self._topk = once(self._read_topk, 32)
         self._token_index = once(self._read_token_index, 1)
-        self.findings = once(self._findings, 1)
+        self._findings_outcome = once(self._compute_findings, 1)
         self.groupings = once(self._groupings, 1)
 
     # ------------------------------------------------------------ names (the only way in)
@@ -188,7 +188,7 @@ class ViewerData:
     def manifest(self) -> dict:
         a = self.atlas
         m = a.manifest
-        patches = {s: [l.name for l in a.layers if self._has_patches(s, l.name)] for s in a.snapshots}
+        patches = {s: [l.name for l in a.layers if a.has_patches(l.name, s)] for s in a.snapshots}
         legend = class_legend(a)
         return jsonable({
             "name": a.root.resolve().name, "model": m.model.get("spec"), "data": m.data.get("spec"),
@@ -203,9 +203,6 @@ class ViewerData:
             # the figures' categorical colours and class legend (render/palette.py): one source
             "palette": list(palette()), "class_legend": legend.to_json() if legend else None,
         })
-
-    def _has_patches(self, snapshot: str, layer: str) -> bool:
-        return self.atlas.has_patches(layer, snapshot)
 
     def _input_frame(self) -> pd.DataFrame:
         """The input table with the last snapshot's outputs (pred, correct, confidence...)."""
@@ -309,7 +306,7 @@ class ViewerData:
         if not 0 <= neuron < info.n_neurons:
             raise NotFound(f"neuron {neuron} is out of range 0..{info.n_neurons - 1} for layer {name!r}")
         if info.rows != "token":
-            has = self._has_patches(snap, name)
+            has = self.atlas.has_patches(name, snap)
             return {"kind": "image", "layer": name, "snapshot": snap, "neuron": int(neuron),
                     "patch": route_path("patches", snapshot=snap, layer=name, neuron=neuron) if has else None}
         top = self._topk(snap, name)
@@ -559,13 +556,23 @@ class ViewerData:
             raise NotFound(str(e)) from e
 
     # ------------------------------------------------------------ findings
-    def _findings(self) -> list:
+    def findings(self) -> list:
         """:func:`neurocarta.findings.findings` of the atlas, JSON-ready. A rule that fails is a
         :class:`FindingsFailed` naming the error, never an empty list: "no findings" must mean
         that no rule fired, not that one crashed."""
+        outcome = self._findings_outcome()
+        if isinstance(outcome, FindingsFailed):
+            raise outcome
+        return outcome
+
+    def _compute_findings(self) -> list | FindingsFailed:
+        """The findings, or the failure as a value, so that it is cached like a result and a
+        failing atlas does not rerun every rule on each request."""
         try:
             return jsonable(list(findings_rules.findings(self.atlas)))
         except Exception as e:  # noqa: BLE001: any failure of a rule becomes the panel's error
             message = " ".join(str(e).split())[:300]
-            raise FindingsFailed(f"the findings could not be computed ({type(e).__name__}: {message}); "
-                                 "please report it, with the output of `neurocarta findings ATLAS`") from e
+            failed = FindingsFailed(f"the findings could not be computed ({type(e).__name__}: {message}); "
+                                    "please report it, with the output of `neurocarta findings ATLAS`")
+            failed.__cause__ = e
+            return failed

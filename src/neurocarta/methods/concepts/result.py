@@ -135,11 +135,11 @@ def stored_topk(atlas: Atlas, layer: str, snapshot: str) -> TopK:
         raise UserError(f"layer {layer!r} has no top-k exemplars in the atlas; re-extract it (--topk K)") from e
 
 
-def fitted_k(atlas: Atlas, layers: list[str], snapshot: str, n_rows: int) -> int:
+def fitted_k(stored: int, n_rows: int) -> int:
     """The default k, ``CONCEPTS_K``, lowered to what a small atlas holds, with one warning:
-    the fewest rows of the chosen layers and the fewest exemplars stored per neuron (an
-    atlas of 60 inputs stores 60). Only the default bends; an explicit k too large is an error."""
-    stored = min((stored_topk(atlas, name, snapshot).k for name in layers), default=CONCEPTS_K)
+    the fewest rows of the chosen layers (``n_rows``) and the fewest exemplars stored per neuron
+    (``stored``; an atlas of 60 inputs stores 60). Only the default bends; an explicit k too
+    large is an error."""
     k = max(1, min(CONCEPTS_K, n_rows, stored))
     if k < CONCEPTS_K:
         why = (f"the atlas has only {n_rows} inputs" if n_rows <= stored
@@ -149,9 +149,9 @@ def fitted_k(atlas: Atlas, layers: list[str], snapshot: str, n_rows: int) -> int
     return k
 
 
-def layer_sets(atlas: Atlas, layer: str, snapshot: str, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exemplar rows (neurons x k, best first), a silent flag per neuron, and the stored k."""
-    top = stored_topk(atlas, layer, snapshot)
+def layer_sets(top: TopK, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A layer's exemplar rows (neurons x k, best first), a silent flag per neuron, and the
+    stored k, from its stored top-k."""
     stored = top.k
     if k > stored:
         raise UserError(f"k={k} is more than the {stored} exemplars the atlas stored per neuron; "
@@ -191,15 +191,16 @@ def concepts(atlas: Atlas, layers: list[str] | None = None, k: int | None = None
         raise UserError(f"k must be at least 1, got {k}")
     tables = {n: atlas.row_table(n, snap) for n in names}  # one merge per layer, reused below
     n_rows_min = min(len(t) for t in tables.values()) if names else 0
+    tops = {n: stored_topk(atlas, n, snap) for n in names}  # read once, for k and for the sets
     if k is None:
-        k = fitted_k(atlas, names, snap, n_rows_min)
+        k = fitted_k(min((t.k for t in tops.values()), default=CONCEPTS_K), n_rows_min)
     if k > n_rows_min:
         raise UserError(f"k={k} is larger than the number of inputs ({n_rows_min}); choose k below it")
     model = ConceptAtlas(k=k, threshold=threshold, n_hashes=n_hashes, bands=bands, rows=rows, method=method,
                          resolution=resolution, across_layers=across_layers, embedding=embedding, dim=dim, seed=seed)
     sets, silent, layer_of, unit = [], [], [], []
     for name in names:
-        r, s, _ = layer_sets(atlas, name, snap, k)
+        r, s, _ = layer_sets(tops[name], k)
         sets.append(r)
         silent.append(s)
         layer_of += [name] * len(s)
