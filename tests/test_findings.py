@@ -24,8 +24,9 @@ import pytest
 import neurocarta as nc
 from neurocarta.cli import main
 from neurocarta.findings import (
-    KINDS, findings, has_maps, mislabel_candidates, shortcut_candidates, _mapper_results,
+    KINDS, findings, has_maps, mislabel_candidates, shortcut_candidates,
 )
+from neurocarta.findings.common import mapper_results as _mapper_results
 from neurocarta.models.demo_cnn import load_demo_cnn
 
 pytestmark = pytest.mark.slow
