@@ -10,16 +10,29 @@ import numpy as np
 if TYPE_CHECKING:
     from ..store import Atlas
 
-KINDS = ("shortcut", "mislabels", "separation", "training", "concept")
-_BASE = {"shortcut": 0.8, "mislabels": 0.7, "separation": 0.5, "training": 0.45, "concept": 0.3}
+#: every kind a rule may emit, in the order a reader should look at them when scores tie
+KINDS = ("shortcut", "mislabels", "confusion", "underperforming", "outlier", "duplicate", "separation",
+         "training", "concept")
+#: the score base of each kind: problems to act on first (a shortcut, wrong labels), then what
+#: the model confuses or fails on, then data hygiene, then descriptions of the maps
+_BASE = {"shortcut": 0.8, "mislabels": 0.7, "confusion": 0.6, "underperforming": 0.55, "outlier": 0.4,
+         "duplicate": 0.35, "separation": 0.5, "training": 0.45, "concept": 0.3}
 #: at most this many input ids in a finding's selection
 MAX_SELECTED_INPUTS = 500
 
 
-def make_finding(kind: str, text: str, view: str, selection: dict, strength: float, evidence: dict) -> dict:
+def make_finding(kind: str, text: str, view: str, selection: dict, strength: float, evidence: dict,
+                 confidence: dict | None = None, check: str = "") -> dict:
+    """One finding, JSON-ready.
+
+    ``confidence``: the statistics behind the claim, e.g. ``{"test": "Fisher exact, BH over 96
+    tests", "p": 1e-9, "q": 2e-8}`` (``{}`` for a purely descriptive finding). ``check``: one line
+    on how to see it in the viewer ("Open the topomap of head.relu grouped by background ...").
+    """
     strength = float(np.clip(strength, 0.0, 1.0))
     return {"kind": kind, "text": text, "view": view, "selection": plain(selection),
-            "score": round(_BASE[kind] + 0.2 * strength, 4), "evidence": plain(evidence)}
+            "score": round(_BASE[kind] + 0.2 * strength, 4), "evidence": plain(evidence),
+            "confidence": plain(confidence or {}), "check": check}
 
 
 def plain(value):
