@@ -5,6 +5,9 @@
   (summary atlases, from the group statistics), and Benjamini-Hochberg FDR control, so a
   difference map can mark only the neurons whose difference is real. The whole map gets one
   statistic too (mean absolute standardised difference) with its own permutation p-value.
+- :func:`rows_difference`: the same permutation test on two explicit sets of activation rows
+  (any selection of inputs, e.g. ``neurocarta compare --where``); ``group_difference`` picks
+  its rows from one grouping column and calls it.
 - :func:`separation`: how much of each neuron's variance lies between groups (eta squared),
   averaged over neurons; the training use case shows it rising over snapshots.
 """
@@ -71,6 +74,11 @@ def _select(keys: np.ndarray, groups: list, by: str, which: str) -> np.ndarray:
     return np.flatnonzero(mask)
 
 
+def _check_disjoint(rows_a: np.ndarray, rows_b: np.ndarray) -> None:
+    if np.intersect1d(rows_a, rows_b).size:
+        raise UserError("groups A and B share inputs; pick disjoint groups")
+
+
 def _effect(diff: np.ndarray, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
     pooled = np.sqrt((xa.var(axis=0) * len(xa) + xb.var(axis=0) * len(xb)) / (len(xa) + len(xb)))
     return diff / np.where(pooled > 1e-12, pooled, 1.0)
@@ -90,10 +98,32 @@ def group_difference(atlas: Atlas, layer: str, by: str, a, b=None, snapshot: str
     else:
         b = _as_list(b)
         rows_b = _select(keys, b, by, "B")
-    if np.intersect1d(rows_a, rows_b).size:
-        raise UserError("groups A and B share inputs; pick disjoint groups")
+    _check_disjoint(rows_a, rows_b)
     if atlas.mode == "summary":
         return _welch(atlas, layer, by, a, b, snapshot, stat, fdr)
+    return rows_difference(atlas, layer, rows_a, rows_b, snapshot=snapshot, permutations=permutations, fdr=fdr,
+                           stat=stat, seed=seed, max_rows=max_rows, names=(a, b))
+
+
+def rows_difference(atlas: Atlas, layer: str, rows_a, rows_b, snapshot: str | None = None, permutations: int = 1000,
+                    fdr: float = 0.05, stat: str = "mean", seed: int = 0, max_rows: int = 20000,
+                    names=("A", "B")) -> Difference:
+    """Activation rows ``rows_a`` minus rows ``rows_b`` of ``layer``, per neuron, with a permutation test.
+
+    The rows index the layer's activation rows (inputs, or tokens on a text layer; see
+    ``Atlas.row_table``), so any selection of inputs can be compared, not only the groups of
+    one column. ``names`` label the two groups in the result. Needs per-input activations:
+    a summary atlas keeps only group statistics, so it is compared by ``group_difference``.
+    """
+    if atlas.mode == "summary":
+        raise UserError("this atlas keeps only group summaries, so arbitrary input sets cannot be compared; "
+                        "compare its stored groups with group_difference, or re-extract with full activations")
+    rows_a = np.unique(np.asarray(rows_a, dtype=np.int64))
+    rows_b = np.unique(np.asarray(rows_b, dtype=np.int64))
+    for which, rows in (("A", rows_a), ("B", rows_b)):
+        if not rows.size:
+            raise UserError(f"group {which} has no inputs; pick a selection that matches some")
+    _check_disjoint(rows_a, rows_b)
     rng = np.random.default_rng(seed)
     # Bound memory on huge groups with a seeded subsample (the test stays valid on it).
     if len(rows_a) + len(rows_b) > max_rows:
@@ -133,7 +163,7 @@ def group_difference(atlas: Atlas, layer: str, by: str, a, b=None, snapshot: str
         done += m
     p = (1.0 + exceed) / (1.0 + permutations)
     q = bh_adjust(p)
-    return Difference(a, b, na, nb, diff, effect, p, q, q <= fdr, statistic,
+    return Difference(_as_list(names[0]), _as_list(names[1]), na, nb, diff, effect, p, q, q <= fdr, statistic,
                       (1.0 + stat_exceed) / (1.0 + permutations), "permutation", fdr)
 
 
