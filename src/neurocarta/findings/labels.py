@@ -1,0 +1,335 @@
+"""Label issues of an atlas through cleanlab: the evidence the label findings read.
+
+Confident learning (cleanlab) needs *out-of-sample* class probabilities, and the atlas stores
+only in-sample outputs (pred, confidence = p(pred), loss = -log p(label)). So two estimates
+stand side by side:
+
+- **the representation's**: leave-one-out kNN class probabilities in the activation space of
+  a late layer (the deepest per-input layer that is not the logits; token layers: the mean of
+  each input's rows). An input's own label never votes for it, so the estimate is out of
+  sample (leave-one-out is k-fold cross-validation with one input per fold, and for a kNN
+  classifier it costs one neighbour query). Features are standardised and PCA-reduced, and
+  the distances are euclidean, so a far input stays far (cosine would hide a magnitude
+  outlier).
+- **the model's own**: the softmax of a stored logits layer when there is one, else the
+  vector rebuilt from pred/confidence/loss (p(pred) and p(label) are exact, the remaining mass
+  is spread evenly over the other classes). In sample: a model that memorised a wrong label
+  puts mass on it, which only makes the rule more cautious.
+
+cleanlab judges their mean: averaging the probabilities of several models is the ensemble
+cleanlab's authors recommend, it ranks better than either alone (the loss ranks by the
+model, the kNN-disagreement baseline by the neighbours), and an input only scores high when
+both put their mass away from its label. ``cleanlab.Datalab`` then reads these probabilities
+and the kNN graph (computed once, passed in) for label issues, outliers, near duplicates and
+underperforming groups.
+
+A label issue becomes a *mislabel* only when the neighbours and the model both disagree with
+the given label (:attr:`LabelIssues.mislabelled`): an input the model predicts as its label
+is never called mislabelled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from ..store import schema
+from .common import class_names
+
+if TYPE_CHECKING:
+    from ..store import Atlas
+
+#: neighbours per input: Datalab's own default k, for the class votes and every issue type
+NEIGHBOURS = 10
+#: the features are PCA-reduced to at most this many dimensions before the neighbour search
+FEATURE_DIMS = 50
+#: a layer is the model's logits when it has one neuron per class and its argmax is the
+#: stored prediction for at least this share of the inputs (float16 storage may flip a tie)
+LOGITS_AGREEMENT = 0.99
+#: fewer labelled inputs than this: the neighbour estimates are too coarse to judge anything
+MIN_INPUTS = 3 * NEIGHBOURS
+#: outliers: Datalab's fence on the mean neighbour distance is Q3 + (1/t - 1) IQR; t = 0.25
+#: gives Tukey's "far out" fence, Q3 + 3 IQR (Datalab's default, 1.7 IQR, flags about half a
+#: percent of plain Gaussian data)
+OUTLIER_THRESHOLD = 0.25
+
+
+@dataclass
+class LabelIssues:
+    """cleanlab's verdicts on the labelled inputs of one snapshot (arrays aligned by row).
+
+    ``pred``/``model_probs`` are None when the model's outputs are not the data's classes
+    (no loss stored): then nothing can be called mislabelled or confused.
+    """
+
+    layer: str  # the layer whose activations are the features
+    input_ids: np.ndarray
+    labels: np.ndarray  # given labels, class indices
+    knn_probs: np.ndarray  # (inputs, classes) leave-one-out neighbour votes
+    neighbours: np.ndarray  # (inputs, NEIGHBOURS) row indices of each input's neighbours
+    pred: np.ndarray | None
+    model_probs: np.ndarray | None
+    model_source: str  # where the model's probabilities come from, in words
+    probs: np.ndarray  # what cleanlab judged: the mean of the two, or the kNN's alone
+    issues: pd.DataFrame  # Datalab's issue table, one row per input
+    info: dict  # Datalab's info per issue type that ran
+    skipped: dict  # issue type -> why Datalab could not run it
+
+    @property
+    def n_classes(self) -> int:
+        return self.probs.shape[1]
+
+    @property
+    def knn_pred(self) -> np.ndarray:
+        return self.knn_probs.argmax(axis=1)
+
+    @property
+    def suggested(self) -> np.ndarray:
+        """The class each input looks like: the argmax of the judged probabilities."""
+        return self.probs.argmax(axis=1)
+
+    @property
+    def label_score(self) -> np.ndarray:
+        """cleanlab's label quality (self-confidence of the judged probabilities), in [0, 1]."""
+        if "label_score" in self.issues:
+            return self.issues["label_score"].to_numpy(dtype=float)
+        return self.probs[np.arange(len(self.labels)), self.labels]
+
+    @property
+    def mislabelled(self) -> np.ndarray:
+        """cleanlab's label issues on which the neighbours and the model both disagree with the
+        given label, and agree with each other on the class it looks like."""
+        if self.pred is None or "is_label_issue" not in self.issues:
+            return np.zeros(len(self.labels), dtype=bool)
+        return (self.issues["is_label_issue"].to_numpy(dtype=bool) & (self.pred != self.labels)
+                & (self.knn_pred != self.labels) & (self.knn_pred == self.pred))
+
+    def estimated_noise_rate(self) -> float | None:
+        """cleanlab's estimate of the share of wrong labels: the off-diagonal mass of its
+        estimated joint distribution of (given, true) labels."""
+        joint = self.info.get("label", {}).get("confident_joint")
+        if joint is None:
+            return None
+        joint = np.asarray(joint, dtype=float)
+        return float(1.0 - np.trace(joint) / max(joint.sum(), 1e-12))
+
+
+def feature_layer(atlas: Atlas, logits: str | None) -> str | None:
+    """The deepest layer with activations per input (or token rows to average) that is not the
+    model's logits: late enough to sort inputs by class, and not fitted to the labels
+    themselves the way the logits are."""
+    for name in reversed(atlas.layer_names):
+        if name != logits:
+            return name
+    return None
+
+
+def logits_layer(atlas: Atlas, snapshot: str, pred: np.ndarray, row_of_input: pd.Series) -> str | None:
+    """The stored layer that is the model's logits: per input, one neuron per output, argmax =
+    the stored prediction (:data:`LOGITS_AGREEMENT`)."""
+    n_out = int(pred.max()) + 1
+    for name in reversed(atlas.layer_names):
+        info = atlas.manifest.layer(name)
+        if info.rows != "input" or info.kind == "conv" or info.n_neurons < n_out:
+            continue
+        acts = np.asarray(atlas.activations(name, snapshot)[:], dtype=np.float32)
+        if (acts[row_of_input.to_numpy()].argmax(axis=1) == pred).mean() >= LOGITS_AGREEMENT:
+            return name
+        return None  # only the deepest candidate can be the output
+    return None
+
+
+def layer_features(atlas: Atlas, layer: str, snapshot: str) -> tuple[np.ndarray, np.ndarray]:
+    """(input ids, one feature row per input) of ``layer``: conv layers by their spatial mean,
+    token layers by the mean of each input's rows (a sparse averaging matrix, chunk by chunk)."""
+    acts = atlas.activations(layer, snapshot)
+    ids = atlas.row_table(layer, snapshot)[schema.INPUT_ID].to_numpy()
+    if atlas.manifest.layer(layer).rows != "token":
+        return ids, np.asarray(acts[:], dtype=np.float32)
+    inputs, row_input = np.unique(ids, return_inverse=True)
+    per_input = np.bincount(row_input, minlength=len(inputs)).astype(np.float32)
+    out = np.zeros((len(inputs), acts.shape[1]), dtype=np.float32)
+    for start, chunk in acts.iter_chunks():
+        rows = np.arange(start, start + len(chunk))
+        mean_of = sparse.csr_matrix((1.0 / per_input[row_input[rows]], (row_input[rows], rows - start)),
+                                    shape=(len(inputs), len(chunk)))
+        out += mean_of @ np.asarray(chunk, dtype=np.float32)
+    return inputs, out
+
+
+def reduce_features(x: np.ndarray, dims: int = FEATURE_DIMS, seed: int = 0) -> np.ndarray:
+    """Standardised (every neuron counts alike, a dead one adds nothing), then PCA to at most
+    ``dims`` dimensions: the neighbour search stays fast and ignores the noise directions."""
+    from sklearn.decomposition import PCA
+
+    x = np.asarray(x, dtype=np.float64)
+    sd = x.std(axis=0)
+    x = (x[:, sd > 0] - x[:, sd > 0].mean(axis=0)) / sd[sd > 0]
+    if x.shape[1] > dims and x.shape[0] > dims:
+        x = PCA(n_components=dims, svd_solver="randomized", random_state=seed).fit_transform(x)
+    return x.astype(np.float32)
+
+
+def neighbour_graph(x: np.ndarray, k: int = NEIGHBOURS) -> tuple[np.ndarray, sparse.csr_matrix]:
+    """Each input's ``k`` nearest other inputs (euclidean): their row indices, and the same as
+    the sparse distance graph cleanlab's Datalab takes as ``knn_graph`` (rows sorted by
+    distance, exact duplicates kept as explicit zeros)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    n = len(x)
+    dist, idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)
+    # drop the input itself; where exact duplicates tie with it, it may not be listed first
+    # (or at all): then the farthest of the k + 1 goes instead
+    own = idx == np.arange(n)[:, None]
+    own[~own.any(axis=1), -1] = True
+    idx, dist = idx[~own].reshape(n, k), dist[~own].reshape(n, k)
+    graph = sparse.csr_matrix((dist.ravel(), idx.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
+    return idx, graph
+
+
+def knn_class_probs(neighbour_labels: np.ndarray, n_classes: int, prior: np.ndarray) -> np.ndarray:
+    """Class probabilities from the neighbours' labels: votes plus one pseudo-vote spread by the
+    class prior (a Dirichlet prior), so no class gets exactly 0 or 1 from ten votes."""
+    n, k = neighbour_labels.shape
+    votes = np.zeros((n, n_classes))
+    np.add.at(votes, (np.repeat(np.arange(n), k), neighbour_labels.ravel()), 1.0)
+    return (votes + prior[None, :]) / (k + 1.0)
+
+
+def model_class_probs(pred: np.ndarray, confidence: np.ndarray, loss: np.ndarray, labels: np.ndarray,
+                      n_classes: int) -> np.ndarray:
+    """The model's class probabilities rebuilt from the stored outputs: p(pred) = confidence and
+    p(label) = exp(-loss) are exact; the rest of the mass is spread evenly over the other
+    classes (the stored outputs do not say how it was split)."""
+    n = len(pred)
+    rows = np.arange(n)
+    p_label = np.where(pred == labels, confidence, np.minimum(np.exp(-loss), 1.0 - confidence))
+    probs = np.zeros((n, n_classes))
+    probs[rows, labels] = p_label
+    probs[rows, pred] = confidence
+    known = 1 + (pred != labels)
+    rest = np.clip(1.0 - probs.sum(axis=1), 0.0, None) / np.maximum(n_classes - known, 1)
+    probs += np.where(probs == 0, rest[:, None], 0.0)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _run_datalab(labels: np.ndarray, probs: np.ndarray, graph: sparse.csr_matrix,
+                 model_probs: np.ndarray | None) -> tuple[pd.DataFrame, dict, dict]:
+    """Datalab's label, outlier and near-duplicate checks on the judged probabilities and the
+    neighbour graph, and its underperforming-group check on the model's own probabilities (the
+    group the *model* fails on). An issue type that cannot run is skipped with its reason."""
+    from cleanlab import Datalab
+
+    plan = [("label", {}, probs), ("outlier", {"threshold": OUTLIER_THRESHOLD}, probs),
+            ("near_duplicate", {}, probs)]
+    if model_probs is not None:
+        # DBSCAN's radius on the scale of these features: the median distance to the k-th
+        # neighbour, so a typical input is a core point and the groups are the dense regions
+        # (Datalab's default, 0.5, is meant for cosine distances)
+        eps = float(np.median(graph.max(axis=1).toarray()))
+        plan.append(("underperforming_group", {"clustering_kwargs": {"eps": max(eps, 1e-9)}}, model_probs))
+    issues, info, skipped = [], {}, {}
+    for name, params, p in plan:
+        lab = Datalab({"label": labels}, label_name="label", verbosity=0)
+        try:
+            # Datalab prints its progress and its failures; the failures are kept in `skipped`
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")  # cleanlab's advice on small data is for notebooks
+                lab.find_issues(pred_probs=p, knn_graph=graph, issue_types={name: params})
+            found = lab.get_issues(name)
+        except (ValueError, KeyError, IndexError) as e:  # e.g. no cluster for underperforming groups
+            skipped[name] = f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
+            continue
+        issues.append(found.drop(columns=[c for c in ("given_label", "predicted_label") if c in found]))
+        info[name] = lab.get_info(name)
+    table = pd.concat(issues, axis=1) if issues else pd.DataFrame(index=np.arange(len(labels)))
+    return table, info, skipped
+
+
+def find_label_issues(atlas: Atlas, snapshot: str | None = None) -> LabelIssues | None:
+    """cleanlab's verdicts on ``atlas``'s labelled inputs, or None when there is nothing to
+    judge (no labels, a summary-mode atlas without activations, fewer than
+    :data:`MIN_INPUTS` labelled inputs, a single class)."""
+    snap = atlas.snapshot_name(snapshot)
+    table = atlas.inputs_with_outputs(snap)
+    if schema.LABEL not in table or atlas.mode == "summary" or not atlas.layer_names:
+        return None
+    table = table[table[schema.LABEL].notna() & (table[schema.LABEL] >= 0)]
+    labels_all = table[schema.LABEL].to_numpy(dtype=np.int64)
+    if len(table) < MIN_INPUTS or len(np.unique(labels_all)) < 2:
+        return None
+    has_model = (schema.PRED in table and schema.LOSS in table and table[schema.LOSS].notna().all()
+                 and table[schema.PRED].notna().all())
+    pred_all = table[schema.PRED].to_numpy(dtype=np.int64) if has_model else None
+    n_classes = max(len(class_names(atlas)), int(labels_all.max()) + 1,
+                    int(pred_all.max()) + 1 if has_model else 0)
+
+    # the rows of every per-input layer follow the stored input table
+    row_of_input = pd.Series(np.arange(len(atlas.input_table)), index=atlas.input_table[schema.INPUT_ID])
+    logits = logits_layer(atlas, snap, pred_all, row_of_input.loc[table[schema.INPUT_ID]]) if has_model else None
+    layer = feature_layer(atlas, logits)
+    if layer is None:
+        return None
+    ids, x = layer_features(atlas, layer, snap)
+    keep = np.isin(ids, table[schema.INPUT_ID].to_numpy())
+    ids, x = ids[keep], x[keep]
+    table = table.set_index(schema.INPUT_ID).loc[ids]
+    labels = table[schema.LABEL].to_numpy(dtype=np.int64)
+
+    neighbours, graph = neighbour_graph(reduce_features(x), min(NEIGHBOURS, len(ids) - 1))
+    prior = np.bincount(labels, minlength=n_classes) / len(labels)
+    knn_probs = knn_class_probs(labels[neighbours], n_classes, prior)
+    pred = model_probs = None
+    model_source = "none: the model's outputs are not the data's classes (no loss stored)"
+    if has_model:
+        pred = table[schema.PRED].to_numpy(dtype=np.int64)
+        if logits is not None:
+            z = np.asarray(atlas.activations(logits, snap)[:], dtype=np.float32)[row_of_input.loc[ids].to_numpy()]
+            model_probs = np.zeros((len(ids), n_classes))
+            model_probs[:, :z.shape[1]] = _softmax(z.astype(np.float64))[:, :n_classes]
+            model_source = f"the softmax of the logits layer {logits}"
+        else:
+            model_probs = model_class_probs(pred, table[schema.CONFIDENCE].to_numpy(dtype=float),
+                                            table[schema.LOSS].to_numpy(dtype=float), labels, n_classes)
+            model_source = "the stored outputs (pred, confidence, loss)"
+    probs = knn_probs if model_probs is None else (knn_probs + model_probs) / 2
+
+    # Datalab indexes classes by the labels present: judge only those columns
+    present = np.unique(labels)
+    local = np.searchsorted(present, labels)
+    def restrict(p):
+        return None if p is None else p[:, present] / p[:, present].sum(axis=1, keepdims=True)
+    issues, info, skipped = _run_datalab(local, restrict(probs), graph, restrict(model_probs))
+    return LabelIssues(layer=layer, input_ids=ids, labels=labels, knn_probs=knn_probs, neighbours=neighbours,
+                       pred=pred, model_probs=model_probs, model_source=model_source, probs=probs,
+                       issues=issues.reset_index(drop=True), info=info, skipped=skipped)
+
+
+def label_issue_ranking(atlas: Atlas, snapshot: str | None = None) -> pd.DataFrame:
+    """Every labelled input ranked by how likely its label is wrong, most likely first.
+
+    Columns: ``input_id``, ``label`` (given), ``suggested`` (the class it looks like),
+    ``score`` (1 - cleanlab's label quality: higher = more likely mislabelled) and ``flagged``
+    (in a mislabel finding). Empty when the atlas cannot be judged (see :func:`find_label_issues`).
+    """
+    columns = ["input_id", "label", "suggested", "score", "flagged"]
+    found = find_label_issues(atlas, snapshot)
+    if found is None:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(columns, ["int64", "int64", "int64", "float64",
+                                                                            "bool"])})
+    out = pd.DataFrame({"input_id": found.input_ids, "label": found.labels, "suggested": found.suggested,
+                        "score": 1.0 - found.label_score, "flagged": found.mislabelled})
+    return out.sort_values(["score", "input_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
