@@ -225,11 +225,36 @@ def test_a_large_group_is_not_named_by_a_tiny_significant_difference():
 
 
 def test_concept_findings_read_the_new_names():
-    from neurocarta.findings import _DESCRIBE
+    from neurocarta.findings.maps import _DESCRIBE
 
     m = _DESCRIBE.match("colour=cyan blue (0.95 vs 0.57 random)")
     assert (m["attr"], m["value"], m["share"]) == ("colour", "cyan blue", "0.95")
     assert _DESCRIBE.match("top classes: star 41%, circle 22%") is None
+
+
+# ---------------------------------------------------------------------------- findings
+
+
+def test_the_classes_that_separate_at_a_layer_are_one_finding_naming_them_all(many):
+    """Regression (issue 16): a 21-class folder's findings were one near-identical line per
+    class, "Class X separates from the others at layer 2". Now one line per layer names the
+    first three, counts the rest, and holds every class in its evidence and selection."""
+    from neurocarta.findings import findings
+    from neurocarta.methods.mapper.analysis import separation_layers
+
+    atlas, result = many
+    want = sorted(c for c, layer in separation_layers([result]).items() if layer == "2")
+    assert len(want) > 3  # enough classes separate for the merge to matter
+    (sep,) = [f for f in findings(atlas) if f["kind"] == "separation"]
+    e, s = sep["evidence"], sep["selection"]
+    assert sorted(e["classes"]) == want and sorted(s["classes"]) == want and "class" not in s
+    named = ", ".join(e["classes"][:3])
+    assert sep["text"].startswith(f"{len(want)} classes separate from the others at layer 2 ({named} and "
+                                  f"{len(want) - 3} more): each one's inputs form their own group")
+    for c in want:  # each region as the rule requires, its nodes in the selection
+        region = e["regions"][c]
+        assert region["purity"] >= 0.9 and region["share"] >= 0.5 and set(region["nodes"]) <= set(s["nodes"])
+    assert "Mapper view of 2" in sep["check"] and sep["confidence"] == {}
 
 
 # ---------------------------------------------------------------------------- the projection figure

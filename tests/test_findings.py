@@ -108,7 +108,8 @@ def test_planted_mislabels_are_found(atlas, found):
 def test_separation_concept_and_training_findings(found):
     sep = _of(found, "separation")
     assert sep and all(f["selection"]["layer"] in LAYERS and f["selection"]["nodes"] for f in sep)
-    assert all("separates from the others at layer" in f["text"] for f in sep)
+    assert all(" from the others at layer" in f["text"] for f in sep)
+    assert len({f["selection"]["layer"] for f in sep}) == len(sep)  # one finding per layer, naming its classes
     concepts = _of(found, "concept")
     assert concepts
     for f in concepts:

@@ -226,10 +226,11 @@ def test_text_demo_runs_offline_end_to_end_and_builds_all_three_maps(tmp_path):
     found = json.loads(r.stdout)
     separation = [f for f in found if f["kind"] == "separation"]
     assert separation and {f["kind"] for f in found} <= {"separation", "concept", "mislabels", "training"}
-    for f in separation:
-        assert f["selection"]["group_by"] == "category" and f["selection"]["group"] in set(tokens["category"])
-        assert f["text"].startswith(f"Category {f['selection']['group']} separates from the others at layer")
-        assert "its tokens form their own group" in f["text"]
+    for f in separation:  # one per layer, naming every category that separates there
+        groups = f["selection"]["groups"]
+        assert f["selection"]["group_by"] == "category" and set(groups) <= set(tokens["category"])
+        start = f"Category {groups[0]} separates" if len(groups) == 1 else f"{len(groups)} values of category separate"
+        assert f["text"].startswith(f"{start} from the others at layer") and "tokens form their own group" in f["text"]
 
 
 def test_mapper_of_token_states_coloured_by_category_with_positions(tmp_path):

@@ -444,11 +444,13 @@ def _add_findings(sub: Any) -> None:
     p = sub.add_parser("findings", help="what the maps show, in plain language (shortcuts, mislabels, ...)",
                        description="Generate findings from the maps stored in the atlas: classes that separate, "
                                    "coherent concept clusters, possible shortcuts, inputs that look mislabelled "
-                                   "and how training changed the layers. Each names the view that shows it.")
+                                   "and how training changed the layers, most pressing first (problems to act "
+                                   "on, then what the model confuses, data hygiene, descriptions). Each says "
+                                   "how to check it in the viewer and, where a test backs it, its p/q.")
     p.add_argument("atlas")
     p.add_argument("--snapshot", default=None, help="snapshot to read (default: the last)")
     p.add_argument("--json", action="store_true", help="the findings as one JSON list (kind, text, view, "
-                                                       "selection, score, evidence)")
+                                                       "selection, score, evidence, confidence, check)")
 
 
 def _cmd_findings(a: argparse.Namespace) -> int:
@@ -468,9 +470,31 @@ def _cmd_findings(a: argparse.Namespace) -> int:
         return 0
     if not found:
         print("no findings: nothing in the stored maps passed the rules (see `neurocarta findings --help`)")
-    for f in found:
-        print(f"[{f['kind']}] {f['text']}  (view: {f['view']})")
+    import shutil
+
+    # wrapped to a terminal's width; piped (grep, a file), each line whole
+    width = min(100, shutil.get_terminal_size((100, 24)).columns) if sys.stdout.isatty() else 0
+    print("\n\n".join(_format_finding(f, width) for f in found))
     return 0
+
+
+def _format_finding(f: dict, width: int = 0) -> str:
+    """A finding for a terminal: "[kind] text", then its check line and its confidence (p and
+    q where it has them, and the test), indented under it; wrapped at ``width`` (0: not)."""
+    import textwrap
+
+    from .findings import short_confidence
+
+    conf = f.get("confidence") or {}
+    lines = [(f"[{f['kind']}] {f['text']}", "", "    "),
+             (f"check: {f.get('check') or 'open the ' + f['view'] + ' view'}", "    ", "      ")]
+    if short_confidence(conf):
+        test = f" ({conf['test']})" if conf.get("test") else ""
+        lines.append((f"confidence: {short_confidence(conf)}{test}", "    ", "      "))
+    if not width:
+        return "\n".join(first + line for line, first, _ in lines)
+    return "\n".join(textwrap.fill(line, width, initial_indent=first, subsequent_indent=rest)
+                     for line, first, rest in lines)
 
 
 COMMANDS = {"extract": (_add_extract, _cmd_extract), "layers": (_add_layers, _cmd_layers),

@@ -4,12 +4,14 @@ The topographic-maps paper promised maps that people who are not ML experts can 
 module turns what the maps already measured into short sentences, each with the view and
 the selection that shows it, so the viewer's findings panel can link to the evidence:
 
-- ``separation``: "Class ring separates from the others at layer features.block4"
-  (Mapper's :func:`separation_layers`; without Mapper results, the topomap's class
-  separation names the layer where the classes are most apart).
-- ``concept``: "Cluster 4 (12 neurons in features.block4) responds to colour red: coherence
-  0.91 (random groups: 0.35)": concept clusters whose exemplars share one attribute value
-  far more than random groups of the same size do.
+- ``separation``: "21 classes separate from the others at layer _blocks.3 (airplane, apple,
+  banana and 18 more): ...", one finding per layer (Mapper's :func:`separation_layers`;
+  without Mapper results, the topomap's class separation names the layer where the classes
+  are most apart).
+- ``concept``: "Cluster 4 (12 neurons in features.block4) responds to colour red: 91% of its
+  neurons' top inputs have that value (coherence 0.91; random groups of its size: 0.35)",
+  one finding per layer: concept clusters whose exemplars share one attribute value far
+  more than random groups of the same size do.
 - ``shortcut``: "Inputs with noise background push the model toward class circle": an
   attribute value that raises the predictions of one class among inputs of the same true
   label (a within-label contrast, so class balance alone cannot fire it).
@@ -28,14 +30,24 @@ Each finding is a plain dict, JSON-ready::
      "selection": {"layer": ..., "group_by": "background", "group": "noise", "class": "circle"},
      "score": 0.93, "evidence": {...the numbers behind the sentence...}}
 
-``score`` orders the panel (highest first). It lies in [0, 1]: a base per kind (problems the
-reader should act on first: shortcut 0.8, mislabels 0.7; then separation 0.5, training 0.45,
-concept 0.3) plus up to 0.2 for the strength of that finding.
+The list is ordered by what a reader should look at first: problems to act on (shortcut,
+mislabels), then what the model confuses or fails on (confusion, underperforming), then data
+hygiene (outlier, duplicate), then descriptions of the maps (separation, training, concept);
+within a kind, the strongest first. ``score`` says the same: a band of 0.1 per kind (shortcut
+0.9 to 0.99, ..., concept 0.1 to 0.19), the finding's strength placing it inside the band.
+
+One cause, one line: a finding whose inputs are mostly (``REPEAT_SHARE``) the inputs of a
+finding listed before it repeats that cause on the same inputs, so it is folded into the
+earlier one (its kind and text go to that finding's ``evidence["folded"]``).
+
+Each finding's ``confidence`` holds the statistics behind it (``{}`` for a purely descriptive
+one) and ``check`` one line on how to see it in the viewer; :func:`short_confidence` is the
+one-line form the CLI prints.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from .common import KINDS, MAX_SELECTED_INPUTS
 from .maps import concept_findings, separation_findings, training_findings
@@ -47,9 +59,13 @@ if TYPE_CHECKING:
 
     from ..store import Atlas
 
-__all__ = ["KINDS", "MAX_SELECTED_INPUTS", "findings", "has_maps", "has_labels", "shortcut_candidates",
-           "shortcut_findings", "mislabel_candidates", "mislabel_findings", "separation_findings",
-           "training_findings", "concept_findings"]
+__all__ = ["KINDS", "MAX_SELECTED_INPUTS", "REPEAT_SHARE", "findings", "ordered", "fold_repeats",
+           "short_confidence", "has_maps", "has_labels", "shortcut_candidates", "shortcut_findings",
+           "mislabel_candidates", "mislabel_findings", "separation_findings", "training_findings",
+           "concept_findings"]
+
+#: a finding is a repeat of an earlier one when at least this share of its inputs are that one's
+REPEAT_SHARE = 0.8
 
 
 def findings(atlas: Atlas | str | Path, snapshot: str | None = None) -> list[dict[str, Any]]:
@@ -64,18 +80,64 @@ def findings(atlas: Atlas | str | Path, snapshot: str | None = None) -> list[dic
     -------
     A list of dicts with ``kind``, ``text`` (one plain sentence), ``view`` (``topomap``,
     ``projection``, ``graph``, ``mapper`` or ``inspector``), ``selection`` (what the viewer
-    should select), ``score`` (for ordering) and ``evidence`` (the numbers behind the text).
-    An empty list when nothing passes the rules (see :func:`has_maps` to tell why).
+    should select), ``score`` (for ordering), ``evidence`` (the numbers behind the text),
+    ``confidence`` (its statistics) and ``check`` (how to see it in the viewer), in the order
+    of :func:`ordered`, repeats folded (:func:`fold_repeats`). An empty list when nothing
+    passes the rules (see :func:`has_maps` to tell why).
     """
     if not hasattr(atlas, "layer_names"):
         from ..store import open_atlas
 
         atlas = open_atlas(atlas)
     snap = atlas.snapshot_name(snapshot)
+    rules = (  # every rule; the order here does not matter, ordered() sorts what they find
+        shortcut_findings,
+        mislabel_findings,
+        separation_findings,
+        training_findings,
+        concept_findings,
+    )
     out: list[dict] = []
-    for rule in (shortcut_findings, mislabel_findings, separation_findings, training_findings, concept_findings):
+    for rule in rules:
         out += rule(atlas, snap)
-    return sorted(out, key=lambda f: (-f["score"], KINDS.index(f["kind"]), f["text"]))
+    return fold_repeats(ordered(out))
+
+
+def ordered(found: Iterable[dict]) -> list[dict]:
+    """Findings in reading order: by kind (the order of ``KINDS``), then strongest first."""
+    return sorted(found, key=lambda f: (KINDS.index(f["kind"]), -f["score"], f["text"]))
+
+
+def fold_repeats(found: list[dict]) -> list[dict]:
+    """Drop each finding whose inputs are at least ``REPEAT_SHARE`` inputs of a finding kept
+    before it (``found`` in reading order), noting it in that finding's ``evidence["folded"]``:
+    the same inputs flagged again under another kind repeat one cause, and the first (the more
+    pressing kind) is the one to read. Findings without inputs are always kept."""
+    kept: list[tuple[dict, set]] = []
+    for f in found:
+        ids = set(f["selection"].get("inputs") or ())
+        earlier = next((k for k, seen in kept if ids and len(ids & seen) >= REPEAT_SHARE * len(ids)), None)
+        if earlier is None:
+            kept.append((f, ids))
+            continue
+        earlier["evidence"].setdefault("folded", []).append(
+            {"kind": f["kind"], "text": f["text"], "n_inputs": len(ids)})
+    return [f for f, _ in kept]
+
+
+def short_confidence(confidence: dict) -> str:
+    """A finding's confidence in a few characters: "p = 0.003, q = 2e-9" ("" when it has no p
+    or q: a descriptive finding)."""
+    return ", ".join(f"{key} = {_short_number(confidence[key])}" for key in ("p", "q")
+                     if isinstance(confidence.get(key), (int, float)))
+
+
+def _short_number(x: float) -> str:
+    """0.003 stays 0.003; 2.1e-09 becomes 2e-9 (one significant digit, no exponent padding)."""
+    if x >= 1e-3 or x == 0:
+        return f"{x:.2g}"
+    mantissa, exponent = f"{x:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def has_maps(atlas: Atlas) -> bool:

@@ -13,10 +13,13 @@ if TYPE_CHECKING:
 #: every kind a rule may emit, in the order a reader should look at them when scores tie
 KINDS = ("shortcut", "mislabels", "confusion", "underperforming", "outlier", "duplicate", "separation",
          "training", "concept")
-#: the score base of each kind: problems to act on first (a shortcut, wrong labels), then what
-#: the model confuses or fails on, then data hygiene, then descriptions of the maps
-_BASE = {"shortcut": 0.8, "mislabels": 0.7, "confusion": 0.6, "underperforming": 0.55, "outlier": 0.4,
-         "duplicate": 0.35, "separation": 0.5, "training": 0.45, "concept": 0.3}
+#: the score base of each kind, one band of 0.1 per kind in the order of KINDS: problems to act
+#: on first (a shortcut, wrong labels), then what the model confuses or fails on, then data
+#: hygiene, then descriptions of the maps. The bands never overlap (a finding's strength moves
+#: it at most _BAND within its kind's band), so ordering by score is ordering by kind, then by
+#: strength: the weakest shortcut still comes before the strongest description.
+_BASE = {kind: round(0.9 - 0.1 * i, 2) for i, kind in enumerate(KINDS)}
+_BAND = 0.09
 #: at most this many input ids in a finding's selection
 MAX_SELECTED_INPUTS = 500
 
@@ -31,7 +34,7 @@ def make_finding(kind: str, text: str, view: str, selection: dict, strength: flo
     """
     strength = float(np.clip(strength, 0.0, 1.0))
     return {"kind": kind, "text": text, "view": view, "selection": plain(selection),
-            "score": round(_BASE[kind] + 0.2 * strength, 4), "evidence": plain(evidence),
+            "score": round(_BASE[kind] + _BAND * strength, 4), "evidence": plain(evidence),
             "confidence": plain(confidence or {}), "check": check}
 
 
@@ -48,6 +51,18 @@ def plain(value):
 
 def pct(x: float) -> str:
     return f"{100 * x:.0f}%"
+
+
+#: a merged finding names at most this many items in its sentence (all are in its evidence)
+NAMED_IN_TEXT = 3
+
+
+def name_list(names: list[str], most: int = NAMED_IN_TEXT) -> str:
+    """"a", "a and b", "a, b and c", "a, b, c and 18 more": a list a sentence can hold."""
+    names = [str(n) for n in names]
+    if len(names) > most:
+        return f"{', '.join(names[:most])} and {len(names) - most} more"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def class_names(atlas: Atlas) -> list[str]:
