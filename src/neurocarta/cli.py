@@ -440,6 +440,80 @@ def _cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_compare(sub: Any) -> None:
+    p = sub.add_parser("compare", help="two groups of inputs compared neuron by neuron (a significance map)",
+                       description="Select two groups of inputs by their columns and test, neuron by neuron, "
+                                   "whether the layer responds differently to them: per-neuron mean "
+                                   "difference, effect size, permutation p and FDR q, and the difference "
+                                   "painted on the layer's stored topomap with the significant neurons ringed. "
+                                   "Selections: col=value, col!=value, col=a,b (any of), col>0.5, col<=3; "
+                                   "several joined by ' and ' or by repeating the flag. The label may be named "
+                                   "by class name (label=checker).")
+    p.add_argument("atlas")
+    p.add_argument("--layer", required=True, help="the layer to compare on")
+    p.add_argument("--where", action="append", required=True, metavar="SELECTION",
+                   help="group A, e.g. colour=red")
+    p.add_argument("--vs", action="append", default=None, metavar="SELECTION",
+                   help="group B, e.g. 'colour!=red' (default: every input not in A)")
+    p.add_argument("--within", action="append", default=None, metavar="SELECTION",
+                   help="compare only inside this subset, e.g. label=checker (both groups)")
+    p.add_argument("--snapshot", default=None, help="snapshot to read (default: the last)")
+    p.add_argument("--permutations", type=int, default=1000, help="permutations of the test (default 1000)")
+    p.add_argument("--fdr", type=float, default=0.05, help="false discovery rate level (default 0.05)")
+    p.add_argument("--top", type=int, default=10, help="neurons listed, strongest effect first (default 10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, metavar="FIG.png",
+                   help="the figure (.png, .svg, .pdf; default ATLAS/figures/compare/LAYER@GROUPS.png)")
+    p.add_argument("--json", action="store_true", help="one JSON object: groups and sizes, the test, fdr, "
+                                                       "permutations, figure, and the neurons table")
+
+
+def _cmd_compare(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .methods.topomap.compare import compare, stored_layout
+    from .render import plot_difference, save_figure
+    from .store import open_atlas
+    from .store.layout import FIGURES
+
+    atlas = open_atlas(a.atlas)
+    result = compare(atlas, a.layer, a.where, vs=a.vs, within=a.within, snapshot=a.snapshot,
+                     permutations=a.permutations, fdr=a.fdr, seed=a.seed)
+    layout = stored_layout(atlas, a.layer)
+    figure = None
+    if layout is not None:
+        out = Path(a.out) if a.out else Path(atlas.root) / FIGURES / "compare" / f"{result.figure_stem()}.png"
+        figure = str(save_figure(plot_difference(layout, result.difference), out))
+    else:
+        print(f"neurocarta: note: layer {a.layer!r} has no stored topomap, so no figure is drawn; run "
+              f"`neurocarta topomap {a.atlas} --layers {a.layer}` first", file=sys.stderr)
+    if a.json:
+        print(json.dumps({"atlas": atlas.url, **result.summary(), "figure": figure}))
+        return 0
+    d = result.difference
+
+    def size(g) -> str:
+        rows = f", {g.n_rows} rows" if g.n_rows != g.n_inputs else ""
+        return f"{g.n_inputs} inputs{rows}"
+
+    scope = f" within {result.within}" if result.within else ""
+    print(f"layer {result.layer}{scope}: A = {result.a.where} ({size(result.a)}), B = {result.b.where} "
+          f"({size(result.b)})")
+    whole = f"; whole map: mean |effect| {d.statistic:.3f}, p={d.statistic_p:.3g}" if d.statistic_p is not None else ""
+    print(f"{d.test} test, {result.permutations} permutations: {int(d.significant.sum())} of {d.values.size} "
+          f"neurons differ at FDR {d.fdr:g}{whole}")
+    table = result.neurons().head(max(a.top, 0))
+    if len(table):
+        print("neuron  A-B mean  effect         p         q")
+        for r in table.itertuples():
+            mark = "  *" if r.significant else ""
+            print(f"{r.neuron:>6}  {r.difference:+8.3f}  {r.effect:+6.2f}  {r.p:8.2g}  {r.q:8.2g}{mark}")
+        print("effect: the difference over the pooled standard deviation; *: significant at the FDR level")
+    if figure:
+        print(f"figure: {figure}")
+    return 0
+
+
 def _add_findings(sub: Any) -> None:
     p = sub.add_parser("findings", help="what the maps show, in plain language (shortcuts, mislabels, ...)",
                        description="Generate findings from the maps stored in the atlas: classes that separate, "
@@ -502,7 +576,8 @@ COMMANDS = {"extract": (_add_extract, _cmd_extract), "layers": (_add_layers, _cm
             "mapper": (_add_mapper, _cmd_mapper), "concepts": (_add_concepts, _cmd_concepts),
             "map": (_add_map, _cmd_map), "serve": (_add_serve, _cmd_serve),
             "export": (_add_export, _cmd_export), "findings": (_add_findings, _cmd_findings),
-            "columns": (_add_columns, _cmd_columns), "demo": (_add_demo, _cmd_demo)}
+            "columns": (_add_columns, _cmd_columns), "demo": (_add_demo, _cmd_demo),
+            "compare": (_add_compare, _cmd_compare)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ by several figures.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -76,8 +77,10 @@ def draw_map(ax, layout: np.ndarray, values: np.ndarray, vmax: float, kind: str 
         if markers:
             ax.scatter(layout[:, 0], layout[:, 1], s=2, c="k", alpha=0.5, linewidths=0)
         if highlight is not None and highlight.any():
-            ax.scatter(layout[highlight, 0], layout[highlight, 1], s=10, facecolors="none", edgecolors="k",
-                       linewidths=0.7)
+            # each marked neuron as a dot in its own value's colour: one neuron that differs
+            # among neighbours that do not is too small for the interpolated image to show
+            ax.scatter(layout[highlight, 0], layout[highlight, 1], s=22, c=values[highlight], cmap=CMAP,
+                       vmin=-vmax, vmax=vmax, edgecolors="k", linewidths=0.7, zorder=3)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_aspect("equal")
@@ -121,10 +124,15 @@ def plot_topomap(result, groups=None, snapshot: str | None = None, kind: str = "
 
 
 def plot_difference(result, difference, kind: str = "map", mark: str = "significant", scale: "str | float" = "layer",
-                    interpolation: str = "cubic", extrapolate: str = "box", contours: int = 6, size: float = 3.2,
+                    interpolation: str = "linear", extrapolate: str = "box", contours: int = 6, size: float = 3.2,
                     res: int = 80, title: str | None = None):
     """The map of group A minus group B; with ``mark="significant"``, neurons whose difference
-    passes the permutation (or Welch) test at the chosen FDR get a ring."""
+    passes the permutation (or Welch) test at the chosen FDR are drawn as ringed dots in their
+    own colour.
+
+    Interpolation is linear by default: a difference is often one neuron's alone, and a cubic
+    surface through it and its unchanged neighbours overshoots into colours no neuron has.
+    """
     from matplotlib.figure import Figure
 
     values = np.asarray(difference.values, dtype=np.float64)
@@ -139,8 +147,10 @@ def plot_difference(result, difference, kind: str = "map", mark: str = "signific
     fig.colorbar(art, ax=ax, shrink=0.8, label="mean A - mean B")
     a, b = "+".join(map(str, difference.a)), "+".join(map(str, difference.b))
     sig = int(difference.significant.sum())
-    ax.set_title(title or f"{result.layer}: {a} - {b}\n{sig}/{values.size} neurons at FDR {difference.fdr:g} "
-                 f"({difference.test})", fontsize=8)
+    # selections typed on the command line can be long: wrap them rather than cut the title off
+    groups = textwrap.fill(f"{a} (n={difference.n_a}) - {b} (n={difference.n_b})", width=48)
+    ax.set_title(title or f"{result.layer}: {groups}\n{sig}/{values.size} neurons at FDR {difference.fdr:g} "
+                 f"({difference.test}{'; ringed dots' if highlight is not None else ''})", fontsize=8)
     return fig
 
 
