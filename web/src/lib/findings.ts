@@ -47,3 +47,32 @@ export function applyFinding(f: Finding): void {
   else if (input !== null) select({ kind: 'input', id: input });
   app.view = view;
 }
+
+/** The group a kind belongs to, in reading order: what to act on, what the model gets wrong,
+ * data hygiene, descriptions of the maps (the badge's colour; an unknown kind is a description). */
+export function kindGroup(kind: string): 'problem' | 'errors' | 'hygiene' | 'description' {
+  if (kind === 'shortcut' || kind === 'mislabels') return 'problem';
+  if (kind === 'confusion' || kind === 'underperforming') return 'errors';
+  if (kind === 'outlier' || kind === 'duplicate') return 'hygiene';
+  return 'description';
+}
+
+/** 0.0031 -> "0.0031", 2.1e-9 -> "2e-9". */
+function shortNumber(x: number): string {
+  return x >= 1e-3 || x === 0 ? String(Number(x.toPrecision(2))) : x.toExponential(0).replace('e+', 'e');
+}
+
+/** A finding's confidence in short: "q = 2e-9" (the FDR q where there is one, else p; "" for
+ * a descriptive finding). */
+export function shortConfidence(f: Finding): string {
+  const c = f.confidence ?? {};
+  for (const key of ['q', 'p']) if (typeof c[key] === 'number') return `${key} = ${shortNumber(c[key] as number)}`;
+  return '';
+}
+
+/** The input ids a finding is about (its selection's `inputs`), for the panel's chips. */
+export function findingInputs(f: Finding): number[] {
+  const s = (f.selection ?? {}) as Record<string, unknown>;
+  const ids = Array.isArray(s.inputs) ? s.inputs : Array.isArray(s.input_ids) ? s.input_ids : [];
+  return ids.map(num).filter((v): v is number => v !== null);
+}

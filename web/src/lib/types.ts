@@ -86,8 +86,14 @@ export interface ConceptsPayload {
 }
 /** One of a neuron's nearest neurons in the concept embedding; `neuron` is its row in `neurons`. */
 export interface NearestRecord { neuron: number; layer: string; unit: number; cluster: number; similarity: number }
+/** A finding of `neurocarta findings` (Python: neurocarta.findings), already in reading order. */
 export interface Finding {
   kind: string; text: string; view: string; selection: Record<string, unknown>; score: number;
+  evidence?: Record<string, unknown>;
+  /** the statistics behind it: the test, p, q, ... ({} for a descriptive finding) */
+  confidence?: Record<string, unknown>;
+  /** one line on how to see it in the viewer */
+  check?: string;
 }
 export interface TextExemplar {
   input_id: number; row: number; position: number; index: number; text: string | null;
