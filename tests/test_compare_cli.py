@@ -208,3 +208,33 @@ def test_the_difference_map_shows_the_lone_neuron_and_no_colour_no_neuron_has(at
     (dots,) = [c for c in ax.collections if type(c) is PathCollection]
     np.testing.assert_allclose(dots.get_offsets(), layout.layout[[PLANTED]])
     np.testing.assert_allclose(dots.get_array(), d.values[[PLANTED]])
+
+
+def test_token_layer_selection_takes_every_token_row_of_the_selected_inputs(tmp_path, capsys):
+    from test_capture import _tiny_bert
+
+    _, _, bundle = _tiny_bert(hidden=16, layers=1, intermediate=24)
+    texts = ["the cat sat", "a dog ran far away", "the sun", "birds sing at dawn", "the end of it", "rain"] * 3
+    (tmp_path / "t.txt").write_text("\n".join(texts) + "\n")
+    layer = "encoder.layer.0.intermediate"
+    atlas = nc.extract(bundle, f"text:{tmp_path / 't.txt'}", tmp_path / "a", layers=[layer], dtype="float32",
+                       progress=False)
+    code, out, err = run(capsys, "compare", tmp_path / "a", "--layer", layer, "--where", "line<=6",
+                         "--vs", "line>12", "--permutations", "500", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    tokens = atlas.row_table(layer)
+    a, b = (tokens["line"] <= 6).to_numpy(), (tokens["line"] > 12).to_numpy()
+    assert r["groups"]["a"] == {"where": "line<=6", "n_inputs": 6, "n_rows": int(a.sum())}
+    assert r["groups"]["b"] == {"where": "line>12", "n_inputs": 6, "n_rows": int(b.sum())}
+    assert int(a.sum()) == sum(len(atlas.tokens[atlas.tokens["input_id"] == i]) for i in range(6)) > 6
+    x = atlas.activations(layer)[:]
+    expected = x[a].mean(axis=0) - x[b].mean(axis=0)
+    got = {n["neuron"]: n["difference"] for n in r["neurons"]}
+    np.testing.assert_allclose([got[i] for i in range(x.shape[1])], expected, rtol=1e-5, atol=1e-6)
+    # a token's own column selects single rows: every "the" against the other tokens
+    code, out, _ = run(capsys, "compare", tmp_path / "a", "--layer", layer, "--where", "token=the",
+                       "--permutations", "500", "--json")
+    r = json.loads(out)
+    the = int((tokens["token"] == "the").sum())
+    assert code == 0 and r["groups"]["a"]["n_rows"] == the and r["groups"]["b"]["n_rows"] == len(tokens) - the
