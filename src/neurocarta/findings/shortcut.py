@@ -1,162 +1,582 @@
-"""The shortcut rule: attribute values that push the model toward one class."""
+"""The shortcut rule: attribute values that push the model toward one class.
+
+What is tested. For every attribute A (a categorical column with the role ``attribute``,
+store/schema.py; a numeric attribute with many distinct values is binned into
+``SHORTCUT_BINS`` quantile bins, "brightness 0.71–0.93"), every value v of A and every class
+Y, two contrasts of v against *all* the other values of A, each conditioned on the class:
+
+- ``recognition``: among inputs labelled Y, how often they are predicted Y with v against
+  without v;
+- ``attraction``: among inputs of the other labels, how often they are predicted Y with v
+  against without v.
+
+Both are stratified: by ``split`` when the table has one, and by the true label for
+attraction, so a value that is merely more common in one class, or in the test split, cannot
+fire. The old rule compared v with *each* other value and kept the weakest comparison; one
+harmless neighbour (red against magenta, 1.00 against 0.97) then hid a real shortcut (red
+against everything else, 1.00 against 0.49).
+
+The test. One-sided (v raises the share predicted Y) exact conditional test of the
+stratified 2x2 tables: given each stratum's margins (how many inputs have v, how many are
+predicted Y), the count predicted Y with v is hypergeometric under "no association", and the
+p-value is the upper tail of the sum of these independent hypergeometrics, computed exactly
+by convolving their distributions. It is the exact form of the Cochran-Mantel-Haenszel test:
+exact because strata are often small (a class's inputs with one colour in one split), where a
+normal approximation misstates tiny p-values, and conditional on the margins, so class
+balance and the model's accuracy per stratum are taken as given. Every (attribute, value,
+class, contrast) test counts in one Benjamini-Hochberg correction (q <= ``SHORTCUT_FDR``).
+
+The effect floor. A significant difference is a shortcut only when it is large: the
+stratified difference of shares (Mantel-Haenszel weights, in the split where it is largest)
+must reach ``SHORTCUT_MIN_DIFFERENCE``. A value that makes every class easier (a clean
+background) raises every class's accuracy, which is no push toward one class, so the
+recognition effect counted is the class's gain beyond the mean gain of the other classes.
+A test below the floor gets p = 1 without being computed: a larger p-value is still a valid
+one, the test still counts in the correction, and it could not become a finding anyway.
+
+One cause, one finding. Significant tests are grouped by (attribute, value); the strongest
+test of a group names the class. The other classes that lose accuracy under the same value
+are its ``collateral`` (evidence, never findings of their own), and other classes the value
+also pushes toward are listed in ``also_toward``. Within one attribute the strongest value
+is taken first; a further value of it counts as a cause of its own only when its effect
+survives against the remaining values with the causes' inputs left out: "not red" (and
+``False`` beside a binary ``True``) only mirrors red and is explained by it.
+
+The representation. Where the atlas keeps per-input activations, the class's inputs with v
+are compared with its inputs without v in a layer (a permutation test per neuron with FDR,
+:func:`~neurocarta.methods.topomap.stats.rows_difference`), and stored concept groups named
+by that attribute value are listed; the finding's selection opens that map.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import pandas as pd
+from scipy.special import gammaln
 
-from ..store.schema import ATTRIBUTE, categorical_columns
-from .common import MAX_SELECTED_INPUTS, class_names, make_finding, pct
+from ..methods.topomap.stats import bh_adjust, rows_difference
+from ..store.schema import ATTRIBUTE, categorical_columns, column_roles, is_categorical
+from .common import MAX_SELECTED_INPUTS, class_names, make_finding, name_list, pct
 
 if TYPE_CHECKING:
     from ..store import Atlas
 
-#: shortcut: the smallest difference in the share of predictions of the class, with the value
-#: against without it, inside the same true label (and split)
-SHORTCUT_MIN_DIFFERENCE = 0.3
-#: shortcut: the stratified two-proportion z statistic must pass this (a strict guard: many
-#: values x classes are tested, and 4 sigma keeps chance out even across hundreds of tests)
-SHORTCUT_MIN_Z = 4.0
-#: shortcut: inputs needed on each side of a contrast (with the value, without it)
+#: shortcut: Benjamini-Hochberg FDR level over every (attribute, value, class, contrast) test
+SHORTCUT_FDR = 0.05
+#: shortcut: the smallest difference in the share predicted as the class, with the value
+#: against without it (for recognition: beyond the other classes' mean gain)
+SHORTCUT_MIN_DIFFERENCE = 0.2
+#: shortcut: inputs needed on each side of a contrast (with the value, without it) in a split
 SHORTCUT_MIN_COUNT = 10
+#: shortcut: quantile bins of a continuous attribute
+SHORTCUT_BINS = 4
+#: shortcut: permutations of the representation check (kept small: findings stay fast)
+SHORTCUT_PERMUTATIONS = 200
+#: shortcut: at most this many concept groups named in a finding's evidence
+SHORTCUT_MAX_CONCEPTS = 5
+
+CONTRASTS = ("recognition", "attraction")
+_TEST = "exact conditional test (stratified hypergeometric), one-sided"
+_NOUN_FIRST = ("colour", "color", "texture", "background")
 
 
-def _mh_difference(n1: np.ndarray, y1: np.ndarray, n0: np.ndarray, y0: np.ndarray) -> tuple[float, float, int, int]:
-    """Stratified (Mantel-Haenszel) difference of two proportions and its z statistic.
+# ============================================================================ the data
+@dataclass
+class _Rows:
+    """The labelled inputs with outputs, as codes: classes 0..K-1, splits 0..Q-1, and one
+    stratum per (label, split)."""
 
-    Per stratum s: p1 = y1/n1 (with the value), p0 = y0/n0 (without). The strata weights
-    n1 n0 / (n1 + n0) give the classic MH risk difference; its variance under "no
-    difference" uses each stratum's pooled proportion. Strata with an empty side drop out.
-    Returns (difference, z, inputs with the value, inputs without) over the used strata.
+    input_id: np.ndarray
+    label: np.ndarray
+    pred: np.ndarray
+    split: np.ndarray
+    classes: np.ndarray  # class ids of codes 0..K-1
+    class_names: list[str]
+    split_names: list[str]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def n_splits(self) -> int:
+        return len(self.split_names)
+
+    @property
+    def strata(self) -> np.ndarray:
+        return self.label * self.n_splits + self.split
+
+
+@dataclass
+class _Attribute:
+    """An attribute's values as codes per row (-1: missing), with their display values."""
+
+    name: str
+    codes: np.ndarray
+    values: list[str]
+    ranges: list[tuple[float, float]] | None = None  # continuous: each bin's smallest and largest value
+
+    def without(self, values: list[int]) -> "_Attribute":
+        """The same attribute with the rows of ``values`` left out."""
+        codes = np.where(np.isin(self.codes, values), -1, self.codes)
+        return _Attribute(self.name, codes, self.values, self.ranges)
+
+
+def _rows(table: pd.DataFrame, names: list[str] | None) -> tuple[_Rows, pd.DataFrame] | None:
+    if "label" not in table or "pred" not in table:
+        return None
+    t = table[(table["label"] >= 0) & table["pred"].notna()].reset_index(drop=True)
+    if not len(t):
+        return None
+    label_id = t["label"].to_numpy(np.int64)
+    pred_id = t["pred"].to_numpy(np.int64)
+    classes = np.unique(np.concatenate([label_id, pred_id]))
+    if "split" in t:
+        split_code, split_names = pd.factorize(t["split"].astype(str), sort=True)
+    else:  # one stratum per label, reported as split None
+        split_code, split_names = np.zeros(len(t), dtype=np.int64), [None]
+    names = names or []
+    rows = _Rows(input_id=t["input_id"].to_numpy(np.int64) if "input_id" in t else np.arange(len(t)),
+                 label=np.searchsorted(classes, label_id), pred=np.searchsorted(classes, pred_id),
+                 split=split_code.astype(np.int64), classes=classes,
+                 class_names=[names[c] if 0 <= c < len(names) else str(int(c)) for c in classes],
+                 split_names=[None if s is None else str(s) for s in split_names])
+    return rows, t
+
+
+def _number(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _attributes(t: pd.DataFrame, roles: Mapping[str, str] | None) -> list[_Attribute]:
+    """The categorical attributes, then the continuous ones binned by quantiles."""
+    roles = column_roles(t, roles)  # declared roles win; the rest inferred (store/schema.py)
+    out = []
+    categorical = categorical_columns(t, include=(ATTRIBUTE,), roles=roles)
+    for col in categorical:
+        codes, uniq = pd.factorize(t[col], sort=True)
+        out.append(_Attribute(col, codes.astype(np.int64), [str(u) for u in uniq]))
+    for col in map(str, t.columns):
+        values = t[col]
+        if (col in categorical or roles.get(col) != ATTRIBUTE or values.dtype.kind not in "iuf"
+                or is_categorical(values) or values.nunique() <= SHORTCUT_BINS):
+            continue
+        bins = pd.qcut(values, SHORTCUT_BINS, labels=False, duplicates="drop")
+        codes = bins.fillna(-1).to_numpy(np.int64)
+        present = np.unique(codes[codes >= 0])
+        codes = np.searchsorted(present, codes).astype(np.int64)
+        codes[bins.isna().to_numpy()] = -1
+        v = values.to_numpy(np.float64)
+        ranges = [(float(v[codes == b].min()), float(v[codes == b].max())) for b in range(len(present))]
+        out.append(_Attribute(col, codes, [f"{_number(lo)}–{_number(hi)}" for lo, hi in ranges], ranges))
+    return out
+
+
+# ============================================================================ the exact test
+def _log_choose(n: np.ndarray, k: np.ndarray) -> np.ndarray:
+    return gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+
+
+def _sum_hypergeom_tail(total: np.ndarray, hits: np.ndarray, drawn: np.ndarray, observed: int,
+                        upper: bool = True) -> float:
+    """P(sum of independent hypergeometrics >= observed) (``upper``; else <=).
+
+    Stratum i draws ``drawn[i]`` of ``total[i]`` inputs of which ``hits[i]`` are hits. Each
+    stratum's distribution is normalised on its support before the convolution, so the tail
+    keeps its relative precision far below 1e-16 (no 1 - cdf cancellation).
     """
-    ok = (n1 > 0) & (n0 > 0)
-    if not ok.any():
-        return 0.0, 0.0, 0, 0
-    n1, y1, n0, y0 = (a[ok].astype(np.float64) for a in (n1, y1, n0, y0))
-    w = n1 * n0 / (n1 + n0)
-    diff = float((w * (y1 / n1 - y0 / n0)).sum() / w.sum())
-    p = (y1 + y0) / (n1 + n0)
-    var = float((w ** 2 * p * (1 - p) * (1 / n1 + 1 / n0)).sum() / w.sum() ** 2)
-    z = diff / np.sqrt(var) if var > 0 else (np.inf if diff > 0 else 0.0)
-    return diff, float(z), int(n1.sum()), int(n0.sum())
+    lowest = np.maximum(0, drawn + hits - total)
+    highest = np.minimum(drawn, hits)
+    dist = np.ones(1)
+    for n, k, d, lo, hi in zip(total, hits, drawn, lowest, highest):
+        if hi == lo:
+            continue  # one possible count: it only shifts the sum
+        x = np.arange(lo, hi + 1, dtype=np.float64)
+        log_p = _log_choose(k, x) + _log_choose(n - k, d - x)
+        p = np.exp(log_p - log_p.max())
+        dist = np.convolve(dist, p / p.sum())
+    at = int(observed - lowest.sum())  # the sum's distribution starts at the sum of the lowest counts
+    tail = dist[max(at, 0):].sum() if upper else dist[:max(at + 1, 0)].sum()
+    return float(np.clip(tail, np.finfo(np.float64).tiny, 1.0))
+
+
+# ============================================================================ the contrasts
+@dataclass
+class _Contrast:
+    """One contrast of every value (rows) of an attribute for one class, per stratum and split."""
+
+    n_with: np.ndarray  # values x strata: inputs with the value
+    n_all: np.ndarray  # strata: inputs with any value
+    hit_with: np.ndarray  # values x strata: ... predicted as the class
+    hit_all: np.ndarray  # strata
+    strata: np.ndarray  # the strata this contrast reads (bool over strata)
+
+    def valid(self) -> np.ndarray:
+        n0 = self.n_all - self.n_with
+        return (self.n_with > 0) & (n0 > 0) & self.strata
+
+    def per_split(self, split_of: np.ndarray, n_splits: int) -> dict[str, np.ndarray]:
+        """values x splits: the Mantel-Haenszel difference of shares, its weight, the inputs
+        and pooled shares on each side (over the strata where both sides have inputs)."""
+        ok = self.valid()
+        n1 = np.where(ok, self.n_with, 0).astype(np.float64)
+        n0 = np.where(ok, self.n_all - self.n_with, 0).astype(np.float64)
+        x1 = np.where(ok, self.hit_with, 0).astype(np.float64)
+        x0 = np.where(ok, self.hit_all - self.hit_with, 0).astype(np.float64)
+        w = np.divide(n1 * n0, n1 + n0, out=np.zeros_like(n1), where=ok)
+        d = np.divide(x1, n1, out=np.zeros_like(n1), where=ok) - np.divide(x0, n0, out=np.zeros_like(n0), where=ok)
+        to_split = np.zeros((len(split_of), n_splits))
+        to_split[np.arange(len(split_of)), split_of] = 1.0
+        weight = w @ to_split
+        out = {"weight": weight, "n_with": n1 @ to_split, "n_without": n0 @ to_split}
+        out["difference"] = np.divide((w * d) @ to_split, weight, out=np.zeros_like(weight), where=weight > 0)
+        out["share_with"] = np.divide(x1 @ to_split, out["n_with"], out=np.zeros_like(weight), where=out["n_with"] > 0)
+        out["share_without"] = np.divide(x0 @ to_split, out["n_without"], out=np.zeros_like(weight),
+                                         where=out["n_without"] > 0)
+        return out
+
+    def p_value(self, value: int, upper: bool = True) -> float:
+        ok = self.valid()[value]
+        return _sum_hypergeom_tail(self.n_all[ok], self.hit_all[ok], self.n_with[value, ok],
+                                   int(self.hit_with[value, ok].sum()), upper)
+
+
+class _Counts:
+    """The counts of one attribute: inputs per (value, stratum), and per predicted class."""
+
+    def __init__(self, rows: _Rows, attribute: _Attribute):
+        self.rows, self.attribute = rows, attribute
+        m, s = len(attribute.values), rows.n_classes * rows.n_splits
+        self.n_values, self.n_strata = m, s
+        ok = attribute.codes >= 0
+        self._cell = attribute.codes[ok] * s + rows.strata[ok]
+        self._pred = rows.pred[ok]
+        self.n = np.bincount(self._cell, minlength=m * s).reshape(m, s)
+        self.n_all = self.n.sum(axis=0)
+        self.stratum_label = np.arange(s) // rows.n_splits
+        self.stratum_split = np.arange(s) % rows.n_splits
+
+    def contrast(self, cls: int, which: str) -> _Contrast:
+        hit = np.bincount(self._cell[self._pred == cls], minlength=self.n_values * self.n_strata)
+        hit = hit.reshape(self.n_values, self.n_strata)
+        own = self.stratum_label == cls
+        return _Contrast(self.n, self.n_all, hit, hit.sum(axis=0), own if which == "recognition" else ~own)
+
+
+def _attribute_tests(rows: _Rows, attribute: _Attribute, floor: float) -> pd.DataFrame:
+    """Every (value, class, contrast) test of one attribute, with its effect and p-value."""
+    counts = _Counts(rows, attribute)
+    k, q = rows.n_classes, rows.n_splits
+    stats = {c: [counts.contrast(y, c) for y in range(k)] for c in CONTRASTS}
+    per = {c: [s.per_split(counts.stratum_split, q) for s in stats[c]] for c in CONTRASTS}
+    # recognition: a class's gain beyond the mean gain of the other classes (values x splits)
+    rec_w = np.stack([p["weight"] for p in per["recognition"]])
+    rec_wd = np.stack([p["weight"] * p["difference"] for p in per["recognition"]])
+    records = []
+    for contrast in CONTRASTS:
+        for y in range(k):
+            p = per[contrast][y]
+            effect = p["difference"].copy()
+            if contrast == "recognition":
+                rest_w = rec_w.sum(axis=0) - rec_w[y]
+                rest = np.divide(rec_wd.sum(axis=0) - rec_wd[y], rest_w, out=np.zeros_like(rest_w),
+                                 where=rest_w > 0)
+                effect -= np.maximum(rest, 0.0)
+            enough = (p["n_with"] >= SHORTCUT_MIN_COUNT) & (p["n_without"] >= SHORTCUT_MIN_COUNT)
+            made = p["weight"].sum(axis=1) > 0
+            for v in np.flatnonzero(made):
+                splits = np.flatnonzero(enough[v])
+                best = splits[np.argmax(effect[v, splits])] if splits.size else int(np.argmax(p["weight"][v]))
+                eff = float(effect[v, best]) if splits.size else float("nan")
+                pv = stats[contrast][y].p_value(v) if eff >= floor else 1.0
+                records.append({"attribute": attribute.name, "value": attribute.values[v], "value_index": int(v),
+                                "class": int(rows.classes[y]), "class_index": int(y),
+                                "class_name": rows.class_names[y], "contrast": contrast, "effect": eff,
+                                "difference": float(p["difference"][v, best]), "split": rows.split_names[best],
+                                "share_with": float(p["share_with"][v, best]),
+                                "share_without": float(p["share_without"][v, best]),
+                                "n_with": int(p["n_with"][v, best]), "n_without": int(p["n_without"][v, best]),
+                                "p": pv})
+    return pd.DataFrame.from_records(records, columns=_COLUMNS[:-1])
+
+
+_COLUMNS = ["attribute", "value", "value_index", "class", "class_index", "class_name", "contrast", "effect",
+            "difference", "split", "share_with", "share_without", "n_with", "n_without", "p", "q"]
+
+
+# ============================================================================ the rule
+class _Analysis:
+    """Every test over a table, and the causes they add up to."""
+
+    def __init__(self, table: pd.DataFrame, names: list[str] | None, roles: Mapping[str, str] | None,
+                 fdr: float, floor: float):
+        self.fdr, self.floor = fdr, floor
+        prepared = _rows(table, names)
+        self.rows, t = prepared if prepared else (None, None)
+        self.attributes = _attributes(t, roles) if prepared else []
+        parts = [_attribute_tests(self.rows, a, floor) for a in self.attributes]
+        tests = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=_COLUMNS[:-1])
+        tests["q"] = bh_adjust(tests["p"].to_numpy(np.float64)) if len(tests) else []
+        self.tests = tests
+        significant = tests[(tests["q"] <= fdr) & (tests["effect"] >= floor)]
+        self.significant = significant
+        # BH rejects exactly the p-values up to this one: re-tests are held to the same cut
+        self.p_cut = float(significant["p"].max()) if len(significant) else 0.0
+
+    def causes(self) -> list[dict]:
+        out = []
+        for attribute in self.attributes:
+            sig = self.significant[self.significant["attribute"] == attribute.name]
+            if not len(sig):
+                continue
+            strongest = sig.groupby("value_index")["effect"].max().sort_values(ascending=False, kind="stable")
+            accepted: list[int] = []
+            explained: dict[int, list[str]] = {}
+            for v in strongest.index:
+                group = sig[sig["value_index"] == v]
+                if accepted and not self._survives(attribute.without(accepted), group):
+                    explained.setdefault(accepted[0], []).append(attribute.values[v])
+                    continue
+                accepted.append(int(v))
+            found = [self._cause(attribute, v, explained.get(v, [])) for v in accepted]
+            out += _merge_values(found)
+        return out
+
+    def _survives(self, reduced: _Attribute, group: pd.DataFrame) -> bool:
+        """Whether some test of ``group`` stays a shortcut against the values left in ``reduced``."""
+        again = _attribute_tests(self.rows, reduced, self.floor)
+        again = again.merge(group[["value_index", "class_index", "contrast"]])
+        return bool(((again["p"] <= self.p_cut) & (again["effect"] >= self.floor)).any())
+
+    def _cause(self, attribute: _Attribute, v: int, explains: list[str]) -> dict:
+        group = self.significant[(self.significant["attribute"] == attribute.name)
+                                 & (self.significant["value_index"] == v)]
+        group = group.sort_values(["effect", "p"], ascending=[False, True], kind="stable")
+        main = group.iloc[0].to_dict()
+        same_class = self.tests[(self.tests["attribute"] == attribute.name) & (self.tests["value_index"] == v)
+                                & (self.tests["class_index"] == main["class_index"])]
+        cause = {**main, "contrasts": {r["contrast"]: _contrast_evidence(r) for r in same_class.to_dict("records")},
+                 "also_toward": [_contrast_evidence(r) | {"class": r["class_name"]}
+                                 for r in group.iloc[1:].to_dict("records")
+                                 if r["class_index"] != main["class_index"]],
+                 "collateral": self._collateral(attribute, v, main),
+                 "explains": explains, "n_tests": len(self.tests), "n_splits": self.rows.n_splits, "range": None}
+        if attribute.ranges:
+            cause["range"] = list(attribute.ranges[v])
+        return cause
+
+    def _collateral(self, attribute: _Attribute, v: int, main: dict) -> list[dict]:
+        """The other classes that lose accuracy with the value (one-sided exact test the other
+        way, BH over these classes), in the split the finding reports."""
+        counts = _Counts(self.rows, attribute)
+        split = self.rows.split_names.index(main["split"])
+        found = []
+        for y in range(self.rows.n_classes):
+            if y == main["class_index"]:
+                continue
+            c = counts.contrast(y, "recognition")
+            p = c.per_split(counts.stratum_split, self.rows.n_splits)
+            n1, n0 = p["n_with"][v, split], p["n_without"][v, split]
+            if n1 < SHORTCUT_MIN_COUNT or n0 < SHORTCUT_MIN_COUNT or p["difference"][v, split] > -self.floor:
+                continue
+            found.append({"class": self.rows.class_names[y], "accuracy_with": float(p["share_with"][v, split]),
+                          "accuracy_without": float(p["share_without"][v, split]), "n_with": int(n1),
+                          "n_without": int(n0), "p": c.p_value(v, upper=False)})
+        if not found:
+            return []
+        q = bh_adjust(np.array([f["p"] for f in found]))
+        kept = [f | {"q": float(qi)} for f, qi in zip(found, q) if qi <= self.fdr]
+        return sorted(kept, key=lambda f: f["accuracy_with"] - f["accuracy_without"])
+
+
+def _contrast_evidence(r: dict) -> dict:
+    return {key: r[key] for key in ("contrast", "share_with", "share_without", "difference", "effect", "split",
+                                    "n_with", "n_without", "p", "q")}
+
+
+def _merge_values(causes: list[dict]) -> list[dict]:
+    """One finding per (attribute, class): several values of one attribute that each push
+    toward the same class (red, magenta and orange toward checker; two adjacent brightness
+    bins) are one dependency of that class on the attribute. The strongest value names the
+    finding; the others are its ``also_values``."""
+    out: dict[int, dict] = {}
+    for c in sorted(causes, key=lambda c: -c["effect"]):
+        if c["class_index"] in out:
+            out[c["class_index"]].setdefault("also_values", []).append(c["value"])
+        else:
+            out[c["class_index"]] = c
+    return list(out.values())
 
 
 def shortcut_candidates(table: pd.DataFrame, class_names: list[str] | None = None,
-                        roles: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Every (attribute, value, class) contrast the shortcut rule tests, strongest first.
+                        roles: Mapping[str, str] | None = None, fdr: float = SHORTCUT_FDR,
+                        min_difference: float = SHORTCUT_MIN_DIFFERENCE) -> pd.DataFrame:
+    """Every (attribute, value, class, contrast) test the shortcut rule makes, most significant first.
 
-    For each value v of a categorical attribute (the schema's rule and roles, store/schema.py:
-    never the label, a label-like column, an output or bookkeeping; ``roles`` as
-    :attr:`Atlas.column_roles`, inferred from ``table`` when missing) and each class Y, two
-    within-label contrasts, stratified by true label and by ``split`` when the table has one:
-
-    - ``recognition``: among inputs labelled Y, the share predicted Y with v against
-      without it (the class is recognised mostly when v is present);
-    - ``attraction``: among inputs of every other label, the share predicted Y with v
-      against without it, pooled over the labels (v pulls other classes to Y).
-
-    v is compared with *each* other value of its attribute, and the weakest of those
-    comparisons is the one reported: v must push toward Y against every alternative, so a
-    value that is only "not the harmful one" (plain and gradient backgrounds next to noise)
-    does not fire beside it.
-
-    Columns: attribute, value, class, class_name, contrast, share_with (share predicted Y
-    with v), share_without (with the compared value), versus (that value), difference, z,
-    n_with, n_without.
+    ``table``: inputs with ``label`` and ``pred`` (and ``split``, attributes); ``roles`` as
+    :attr:`Atlas.column_roles` (inferred from ``table`` when missing): only columns with the
+    role ``attribute`` are tested. Columns: attribute, value, value_index, class,
+    class_index, class_name, contrast (``recognition`` or ``attraction``), effect (the
+    difference the floor applies to), difference, split (the split both are read in),
+    share_with, share_without, n_with, n_without, p (one-sided exact; 1 where the effect is
+    below ``min_difference``) and q (BH over every row). See the module docstring.
     """
-    columns = ["attribute", "value", "class", "class_name", "contrast", "share_with", "share_without", "versus",
-               "difference", "z", "n_with", "n_without"]
-    if "label" not in table or "pred" not in table:
-        return pd.DataFrame(columns=columns)
-    t = table[(table["label"] >= 0) & table["pred"].notna()]
-    if not len(t):
-        return pd.DataFrame(columns=columns)
-    label = t["label"].astype(np.int64)
-    pred = t["pred"].astype(np.int64).to_numpy()
-    cols = categorical_columns(t, include=(ATTRIBUTE,), roles=roles)
-    split = t["split"].astype(str).to_numpy() if "split" in t else np.zeros(len(t), dtype=object)
-    strata, _ = pd.factorize(pd.Series(list(zip(label.to_numpy(), split))))  # (true label, split)
-    n_strata = int(strata.max()) + 1
-    stratum_label = np.zeros(n_strata, dtype=np.int64)
-    stratum_label[strata] = label.to_numpy()
-    classes = np.unique(np.concatenate([label.to_numpy(), pred]))
-    names = class_names or []
-    rows = []
-    for col in cols:
-        values = t[col].astype(str).to_numpy()
-        uniq = list(pd.unique(values))
-        # counts per value x stratum, and per value x stratum x predicted class
-        code = pd.Index(uniq).get_indexer(values)
-        n = np.bincount(code * n_strata + strata, minlength=len(uniq) * n_strata).reshape(len(uniq), n_strata)
-        for y in classes:
-            hit = pred == y
-            k = np.bincount(code[hit] * n_strata + strata[hit],
-                            minlength=len(uniq) * n_strata).reshape(len(uniq), n_strata)
-            own = stratum_label == y
-            for contrast, sel in (("recognition", own), ("attraction", ~own)):
-                if not sel.any():
-                    continue
-                for i, v in enumerate(uniq):
-                    weakest = None
-                    for j, w in enumerate(uniq):
-                        if i == j:
-                            continue
-                        n1, y1, n0, y0 = n[i, sel], k[i, sel], n[j, sel], k[j, sel]
-                        d, z, a, b = _mh_difference(n1, y1, n0, y0)
-                        if a == 0 or b == 0:
-                            continue
-                        both = (n1 > 0) & (n0 > 0)
-                        row = {"attribute": col, "value": v, "class": int(y),
-                               "class_name": names[y] if 0 <= y < len(names) else str(int(y)),
-                               "contrast": contrast, "share_with": float(y1[both].sum() / n1[both].sum()),
-                               "share_without": float(y0[both].sum() / n0[both].sum()), "versus": w,
-                               "difference": d, "z": z, "n_with": a, "n_without": b}
-                        if weakest is None or (z, d) < (weakest["z"], weakest["difference"]):
-                            weakest = row
-                    if weakest is not None:
-                        rows.append(weakest)
-    out = pd.DataFrame(rows, columns=columns)
-    return out.sort_values(["z", "difference"], ascending=False, kind="stable").reset_index(drop=True)
+    tests = _Analysis(table, class_names, roles, fdr, min_difference).tests
+    return tests.sort_values(["q", "effect"], ascending=[True, False], kind="stable").reset_index(drop=True)
 
 
+def shortcut_causes(table: pd.DataFrame, class_names: list[str] | None = None,
+                    roles: Mapping[str, str] | None = None, fdr: float = SHORTCUT_FDR,
+                    min_difference: float = SHORTCUT_MIN_DIFFERENCE) -> list[dict]:
+    """The shortcuts of ``table``, one per cause, strongest first.
+
+    Each is the strongest significant test of its (attribute, value) (the keys of
+    :func:`shortcut_candidates`) with ``contrasts`` (both contrasts of its class),
+    ``collateral`` (classes that lose accuracy with the value: class, accuracy_with,
+    accuracy_without, n, p, q), ``also_toward`` (other classes the value pushes toward),
+    ``explains`` (values of the attribute whose effect this one explains), ``n_tests`` and,
+    for a binned attribute, ``range`` and ``also_values``.
+    """
+    causes = _Analysis(table, class_names, roles, fdr, min_difference).causes()
+    return sorted(causes, key=lambda c: (-c["effect"], c["p"]))
+
+
+# ============================================================================ findings
 def shortcut_findings(atlas: Atlas, snapshot: str | None = None) -> list[dict]:
-    """Attribute values that push the model toward one class, beyond what the label says.
-
-    Fires for a contrast of :func:`shortcut_candidates` with a difference of at least
-    ``SHORTCUT_MIN_DIFFERENCE`` (0.3), z above ``SHORTCUT_MIN_Z`` (4) and at least
-    ``SHORTCUT_MIN_COUNT`` (10) inputs on each side; one finding per (attribute, value,
-    class), the stronger contrast. Where the outputs come from a model that only saw the
-    training split, the test split's contrast is what matters, and stratifying by split
-    keeps a train/test difference from passing as a shortcut.
-    """
+    """Attribute values that push the model toward one class (:func:`shortcut_causes`), one
+    finding per cause, backed by the representation where the atlas has per-input
+    activations. Fires from the model outputs alone when no map is stored."""
     table = atlas.inputs_with_outputs(snapshot)
-    names = class_names(atlas)
-    cand = shortcut_candidates(table, names, atlas.column_roles)
-    if not len(cand):
+    causes = shortcut_causes(table, class_names(atlas), atlas.column_roles)
+    if not causes:
         return []
-    ok = cand[(cand["difference"] >= SHORTCUT_MIN_DIFFERENCE) & (cand["z"] > SHORTCUT_MIN_Z)
-              & (cand["n_with"] >= SHORTCUT_MIN_COUNT) & (cand["n_without"] >= SHORTCUT_MIN_COUNT)]
-    ok = ok.drop_duplicates(["attribute", "value", "class"])
-    layer = atlas.layer_names[-1] if atlas.layer_names else None
+    layer = _map_layer(atlas)
+    labelled = table[(table["label"] >= 0) & table["pred"].notna()]
     out = []
-    t = table[(table["label"] >= 0)] if "label" in table else table
-    for r in ok.to_dict("records"):
-        col, v, cls = r["attribute"], r["value"], r["class_name"]
-        noun = f"{v} {col}" if col in ("colour", "color", "texture", "background") else f"{col} {v}"
-        if r["contrast"] == "recognition":
-            how = f"{cls} inputs are recognised {pct(r['share_with'])} of the time with {noun}"
+    for c in causes:
+        col, cls = c["attribute"], c["class_name"]
+        in_value = _has_value(labelled, c)
+        own = labelled["label"] == c["class"]
+        if c["contrast"] == "recognition":
+            chosen = labelled[in_value & own]
         else:
-            how = f"inputs of other classes are called {cls} {pct(r['share_with'])} of the time with {noun}"
-        text = (f"Inputs with {noun} push the model toward class {cls}, a possible shortcut: "
-                f"{how}, at most {pct(r['share_without'])} with any other {col}.")
-        chosen = t[(t[col].astype(str) == v) & (t["pred"] == r["class"])]["input_id"].to_numpy()
-        selection = {"layer": layer, "group_by": col, "group": v, "class": cls,
-                     "inputs": np.sort(chosen)[:MAX_SELECTED_INPUTS]}
-        evidence = {key: r[key] for key in ("attribute", "value", "contrast", "share_with", "share_without",
-                                            "versus", "difference", "z", "n_with", "n_without")}
+            chosen = labelled[in_value & ~own & (labelled["pred"] == c["class"])]
+        selection = {"layer": layer, "group_by": col, "group": c["value"], "class": cls,
+                     "inputs": np.sort(chosen["input_id"].to_numpy())[:MAX_SELECTED_INPUTS]}
+        if c["range"]:
+            selection["range"] = c["range"]
+        evidence = {key: c[key] for key in ("attribute", "value", "contrast", "share_with", "share_without",
+                                            "difference", "effect", "split", "n_with", "n_without", "contrasts",
+                                            "collateral", "also_toward", "explains", "range")}
         evidence["class"] = cls
-        out.append(make_finding("shortcut", text, "topomap", selection, r["difference"], evidence))
+        if c.get("also_values"):
+            evidence["also_values"] = c["also_values"]
+        evidence["representation"] = _representation(atlas, snapshot, layer, labelled, own, in_value)
+        evidence["concepts"] = _concepts(atlas, snapshot, col, c["value"])
+        confidence = {"test": f"{_TEST}, Benjamini-Hochberg over {c['n_tests']} tests", "p": c["p"], "q": c["q"],
+                      "n_tests": c["n_tests"]}
+        out.append(make_finding("shortcut", _text(c), "topomap",
+                                selection, c["effect"], evidence, confidence, _check(c, layer)))
     return out
 
+
+def _has_value(table: pd.DataFrame, cause: dict) -> pd.Series:
+    if cause["range"]:
+        lo, hi = cause["range"]
+        return table[cause["attribute"]].between(lo, hi)
+    return table[cause["attribute"]].astype(str) == cause["value"]
+
+
+def _noun(attribute: str, value: str) -> str:
+    return f"{value} {attribute}" if attribute in _NOUN_FIRST else f"{attribute} {value}"
+
+
+def _q(q: float) -> str:
+    return f"{q:.0e}" if q < 1e-3 else f"{q:.2g}"
+
+
+def _clause(contrast: dict, cls: str, noun: str, split: str | None) -> str:
+    where = f" of the {split} split" if split else ""
+    if contrast["contrast"] == "recognition":
+        what = f"{cls} inputs{where} are recognised"
+    else:
+        what = f"inputs{where} of other classes are called {cls}"
+    return (f"{what} {pct(contrast['share_with'])} of the time with {noun} and {pct(contrast['share_without'])} "
+            f"without (q = {_q(contrast['q'])})")
+
+
+def _text(c: dict) -> str:
+    cls, noun, n_splits = c["class_name"], _noun(c["attribute"], c["value"]), c["n_splits"]
+    main = c["contrasts"][c["contrast"]]
+    parts = [_clause(main, cls, noun, main["split"] if n_splits > 1 else None)]
+    other = c["contrasts"].get("attraction" if c["contrast"] == "recognition" else "recognition")
+    if other and other["q"] <= SHORTCUT_FDR and other["effect"] >= SHORTCUT_MIN_DIFFERENCE:
+        parts.append(_clause(other, cls, noun, other["split"] if n_splits > 1 else None))
+    if c.get("also_values"):
+        also = name_list([_noun(c["attribute"], v) for v in c["also_values"]])
+        parts.append(f"{also} push{'es' if len(c['also_values']) == 1 else ''} toward class {cls} too")
+    lost = c["collateral"]
+    if len(lost) == 1:
+        parts.append(f"class {lost[0]['class']} loses accuracy with {noun} ({pct(lost[0]['accuracy_with'])} "
+                     f"against {pct(lost[0]['accuracy_without'])})")
+    elif lost:
+        parts.append(f"{len(lost)} other classes lose accuracy with {noun}")
+    return f"Inputs with {noun} push the model toward class {cls}, a shortcut: " + "; ".join(parts) + "."
+
+
+def _check(c: dict, layer: str | None) -> str:
+    if c["range"]:
+        pick = f"select the inputs with {c['attribute']} from {_number(c['range'][0])} to {_number(c['range'][1])}"
+    else:
+        pick = f"group by {c['attribute']} and pick {c['value']}"
+    where = f" of {layer}" if layer else ""
+    return f"Open the topomap{where}, {pick}, and compare class {c['class_name']}'s inputs with and without it."
+
+
+# ============================================================================ representation
+def _map_layer(atlas: Atlas) -> str | None:
+    """The layer whose map shows a shortcut: the deepest per-input layer with a stored
+    topomap, else the deepest per-input layer (token layers hold rows per token)."""
+    layers = [name for name in atlas.layer_names if atlas.manifest.layer(name).rows != "token"]
+    if not layers:
+        return None
+    mapped = {name.split("@")[0] for name in atlas.maps("topomap")}
+    with_map = [name for name in layers if name in mapped]
+    return (with_map or layers)[-1]
+
+
+def _representation(atlas: Atlas, snapshot: str | None, layer: str | None, labelled: pd.DataFrame,
+                    own: pd.Series, in_value: pd.Series) -> dict | None:
+    """The class's inputs with the value against its inputs without it, per neuron of ``layer``."""
+    if layer is None or atlas.mode != "full":
+        return None
+    rows_a = labelled.loc[own & in_value, "input_id"].to_numpy()
+    rows_b = labelled.loc[own & ~in_value, "input_id"].to_numpy()
+    if len(rows_a) < 2 or len(rows_b) < 2:
+        return None
+    diff = rows_difference(atlas, layer, rows_a, rows_b, snapshot=snapshot, permutations=SHORTCUT_PERMUTATIONS,
+                           fdr=SHORTCUT_FDR, max_rows=5000)
+    significant = int(diff.significant.sum())
+    return {"layer": layer, "significant_neurons": significant, "n_neurons": int(diff.values.size),
+            "share": significant / max(1, diff.values.size), "n_with": diff.n_a, "n_without": diff.n_b,
+            "test": f"permutation ({SHORTCUT_PERMUTATIONS}), Benjamini-Hochberg q <= {SHORTCUT_FDR}"}
+
+
+def _concepts(atlas: Atlas, snapshot: str | None, attribute: str, value: str) -> list[dict]:
+    """Stored concept groups that the concepts method named by this attribute value."""
+    from ..methods.concepts import load_concepts
+
+    stored = atlas.maps("concepts")
+    if not stored:
+        return []
+    snap = atlas.snapshot_name(snapshot)
+    c = load_concepts(atlas, snap if snap in stored else stored[-1])
+    if "describe" not in c.clusters:
+        return []
+    named = c.clusters[c.clusters["describe"].astype(str).str.startswith(f"{attribute}={value} (")]
+    named = named.sort_values("size", ascending=False).head(SHORTCUT_MAX_CONCEPTS)
+    return [{"layer": r["layer"], "cluster": int(r["cluster"]), "size": int(r["size"]), "describe": r["describe"]}
+            for r in named.to_dict("records")]
