@@ -183,6 +183,7 @@ def test_text_report_and_the_figure_on_the_stored_layout(atlas_dir, capsys, tmp_
     (["--where", "colour"], "cannot read the selection 'colour'"),
     (["--where", "colour=red", "--fdr", "2"], "the FDR level must be between 0 and 1"),
     (["--where", "colour=red", "--layer", "nope"], "nope"),
+    (["--where", "colour=red", "--snapshot", "epoch9"], "epoch9"),
 ])
 def test_bad_input_exits_2_with_one_line(atlas_dir, capsys, args, message):
     line = one_line_error(capsys, "compare", atlas_dir, "--layer", "act", *args)
@@ -238,3 +239,11 @@ def test_token_layer_selection_takes_every_token_row_of_the_selected_inputs(tmp_
     r = json.loads(out)
     the = int((tokens["token"] == "the").sum())
     assert code == 0 and r["groups"]["a"]["n_rows"] == the and r["groups"]["b"]["n_rows"] == len(tokens) - the
+
+
+def test_a_summary_atlas_says_it_cannot_compare_selections(atlas_dir, tmp_path, capsys):
+    summary = tmp_path / "summary"
+    nc.extract("py:tiny_models:planted_net", f"npz:{atlas_dir.parent / 'data.npz'}", summary, layers=["act"],
+               mode="summary", group_by=["colour"], progress=False)
+    line = one_line_error(capsys, "compare", summary, "--layer", "act", "--where", "colour=red")
+    assert "keeps only group summaries" in line
