@@ -92,6 +92,8 @@ def test_values_compare_as_the_column_type():
     assert rows("size>=2 and size<5") == [1, 3]
     assert rows("label=checker") == [3] and rows("label=0") == [0, 4] and rows("label=circle,3") == [0, 3, 4]
     assert rows("flag=true") == [0, 2, 4] and rows("flag=False") == [1, 3]
+    # a number is the column's own value even where a class is named by that number elsewhere
+    assert np.flatnonzero(where_mask(table, parse_where("label=1"), {"label": {"1": 2}})).tolist() == [1]
     with pytest.raises(UserError, match=r"no row has colour=purple; colour has: blue, green, red"):
         rows("colour=purple")
     with pytest.raises(UserError, match=r"no column 'hue'.*columns: label, colour, brightness"):

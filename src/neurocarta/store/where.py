@@ -137,9 +137,12 @@ def _is_number(column: pd.Series) -> bool:
 
 
 def _typed(column: pd.Series, text: str, clause: Clause, alias: Mapping[str, Any]) -> Any:
-    """``text`` as a value of ``column``'s type (an alias first: a class name for the label)."""
-    if text in alias:
-        return alias[text]
+    """``text`` as a value of ``column``'s type, else through ``alias`` (a class name for the label).
+
+    The column's own reading wins: ``label=3`` is class index 3 even where a class is named
+    "3" at another index (``label_name=3`` selects by name), so a number never changes meaning
+    with the class names.
+    """
     if pd.api.types.is_bool_dtype(column):
         low = text.lower()
         if low in _TRUE | _FALSE:
@@ -149,10 +152,12 @@ def _typed(column: pd.Series, text: str, clause: Clause, alias: Mapping[str, Any
         try:
             number = float(text)
         except ValueError:
+            if text in alias:
+                return alias[text]
             names = f" or a class name ({', '.join(list(alias)[:SHOW_VALUES])})" if alias else ""
             raise UserError(f"{clause}: column {clause.column!r} holds numbers{names}, not {text!r}") from None
         return int(number) if pd.api.types.is_integer_dtype(column) and number.is_integer() else number
-    return text
+    return alias.get(text, text)
 
 
 def _comparable(column: pd.Series) -> pd.Series:
