@@ -29,13 +29,15 @@ def run_env() -> dict:
 @pytest.fixture(scope="session")
 def demo_atlas(tmp_path_factory):
     """The demo's own model and data: demo-cnn trained as `neurocarta demo` trains it (shapes,
-    10,000 images, 4 epochs, about 1.5 minutes on 2 cores), every demo layer captured with the
-    final weights. Built once per test session, in a private cache."""
+    10,000 images, 4 epochs, about 1.5 minutes on 2 cores, with the demo's planted shortcut and
+    label noise), every demo layer captured with the final weights. Built once per test session,
+    in a private cache."""
     import neurocarta as nc
     from neurocarta.data import load_data
+    from neurocarta.demo import demo_data
     from neurocarta.models.demo_cnn import DEFAULT_LAYERS, load_demo_cnn
 
-    source = load_data("shapes")  # the demo's data: 10,000 images, seed 0
+    source = load_data(demo_data())  # the demo's data: 10,000 images, seed 0, its planted flaws
     bundle = load_demo_cnn(source, epochs=4, cache_dir=tmp_path_factory.mktemp("demo-cache"), progress=False)
     return nc.extract(bundle, source, tmp_path_factory.mktemp("demo") / "atlas", layers=list(DEFAULT_LAYERS),
                       progress=False)

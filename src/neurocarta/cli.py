@@ -195,6 +195,8 @@ def _add_demo(sub: Any) -> None:
     p.add_argument("--out", default="demo-atlas", help="atlas folder (default ./demo-atlas)")
     p.add_argument("--epochs", type=int, default=4, help="training epochs = snapshots (at least 3)")
     p.add_argument("--no-serve", action="store_true", help="do not start the viewer afterwards")
+    p.add_argument("--clean", action="store_true", help="plant no flaws in shapes (by default the demo plants "
+                   "one background shortcut and 2%% label noise, for its findings to find)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true")
 
@@ -202,7 +204,8 @@ def _add_demo(sub: Any) -> None:
 def _cmd_demo(a: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(a.data, a.out, epochs=a.epochs, serve=not a.no_serve, overwrite=a.overwrite, progress=not a.quiet)
+    run_demo(a.data, a.out, epochs=a.epochs, serve=not a.no_serve, overwrite=a.overwrite, progress=not a.quiet,
+             clean=a.clean)
     return 0
 
 

@@ -3,7 +3,13 @@
 It trains the demo CNN on a built-in data set (or loads it from the cache), captures every
 demo-cnn layer for every training snapshot into one atlas, then draws the topographic maps
 of every layer (one layout, every snapshot, a training animation), the Mapper graph of
-every layer and the concept atlas (groups, embedding, class graphs), and says what it made.
+every layer and the concept atlas (groups, embedding, class graphs), says what it made and
+prints the findings.
+
+On shapes the demo plants known flaws by default (:data:`DEMO_FLAWS`: one shortcut and 2%
+label noise, in the training split only), so its findings have a truth to be checked
+against: they should name exactly those (tests/test_demo_findings.py). ``clean=True``
+(``neurocarta demo --clean``) plants none.
 """
 
 from __future__ import annotations
@@ -13,13 +19,53 @@ import time
 from pathlib import Path
 
 from .data import load_data
+from .data.base import DataSource
 from .errors import UserError
 from .store import Atlas, atlas_info, format_info
 
+#: The flaws the demo plants in shapes unless ``clean``: a background shortcut (training
+#: circles sit on the noise background 90% of the time, other classes a third of the time;
+#: the test split stays balanced) and uniform label noise (2% of the training labels, 160 of
+#: 8,000, flipped to a random other class; the ``relabelled`` column marks them).
+DEMO_FLAWS = {"bias": "0.9", "noise": "0.02"}
+#: at most this many findings lines are printed at the end of the demo
+DEMO_FINDINGS_SHOWN = 8
+
+
+def demo_data(data: str = "shapes", clean: bool = False) -> str:
+    """The data spec the demo runs on: a shapes spec gets :data:`DEMO_FLAWS` for every option
+    it does not set itself (``shapes:n=1500`` -> ``shapes:n=1500,bias=0.9,noise=0.02``; an
+    explicit ``bias=0`` wins); ``clean``, digits and sentences get none."""
+    name, _, rest = data.partition(":")
+    if clean or name.strip() != "shapes":
+        return data
+    given = {item.partition("=")[0].strip() for item in rest.split(",") if item.strip()}
+    added = [f"{key}={value}" for key, value in DEMO_FLAWS.items() if key not in given]
+    return "shapes:" + ",".join([rest] * bool(rest.strip()) + added) if added else data
+
+
+def planted_flaws(source: DataSource) -> str:
+    """What a shapes source plants, in one line ("" when nothing: digits, clean shapes)."""
+    parts = []
+    if getattr(source, "bias", None):
+        parts.append(f"a shortcut (training {source.bias_class}s on the {source.bias_background} background "
+                     f"{source.bias:.0%} of the time; the test split is balanced)")
+    if getattr(source, "relabel", None):
+        parts.append(f"the relabelling {source.relabel} ({source.relabel_fraction:.0%} of the training inputs)")
+    if getattr(source, "noise", 0.0):
+        parts.append(f"label noise ({source.noise:.0%} of the training labels flipped to a random other class)")
+    if not parts:
+        return ""
+    flagged = int(source.table()["relabelled"].sum())
+    return f"planted {' and '.join(parts)}; {flagged} changed labels are marked in the column relabelled"
+
 
 def run_demo(data: str = "shapes", out: str | Path = "demo-atlas", epochs: int = 4, serve: bool = True,
-             overwrite: bool = False, progress: bool = True) -> Atlas:
-    """Train (or load) demo-cnn on ``data`` and build the demo atlas at ``out``."""
+             overwrite: bool = False, progress: bool = True, clean: bool = False) -> Atlas:
+    """Train (or load) demo-cnn on ``data`` and build the demo atlas at ``out``.
+
+    On shapes, :data:`DEMO_FLAWS` are planted unless ``clean`` (see :func:`demo_data`).
+    """
     from .capture import extract
     from .models.demo_cnn import DEFAULT_LAYERS, load_demo_cnn
 
@@ -30,12 +76,15 @@ def run_demo(data: str = "shapes", out: str | Path = "demo-atlas", epochs: int =
         raise UserError(f"the demo runs on built-in data: --data shapes, digits or sentences, not {data!r}")
     if epochs < 3:
         raise UserError("the demo needs at least 3 epochs, one snapshot each, to show training")
-    source = load_data(data)
+    source = load_data(demo_data(data, clean))
+    planted = planted_flaws(source)
+    if planted:
+        say(f"{planted} (--clean plants none)")
     t0 = time.time()
     bundle = load_demo_cnn(source, epochs=epochs, progress=progress)
     info = bundle.info
     how = "loaded from the cache" if info["cached"] else f"trained in {time.time() - t0:.0f} s"
-    say(f"demo-cnn {how}: test accuracy {info['test_accuracy']:.3f} on {data} "
+    say(f"demo-cnn {how}: test accuracy {info['test_accuracy']:.3f} on {source.spec} "
         f"({len(info['checkpoints'])} snapshots in {info['training']})")
     t0 = time.time()
     atlas = extract(bundle, source, out, layers=list(DEFAULT_LAYERS), snapshots=info["checkpoints"],
@@ -69,9 +118,22 @@ def run_demo(data: str = "shapes", out: str | Path = "demo-atlas", epochs: int =
         line = f" coherence {best} {s['coherence'][best]:.2f} vs random {s['random_coherence'][best]:.2f}" if best else ""
         print(f"concepts {s['layer']:<17} {s['n_clusters']:>3} groups ({s['grouped']:.0%} of neurons){line}")
     say(f"concept atlas built in {time.time() - t0:.0f} s: {atlas.root / 'figures' / 'concepts'}")
+    print_findings(atlas)
     if serve:
         serve_demo(atlas)
     return atlas
+
+
+def print_findings(atlas: Atlas) -> None:
+    """The first findings, one line each, as the viewer's findings panel lists them."""
+    from .findings import findings
+
+    t0 = time.time()
+    found = findings(atlas)
+    for f in found[:DEMO_FINDINGS_SHOWN]:
+        print(f"finding [{f['kind']}] {f['text']}")
+    more = f"; all {len(found)}: neurocarta findings {atlas.root}" if len(found) > DEMO_FINDINGS_SHOWN else ""
+    say(f"findings in {time.time() - t0:.0f} s{more}")
 
 
 TEXT_LAYERS = ["encoder.layer.1.intermediate", "encoder.layer.3.intermediate", "encoder.layer.5.intermediate",

@@ -3,8 +3,10 @@
 Every image shows one coloured, textured shape on a background. Because every factor of
 variation (shape, colour, texture, background, size, position, rotation) is drawn by us
 and recorded in the table, a map of what a network learned can be checked against the
-truth: the shape is the label, everything else is a nuisance attribute, and an optional
-planted bias ties one class to one background in the training split only.
+truth: the shape is the label, everything else is a nuisance attribute, and optional
+planted flaws, in the training split only, are known input by input: a bias ties one class
+to one background, a relabelling gives one class another's label, and uniform label noise
+gives a share of the inputs a random other label.
 
 Determinism is the central promise:
 
@@ -50,6 +52,7 @@ _DEFAULTS: dict[str, Any] = {
     "split": None,
     "relabel": None,
     "relabel_fraction": 0.9,
+    "noise": 0.0,
 }
 
 # Texture patterns alternate the foreground colour with this darker shade. It stays well
@@ -94,6 +97,9 @@ class ShapesSource(DataSource):
         images of the first class the second class's label, as in the original paper's error
         use case. The test split keeps true labels; ``shape`` always holds the truth and
         ``relabelled`` marks the changed images.
+    noise : uniform label noise, e.g. ``0.02``: that share of the training images (rounded;
+        among those ``relabel`` left alone) gets a label drawn uniformly from the other
+        classes. Marked in ``relabelled`` like a relabelling; the test split keeps true labels.
     test_fraction : the last ``round(n * test_fraction)`` images form the test split.
     split : ``"train"`` or ``"test"`` restricts the source to that split. ``input_id`` is
         then ``0..len-1`` of the restricted source and ``source_index`` keeps the index in
@@ -115,6 +121,7 @@ class ShapesSource(DataSource):
         split: str | None = None,
         relabel: str | None = None,
         relabel_fraction: float = 0.9,
+        noise: float = 0.0,
     ) -> None:
         if int(n) != n or n < 1:
             raise SpecError(f"shapes: n must be a positive integer, got {n!r}")
@@ -138,6 +145,9 @@ class ShapesSource(DataSource):
             relabel = f"{src.strip()}->{dst.strip()}"
         if not 0.0 <= float(relabel_fraction) <= 1.0:
             raise SpecError(f"shapes: relabel_fraction must be between 0 and 1, got {relabel_fraction!r}")
+        noise = _share("noise", 0.0 if noise is None else noise)
+        if not 0.0 <= noise < 1.0:
+            raise SpecError(f"shapes: noise is the share of training labels to flip, in [0, 1), got {noise!r}")
         if not 0.0 <= float(test_fraction) < 1.0:
             raise SpecError(f"shapes: test_fraction must be in [0, 1), got {test_fraction!r}")
         if split not in (None, "train", "test"):
@@ -152,6 +162,7 @@ class ShapesSource(DataSource):
         self.split = split
         self.relabel = relabel
         self.relabel_fraction = float(relabel_fraction)
+        self.noise = noise
         self.spec = self._make_spec()
         self._params: _Params | None = None
         self._table: pd.DataFrame | None = None
@@ -170,6 +181,7 @@ class ShapesSource(DataSource):
             "split": self.split,
             "relabel": self.relabel,
             "relabel_fraction": self.relabel_fraction if self.relabel else _DEFAULTS["relabel_fraction"],
+            "noise": self.noise,
         }
         for key, value in values.items():
             if value != _DEFAULTS[key]:
@@ -193,7 +205,7 @@ class ShapesSource(DataSource):
             try:
                 if key in ("n", "seed", "size"):
                     kwargs[key] = int(value)
-                elif key in ("bias", "test_fraction", "relabel_fraction"):
+                elif key in ("bias", "test_fraction", "relabel_fraction", "noise"):
                     kwargs[key] = None if value.lower() == "none" else float(value)
                 else:
                     kwargs[key] = None if value.lower() == "none" else value
@@ -204,7 +216,8 @@ class ShapesSource(DataSource):
     def with_split(self, split: str | None) -> "ShapesSource":
         """The same image set restricted to ``split`` (``None``: the full set)."""
         return ShapesSource(self.n, self.seed, self.size, self.bias, self.bias_class,
-                            self.bias_background, self.test_fraction, split, self.relabel, self.relabel_fraction)
+                            self.bias_background, self.test_fraction, split, self.relabel, self.relabel_fraction,
+                            self.noise)
 
     # ------------------------------------------------------------------ parameters
     def _draw(self) -> _Params:
@@ -249,9 +262,30 @@ class ShapesSource(DataSource):
             u = np.random.default_rng([self.seed, 7919]).random(n)
             relabelled = (~is_test) & (label == src) & (u < self.relabel_fraction)
             label = np.where(relabelled, dst, label)
+        if self.noise:
+            flipped, label = self._flip_uniformly(label, ~is_test, relabelled)
+            relabelled = relabelled | flipped
 
         return _Params(label, true_label, relabelled, colour, texture, background.astype(np.int64), radius, x, y,
                        rotation, bg_level, bg_angle, is_test)
+
+    def _flip_uniformly(self, label: np.ndarray, train: np.ndarray,
+                        relabelled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Uniform label noise: ``round(noise * training images)`` training images that
+        ``relabel`` left alone, chosen at random, each get one of the other classes, uniformly.
+
+        An exact count rather than a coin per image, so ``noise=0.02`` plants 2% whatever the
+        seed. A stream of its own, so the noise leaves every other drawn parameter unchanged.
+        Returns (flipped mask, new labels).
+        """
+        rng = np.random.default_rng([self.seed, 104729])
+        candidates = np.flatnonzero(train & ~relabelled)
+        chosen = rng.permutation(candidates)[:int(round(self.noise * train.sum()))]
+        flipped = np.zeros(len(label), dtype=bool)
+        flipped[chosen] = True
+        # an offset of 1..K-1 classes: uniform over the other classes, never the true one
+        offset = rng.integers(1, len(SHAPES), len(label))
+        return flipped, np.where(flipped, (label + offset) % len(SHAPES), label)
 
     def _ensure(self) -> tuple[_Params, pd.DataFrame, np.ndarray]:
         if self._params is None or self._table is None or self._rows is None:
@@ -373,6 +407,14 @@ class ShapesSource(DataSource):
             noise = np.random.default_rng([self.seed, i]).normal(0.0, 25.0, (s, s, 3))
             img[j] += noise.astype(np.float32)
         return img
+
+
+def _share(option: str, value: Any) -> float:
+    """A numeric option as a float; spec strings reach the constructor as typed ("lots")."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"shapes: {option} must be a number, got {value!r}") from None
 
 
 def _polygon_boundary(theta: np.ndarray, radii: Sequence[float]) -> np.ndarray:
