@@ -257,6 +257,29 @@ def test_the_classes_that_separate_at_a_layer_are_one_finding_naming_them_all(ma
     assert "Mapper view of 2" in sep["check"] and sep["confidence"] == {}
 
 
+def test_the_findings_command_prints_each_finding_with_its_check_and_confidence(many, capsys):
+    """`neurocarta findings` (piped): "[kind] sentence" on one line, the check line and the p/q
+    indented under it; --json keeps every field of the list the Python API returns."""
+    import json
+
+    from neurocarta.cli import main
+    from neurocarta.findings import findings, short_confidence
+
+    atlas, _ = many
+    found = findings(atlas)
+    assert main(["findings", str(atlas.root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == found
+    assert all({"kind", "text", "view", "selection", "score", "evidence", "confidence", "check"} <= set(f)
+               for f in found)
+    assert main(["findings", str(atlas.root)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for f in found:
+        at = lines.index(f"[{f['kind']}] {f['text']}")
+        assert lines[at + 1] == f"    check: {f['check']}"
+        if short_confidence(f["confidence"]):
+            assert lines[at + 2].startswith(f"    confidence: {short_confidence(f['confidence'])}")
+
+
 # ---------------------------------------------------------------------------- the projection figure
 
 
