@@ -15,8 +15,11 @@ the selection that shows it, so the viewer's findings panel can link to the evid
 - ``shortcut``: "Inputs with noise background push the model toward class circle": an
   attribute value that raises the predictions of one class among inputs of the same true
   label (a within-label contrast, so class balance alone cannot fire it).
-- ``mislabels``: "These 37 inputs labelled star look like class cross": inputs whose Mapper nodes
-  are pure in another label (the evidence of Mapper's anomaly ranking, read as a cut).
+- ``mislabels``, ``confusion``, ``underperforming``, ``outlier``, ``duplicate``: cleanlab's
+  Datalab on the activations of the deepest non-logits layer (findings/labels.py): "38 inputs
+  look mislabelled: ... (35 labelled star look like cross, ...)" when their neighbours and the
+  model both put them in another class; "The model confuses ..." when the model errs on inputs
+  whose labels their neighbours share (findings/mislabels.py).
 - ``training``: "Class separation in head.relu rose from 0.22 to 0.80 during training"
   (several snapshots).
 
@@ -51,7 +54,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from .common import KINDS, MAX_SELECTED_INPUTS
 from .maps import concept_findings, separation_findings, training_findings
-from .mislabels import mislabel_candidates, mislabel_findings
+from .labels import label_issue_ranking
+from .mislabels import mislabel_findings
 from .shortcut import shortcut_candidates, shortcut_findings
 
 if TYPE_CHECKING:
@@ -61,7 +65,7 @@ if TYPE_CHECKING:
 
 __all__ = ["KINDS", "MAX_SELECTED_INPUTS", "REPEAT_SHARE", "findings", "ordered", "fold_repeats",
            "short_confidence", "has_maps", "has_labels", "shortcut_candidates", "shortcut_findings",
-           "mislabel_candidates", "mislabel_findings", "separation_findings", "training_findings",
+           "label_issue_ranking", "mislabel_findings", "separation_findings", "training_findings",
            "concept_findings"]
 
 #: a finding is a repeat of an earlier one when at least this share of its inputs are that one's

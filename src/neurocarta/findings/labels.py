@@ -34,6 +34,7 @@ import contextlib
 import io
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,6 +43,7 @@ from scipy import sparse
 
 from ..store import schema
 from .common import class_names
+from .systematic import systematic_disagreements
 
 if TYPE_CHECKING:
     from ..store import Atlas
@@ -74,6 +76,7 @@ class LabelIssues:
     labels: np.ndarray  # given labels, class indices
     knn_probs: np.ndarray  # (inputs, classes) leave-one-out neighbour votes
     neighbours: np.ndarray  # (inputs, NEIGHBOURS) row indices of each input's neighbours
+    graph: sparse.csr_matrix  # the same with their distances: Datalab's knn_graph
     pred: np.ndarray | None
     model_probs: np.ndarray | None
     model_source: str  # where the model's probabilities come from, in words
@@ -81,6 +84,8 @@ class LabelIssues:
     issues: pd.DataFrame  # Datalab's issue table, one row per input
     info: dict  # Datalab's info per issue type that ran
     skipped: dict  # issue type -> why Datalab could not run it
+    factors: pd.DataFrame  # the categorical attributes, aligned by row (for systematic.py)
+    held_out: np.ndarray  # outside the training split (all False when the data has no split)
 
     @property
     def n_classes(self) -> int:
@@ -103,13 +108,47 @@ class LabelIssues:
         return self.probs[np.arange(len(self.labels)), self.labels]
 
     @property
-    def mislabelled(self) -> np.ndarray:
+    def neighbour_share(self) -> np.ndarray:
+        """(inputs, classes): the share of each input's neighbours in each class."""
+        counts = np.zeros_like(self.knn_probs)
+        n, k = self.neighbours.shape
+        np.add.at(counts, (np.repeat(np.arange(n), k), self.labels[self.neighbours].ravel()), 1.0)
+        return counts / k
+
+    @cached_property
+    def candidates(self) -> np.ndarray:
         """cleanlab's label issues on which the neighbours and the model both disagree with the
-        given label, and agree with each other on the class it looks like."""
+        given label and agree on the class it looks like: the model predicts that class and
+        most of the neighbours (more than half) carry it. Only inputs the model was trained on,
+        when the data has a split: the model was fitted to their labels and still disagrees,
+        while on a held-out input its disagreement is one of its test errors, and the
+        neighbours in its own layer share its errors, so there the two are no evidence
+        against the label."""
         if self.pred is None or "is_label_issue" not in self.issues:
             return np.zeros(len(self.labels), dtype=bool)
+        rows = np.arange(len(self.labels))
         return (self.issues["is_label_issue"].to_numpy(dtype=bool) & (self.pred != self.labels)
-                & (self.knn_pred != self.labels) & (self.knn_pred == self.pred))
+                & (self.neighbour_share[rows, self.pred] > 0.5) & ~self.held_out)
+
+    @cached_property
+    def _systematic(self) -> tuple[np.ndarray, list[dict]]:
+        return systematic_disagreements(self.candidates, self.labels, self.pred, self.factors)
+
+    @property
+    def systematic(self) -> np.ndarray:
+        """Candidates an attribute explains: the model's systematic error (a shortcut's
+        victims), not label noise (systematic.py)."""
+        return self._systematic[0]
+
+    @property
+    def explanations(self) -> list[dict]:
+        """Per explained (label, looks-like) pair: the factor, its values, how many, p and q."""
+        return self._systematic[1]
+
+    @property
+    def mislabelled(self) -> np.ndarray:
+        """The inputs a mislabel finding names: candidates that no factor explains."""
+        return self.candidates & ~self.systematic
 
     def estimated_noise_rate(self) -> float | None:
         """cleanlab's estimate of the share of wrong labels: the off-diagonal mass of its
@@ -313,9 +352,14 @@ def find_label_issues(atlas: Atlas, snapshot: str | None = None) -> LabelIssues 
     def restrict(p):
         return None if p is None else p[:, present] / p[:, present].sum(axis=1, keepdims=True)
     issues, info, skipped = _run_datalab(local, restrict(probs), graph, restrict(model_probs))
-    return LabelIssues(layer=layer, input_ids=ids, labels=labels, knn_probs=knn_probs, neighbours=neighbours,
+    attributes = [c for c in atlas.categories(include=(schema.ATTRIBUTE,)) if c in table.columns]
+    held_out = np.zeros(len(ids), dtype=bool)
+    if schema.SPLIT in table and (table[schema.SPLIT] == "train").any():
+        held_out = (table[schema.SPLIT] != "train").to_numpy()
+    return LabelIssues(layer=layer, input_ids=ids, labels=labels, knn_probs=knn_probs, neighbours=neighbours, graph=graph,
                        pred=pred, model_probs=model_probs, model_source=model_source, probs=probs,
-                       issues=issues.reset_index(drop=True), info=info, skipped=skipped)
+                       issues=issues.reset_index(drop=True), info=info, skipped=skipped,
+                       factors=table[attributes].reset_index(drop=True), held_out=held_out)
 
 
 def label_issue_ranking(atlas: Atlas, snapshot: str | None = None) -> pd.DataFrame:
