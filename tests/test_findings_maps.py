@@ -153,13 +153,31 @@ def test_concept_clusters_of_a_layer_are_one_finding_with_a_permutation_p():
         assert f["coherence"] == 1.0 and 0.5 < f["random_coherence"] < 0.75
         assert f["p"] == pytest.approx(1 / (CONCEPT_DRAWS + 1))  # no random group of 3 is all red
     f = _concept_finding(atlas, c, "fc", found)
-    assert f["text"].startswith("2 neuron clusters in fc each respond to one value: cluster 0 (3 neurons) to "
-                                "colour red (coherence 1.00, random groups of its size 0.")
-    assert "; cluster 1 (3 neurons) to colour red (" in f["text"] and f["text"].endswith(").")
+    rnd = f"{found[0]['random_coherence']:.2f}"  # the same random groups for the same size
+    assert f["text"] == ("2 neuron clusters in fc respond to one value: clusters 0 and 1 (6 neurons) to colour red "
+                         f"(coherence 1.00, random groups of their sizes {rnd}).")
     assert f["selection"]["clusters"] == [0, 1] and f["selection"]["neurons"] == list(range(6))
     assert [x["cluster"] for x in f["evidence"]["clusters"]] == [0, 1]
     assert f["confidence"]["p"] == pytest.approx(0.005) and f["confidence"]["draws"] == CONCEPT_DRAWS
     assert "select cluster 0" in f["check"] and describe[0] in f["check"]
+
+
+def test_clusters_of_several_values_are_one_clause_per_value_strongest_first():
+    from neurocarta.findings.maps import _concept_finding
+
+    def cluster(i: int, value: str, coherence: float, size: int = 4) -> dict:
+        return {"cluster": i, "size": size, "attribute": "class", "value": value, "coherence": coherence,
+                "random_coherence": 0.1 + i / 100, "p": 0.005, "draws": 199, "neurons": np.arange(i * 10, i * 10 + size),
+                "describe": f"class={value} ({coherence:.2f} vs 0.10 random)"}
+
+    found = [cluster(1, "ring", 0.9), cluster(2, "star", 0.8), cluster(3, "ring", 0.7, size=6),
+             cluster(4, "cross", 0.6), cluster(5, "square", 0.5)]
+    f = _concept_finding(fake_atlas(), SimpleNamespace(snapshot="s"), "fc", found)
+    assert f["text"] == ("5 neuron clusters in fc respond to 4 values: clusters 1 and 3 (10 neurons) to class ring "
+                         "(coherence 0.70 to 0.90, random groups of their sizes 0.11 to 0.13); cluster 2 (4 neurons) "
+                         "to class star (coherence 0.80, random groups of its size 0.12); cluster 4 (4 neurons) to "
+                         "class cross (coherence 0.60, random groups of its size 0.14); and 1 more.")
+    assert [c["value"] for c in f["evidence"]["clusters"]] == ["ring", "star", "ring", "cross", "square"]
 
 
 def test_one_coherent_cluster_keeps_its_numbers_at_the_top_of_the_evidence():
