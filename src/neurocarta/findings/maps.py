@@ -290,8 +290,8 @@ def _concept_finding(atlas: Atlas, c, layer: str, found: list[dict]) -> dict:
         evidence.update({x: best[x] for x in ("cluster", "size", "attribute", "value", "coherence",
                                               "random_coherence")})
     confidence = {"test": f"permutation: coherence against {best['draws']} random groups of the same size "
-                          f"from the layer's live neurons" + ("" if len(found) == 1 else " (p: the largest "
-                                                                                         "over the clusters)"),
+                          f"from the layer's live neurons" + ("" if len(found) == 1 else "; p: the largest over "
+                                                                                         "the clusters"),
                   "p": max(f["p"] for f in found), "draws": best["draws"]}
     check = (f"Open the projection of {layer} and select cluster {best['cluster']}: the inspector names it "
              f"{best['describe']} and lists its neurons.")
