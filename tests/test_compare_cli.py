@@ -115,7 +115,7 @@ def test_the_planted_neuron_is_the_one_significant_difference(atlas_dir, capsys)
     r = json.loads(out)
     table = nc.open_atlas(atlas_dir).input_table
     red = int((table["colour"] == "red").sum())
-    assert r["groups"]["a"] == {"where": "colour=red", "n_inputs": red, "n_rows": red}
+    assert r["groups"]["a"] == {"where": "colour=red", "n_inputs": red, "n_rows": red, "n_tested": red}
     assert r["groups"]["b"]["n_inputs"] == len(table) - red and r["within"] is None
     assert r["test"] == "permutation" and r["permutations"] == 1000 and r["fdr"] == 0.05
     assert r["n_neurons"] == 24 and r["n_significant"] == 1
@@ -228,8 +228,10 @@ def test_token_layer_selection_takes_every_token_row_of_the_selected_inputs(tmp_
     r = json.loads(out)
     tokens = atlas.row_table(layer)
     a, b = (tokens["line"] <= 6).to_numpy(), (tokens["line"] > 12).to_numpy()
-    assert r["groups"]["a"] == {"where": "line<=6", "n_inputs": 6, "n_rows": int(a.sum())}
-    assert r["groups"]["b"] == {"where": "line>12", "n_inputs": 6, "n_rows": int(b.sum())}
+    assert r["groups"]["a"] == {"where": "line<=6", "n_inputs": 6, "n_rows": int(a.sum()),
+                                   "n_tested": int(a.sum())}
+    assert r["groups"]["b"] == {"where": "line>12", "n_inputs": 6, "n_rows": int(b.sum()),
+                                   "n_tested": int(b.sum())}
     assert int(a.sum()) == sum(len(atlas.tokens[atlas.tokens["input_id"] == i]) for i in range(6)) > 6
     x = atlas.activations(layer)[:]
     expected = x[a].mean(axis=0) - x[b].mean(axis=0)
@@ -249,3 +251,16 @@ def test_a_summary_atlas_says_it_cannot_compare_selections(atlas_dir, tmp_path, 
                mode="summary", group_by=["colour"], progress=False)
     line = one_line_error(capsys, "compare", summary, "--layer", "act", "--where", "colour=red")
     assert "keeps only group summaries" in line
+
+
+def test_too_many_rows_are_tested_on_a_seeded_subsample_and_say_so(atlas_dir):
+    from neurocarta.methods.topomap.compare import compare
+
+    atlas = nc.open_atlas(atlas_dir)
+    c = compare(atlas, "act", "colour=red", max_rows=200)
+    groups = c.summary()["groups"]
+    assert c.subsampled and groups["a"]["n_rows"] + groups["b"]["n_rows"] == 400
+    assert groups["a"]["n_tested"] + groups["b"]["n_tested"] <= 200
+    # the share of each group is kept
+    assert groups["a"]["n_tested"] == groups["a"]["n_rows"] // 2
+    assert not compare(atlas, "act", "colour=red", permutations=500).subsampled

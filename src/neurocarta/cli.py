@@ -505,6 +505,8 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     whole = f"; whole map: mean |effect| {d.statistic:.3f}, p={d.statistic_p:.3g}" if d.statistic_p is not None else ""
     print(f"{d.test} test, {result.permutations} permutations: {int(d.significant.sum())} of {d.values.size} "
           f"neurons differ at FDR {d.fdr:g}{whole}")
+    if result.subsampled:
+        print(f"(tested on a seeded subsample of {d.n_a} and {d.n_b} rows)")
     table = result.neurons().head(max(a.top, 0))
     if len(table):
         print("neuron  A-B mean  effect         p         q")

@@ -57,6 +57,11 @@ class Comparison:
     permutations: int
     difference: Difference
 
+    @property
+    def subsampled(self) -> bool:
+        """Whether the test ran on a seeded subsample of the selected rows (too many to hold)."""
+        return self.difference.n_a + self.difference.n_b < self.a.n_rows + self.b.n_rows
+
     def figure_stem(self) -> str:
         """A file name for the figure: the layer and both selections, made safe for any filesystem."""
         groups = re.sub(r"[^A-Za-z0-9.,=_-]+", "_", f"{self.a.where}_vs_{self.b.where}").strip("_")[:120]
@@ -74,7 +79,9 @@ class Comparison:
         """Everything as plain JSON types: the groups, the test and the neurons table."""
         d = self.difference
         return {"layer": self.layer, "snapshot": self.snapshot,
-                "groups": {"a": self.a.summary(), "b": self.b.summary()}, "within": self.within,
+                # n_tested: the rows the test ran on (a seeded subsample beyond rows_difference's max_rows)
+                "groups": {"a": {**self.a.summary(), "n_tested": d.n_a}, "b": {**self.b.summary(), "n_tested": d.n_b}},
+                "within": self.within,
                 "test": d.test, "permutations": self.permutations, "fdr": d.fdr,
                 "statistic": d.statistic, "statistic_p": d.statistic_p,
                 "n_neurons": int(d.values.size), "n_significant": int(d.significant.sum()),
@@ -96,7 +103,7 @@ def value_aliases(atlas: Atlas) -> dict[str, dict[str, int]]:
 
 def compare(atlas: Atlas, layer: str, where: Selection, vs: Selection | None = None, within: Selection | None = None,
             snapshot: str | None = None, permutations: int = 1000, fdr: float = 0.05, stat: str = "mean",
-            seed: int = 0) -> Comparison:
+            seed: int = 0, max_rows: int = 20000) -> Comparison:
     """The inputs selected by ``where`` (group A) against those selected by ``vs`` (group B;
     default: every other input), both inside ``within`` when given, on ``layer``.
 
@@ -139,7 +146,8 @@ def compare(atlas: Atlas, layer: str, where: Selection, vs: Selection | None = N
         raise UserError(f"groups A ({a_text}) and B ({b_text}) share {_count_inputs(table, shared)} input(s); "
                         f"make --vs exclude what --where selects")
     diff = rows_difference(atlas, layer, np.flatnonzero(in_a), np.flatnonzero(in_b), snapshot=snap,
-                           permutations=permutations, fdr=fdr, stat=stat, seed=seed, names=(a_text, b_text))
+                           permutations=permutations, fdr=fdr, stat=stat, seed=seed, max_rows=max_rows,
+                           names=(a_text, b_text))
     return Comparison(layer, snap, _group(table, a_text, in_a), _group(table, b_text, in_b), within_text,
                       permutations, diff)
 
