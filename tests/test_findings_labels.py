@@ -94,6 +94,7 @@ def test_uniform_flips_are_recovered_at_high_precision(uniform):
     assert f"{len(ids)} inputs look mislabelled: in layer act" in f["text"] and " or " not in f["text"]
     assert f["confidence"]["estimated_noise_rate"] == pytest.approx(flip.mean(), abs=0.015)
     assert f["check"] and f["view"] == "inspector"  # no Mapper graph stored: the inspector shows them
+    assert e["model_probabilities"] == "the softmax of the logits layer head"  # found, and not the features
 
 
 def test_the_ranking_beats_its_baselines(uniform):
@@ -243,3 +244,20 @@ def test_token_layer_features_are_the_mean_of_each_inputs_rows():
     assert ids.tolist() == [0, 1, 2]
     want = np.stack([fake.values[fake.rows == i].mean(axis=0) for i in range(3)])
     np.testing.assert_allclose(x, want, rtol=1e-6)
+
+
+def test_model_probabilities_rebuilt_from_the_stored_outputs():
+    """Without a logits layer: p(pred) = confidence and p(label) = exp(-loss) exactly, the rest
+    spread evenly over the other classes."""
+    from neurocarta.findings.labels import model_class_probs
+
+    pred = np.array([0, 2, 1])
+    labels = np.array([0, 1, 1])
+    confidence = np.array([0.7, 0.6, 0.9])
+    loss = -np.log(np.array([0.7, 0.3, 0.9]))
+    p = model_class_probs(pred, confidence, loss, labels, 4)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    np.testing.assert_allclose(p[[0, 1, 2], pred], confidence)
+    np.testing.assert_allclose(p[[0, 1, 2], labels], [0.7, 0.3, 0.9])
+    np.testing.assert_allclose(p[0, 1:], 0.1)  # 0.3 left over three classes
+    np.testing.assert_allclose(p[1, [0, 3]], 0.05)
