@@ -261,3 +261,27 @@ def test_model_probabilities_rebuilt_from_the_stored_outputs():
     np.testing.assert_allclose(p[[0, 1, 2], labels], [0.7, 0.3, 0.9])
     np.testing.assert_allclose(p[0, 1:], 0.1)  # 0.3 left over three classes
     np.testing.assert_allclose(p[1, [0, 3]], 0.05)
+
+
+def test_disagreements_gathered_in_the_held_out_split_are_the_models():
+    """Victims the attributes do not show (class-0 inputs predicted 1, all held out) are the
+    model's test errors; flips in the training split stay label noise."""
+    from neurocarta.findings.systematic import systematic_disagreements
+
+    rng = np.random.default_rng(1)
+    n = 3000
+    labels = rng.integers(0, 4, n)
+    held_out = rng.random(n) < 0.25
+    pred = labels.copy()
+    victims = (labels == 0) & held_out & (rng.random(n) < 0.3)
+    flips = (labels == 1) & ~held_out & (rng.random(n) < 0.05)
+    labels = np.where(flips, 0, labels)
+    pred[victims] = 1
+    factors = pd.DataFrame({"colour": rng.choice(np.array(["red", "green"]), n)})
+    moved, why = systematic_disagreements(victims | flips, labels, pred, factors, held_out)
+    assert victims.sum() >= 40 and flips.sum() >= 20
+    assert np.array_equal(moved, victims)
+    assert {(w["factor"], w["label"]) for w in why} <= {("split", 0), ("split", -1)} and why
+    # no split, or flips alone: nothing to explain
+    assert not systematic_disagreements(victims | flips, labels, pred, factors)[0].any()
+    assert not systematic_disagreements(flips, labels, pred, factors, held_out)[0].any()

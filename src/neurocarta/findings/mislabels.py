@@ -143,8 +143,8 @@ def _confusion(found: LabelIssues, names: list[str], mapper) -> dict | None:
     if error_rate == 0 or c < 2:
         return None
     # labels that look right: the neighbours share them, or the disagreement is the model's
-    # (systematic: an attribute explains it, systematic.py; or a held-out input, where the
-    # model's and its layer's disagreement is a test error), not noise in the labels
+    # (systematic: an attribute or the split explains it, systematic.py; or a held-out input
+    # the model is not confident about, one of its test errors), not noise in the labels
     fine = (pred != labels) & ((found.knn_pred == labels) | found.systematic | found.held_out) & ~found.mislabelled
     counts = np.zeros((c, c), dtype=np.int64)
     np.add.at(counts, (labels[fine], pred[fine]), 1)
