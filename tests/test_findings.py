@@ -77,7 +77,12 @@ def test_planted_shortcut_noise_background_toward_circle(found):
     assert top["selection"]["class"] == "circle"
     assert "noise background" in top["text"] and "class circle" in top["text"] and "shortcut" in top["text"]
     e = top["evidence"]
-    assert e["difference"] > 0.5 and e["z"] > 4
+    assert e["difference"] > 0.5 and top["confidence"]["q"] < 1e-6
+    # backed by the map it links to: circles on noise differ from other circles in head.relu
+    assert e["representation"]["layer"] == top["selection"]["layer"] == "head.relu"
+    assert e["representation"]["significant_neurons"] > 0
+    # one cause, one finding: no "plain/gradient background pushes toward class X" beside it
+    assert len(shortcuts) == 1
     # nothing else looks like a shortcut: the planted one is the only strong dependency
     assert all(f["selection"]["class"] == "circle" for f in shortcuts)
     # and the label-equivalent `shape` column is never reported as a "shortcut"
@@ -153,11 +158,12 @@ def test_shortcut_rule_on_a_table_needs_a_real_within_label_effect():
     t = pd.DataFrame({"input_id": np.arange(n), "label": label, "colour": colour, "pred": pred,
                       "name": np.array(list("abcd"))[label]})
     c = shortcut_candidates(t)
-    assert not ((c["difference"] >= 0.3) & (c["z"] > 4)).any()
+    assert len(c) == 3 * 4 * 2  # every test is counted: values x classes x contrasts
+    assert not ((c["effect"] >= 0.2) & (c["q"] <= 0.05)).any()
     assert "name" not in set(c["attribute"])  # label-equivalent
     # now blue pushes class 2: half of blue inputs are predicted 2 whatever their label
     pred2 = np.where((colour == "blue") & (rng.random(n) < 0.5), 2, pred)
     c = shortcut_candidates(t.assign(pred=pred2), ["a", "b", "c", "d"])
     top = c.iloc[0]
     assert (top["attribute"], top["value"], top["class_name"]) == ("colour", "blue", "c")
-    assert top["difference"] > 0.3 and top["z"] > 4
+    assert top["difference"] > 0.3 and top["q"] < 1e-10

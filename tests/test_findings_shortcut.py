@@ -22,7 +22,7 @@ from torch import nn
 import neurocarta as nc
 from neurocarta.findings import findings, shortcut_findings
 from neurocarta.findings.shortcut import (
-    SHORTCUT_MIN_DIFFERENCE, _sum_hypergeom_tail, shortcut_candidates, shortcut_causes,
+    _sum_hypergeom_tail, shortcut_candidates, shortcut_causes,
 )
 
 COLOURS = ["red", "magenta", "orange", "yellow", "purple", "blue", "cyan", "green"]
@@ -200,7 +200,9 @@ def null_table(seed: int, n: int = 3000, k: int = 6) -> pd.DataFrame:
 
 def test_null_tables_give_no_shortcut():
     roles = {"flipped": "bookkeeping"}  # declared; `relabelled` is bookkeeping by name
-    alarms = {seed: [(c["attribute"], c["value"], c["class"]) for c in shortcut_causes(null_table(seed), roles=roles)]
+    # without the split column: no training split to consult, the outputs alone must hold
+    alarms = {seed: [(c["attribute"], c["value"], c["class"])
+                     for c in shortcut_causes(null_table(seed).drop(columns="split"), roles=roles)]
               for seed in range(20)}
     assert not any(alarms.values()), alarms
 
@@ -232,22 +234,27 @@ def test_a_value_that_makes_every_class_harder_is_no_shortcut():
     assert (c["attribute"], c["value"], c["class"]) == ("background", "noise", 4)
 
 
-def test_class_balance_alone_fires_nothing_but_a_push_does():
-    """Red holds many class 0 inputs, predictions follow the labels: nothing. Blue pushing half
-    of its inputs to class 2 is found, above the effect floor, with every test counted."""
-    rng = np.random.default_rng(0)
-    n = 4000
-    label = rng.integers(0, 4, n)
-    colour = rng.choice(["red", "green", "blue"], n)
-    label = np.where((colour == "red") & (rng.random(n) < 0.5), 0, label)
-    pred = _errors(rng, label, np.full(n, 0.9), 4)
-    t = pd.DataFrame({"input_id": np.arange(n), "label": label, "colour": colour, "pred": pred})
+def test_a_class_that_looks_different_with_a_value_is_no_shortcut_unless_training_taught_it():
+    """Small crosses are hard to recognise (45% against 95%), so every other size "raises"
+    their recognition; with a training split where sizes are spread evenly over the classes,
+    nothing taught the model a size, and nothing fires. When the training crosses are mostly
+    large, the same outputs are a shortcut, and the finding says what training showed."""
+    rng = np.random.default_rng(5)
+    n, k = 4000, 5
+    label = rng.integers(0, k, n)
+    split = np.where(rng.random(n) < 0.5, "train", "test")
+    size = rng.choice(["small", "medium", "large"], n)
+    pred = _errors(rng, label, np.where((label == 1) & (size == "small"), 0.45, 0.95), k)
+    t = pd.DataFrame({"label": label, "split": split, "size": size, "pred": pred})
+    tests = shortcut_candidates(t)
+    assert ((tests["class"] == 1) & (tests["q"] < 1e-6) & (tests["effect"] >= 0.2)).any()  # the outputs alone
     assert shortcut_causes(t) == []
-    tests = shortcut_candidates(t.assign(pred=np.where((colour == "blue") & (rng.random(n) < 0.5), 2, pred)))
-    assert len(tests) == 3 * 4 * 2  # values x classes x contrasts
-    top = tests.iloc[0]
-    assert (top["value"], top["class"]) == ("blue", 2) and top["q"] < 1e-10
-    assert top["effect"] >= SHORTCUT_MIN_DIFFERENCE
+    # training crosses are large 80% of the time: the model had a reason to lean on size
+    taught = (split == "train") & (label == 1)
+    t["size"] = np.where(taught, np.where(rng.random(n) < 0.8, "large", "small"), size)
+    (c,) = shortcut_causes(t, ["box", "cross", "ring", "star", "wave"])
+    assert (c["attribute"], c["value"], c["class_name"]) == ("size", "large", "cross")
+    assert c["training"]["share_in_class"] > 0.75 and c["training"]["share_in_others"] < 0.4
 
 
 # --------------------------------------------------------------------------- the exact test

@@ -34,6 +34,17 @@ recognition effect counted is the class's gain beyond the mean gain of the other
 A test below the floor gets p = 1 without being computed: a larger p-value is still a valid
 one, the test still counts in the correction, and it could not become a finding anyway.
 
+What the training data says. Outputs alone cannot tell a shortcut from a value that makes
+one class look different (small crosses are hard to recognise; so large ones are "recognised
+more"): both raise the class's recognition with the value. A shortcut is learned from the
+training data, where the value comes with the class more often than with the others. So
+when the table holds a training split (a ``split`` value starting with "train"), a test
+counts only where the value is over-represented among the class's training inputs: by at
+least a small effect (Cohen's h >= 0.2, the convention concept names use) and beyond chance
+(one-sided exact test, p <= ``SHORTCUT_TRAINING_P``; a necessary condition, not a discovery,
+so it is not corrected for multiplicity). Without a training split this check is not
+possible, and the finding rests on the outputs alone.
+
 One cause, one finding. Significant tests are grouped by (attribute, value); the strongest
 test of a group names the class. The other classes that lose accuracy under the same value
 are its ``collateral`` (evidence, never findings of their own), and other classes the value
@@ -57,6 +68,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
+from ..methods.concepts.labels import MIN_EFFECT, cohen_h
 from ..methods.topomap.stats import bh_adjust, rows_difference
 from ..store.schema import ATTRIBUTE, categorical_columns, column_roles, is_categorical
 from .common import MAX_SELECTED_INPUTS, class_names, make_finding, name_list, pct
@@ -71,6 +83,9 @@ SHORTCUT_FDR = 0.05
 SHORTCUT_MIN_DIFFERENCE = 0.2
 #: shortcut: inputs needed on each side of a contrast (with the value, without it) in a split
 SHORTCUT_MIN_COUNT = 10
+#: shortcut: with a training split, the value must be over-represented among the class's
+#: training inputs at this one-sided p-value
+SHORTCUT_TRAINING_P = 0.05
 #: shortcut: quantile bins of a continuous attribute
 SHORTCUT_BINS = 4
 #: shortcut: permutations of the representation check (kept small: findings stay fast)
@@ -104,6 +119,12 @@ class _Rows:
     @property
     def n_splits(self) -> int:
         return len(self.split_names)
+
+    @property
+    def training(self) -> np.ndarray | None:
+        """Which inputs belong to a training split (None when the table has none)."""
+        train = [i for i, name in enumerate(self.split_names) if name is not None and name.lower().startswith("train")]
+        return np.isin(self.split, train) if train else None
 
     @property
     def strata(self) -> np.ndarray:
@@ -322,9 +343,28 @@ class _Analysis:
         tests["q"] = bh_adjust(tests["p"].to_numpy(np.float64)) if len(tests) else []
         self.tests = tests
         significant = tests[(tests["q"] <= fdr) & (tests["effect"] >= floor)]
-        self.significant = significant
         # BH rejects exactly the p-values up to this one: re-tests are held to the same cut
         self.p_cut = float(significant["p"].max()) if len(significant) else 0.0
+        self.training = {}
+        for key in significant[["attribute", "value_index", "class_index"]].drop_duplicates().itertuples(index=False):
+            self.training[tuple(key)] = self._training_association(*key)
+        learned = [_taught(self.training[key])
+                   for key in significant[["attribute", "value_index", "class_index"]].itertuples(index=False)]
+        self.significant = significant[np.asarray(learned, dtype=bool)]
+
+    def _training_association(self, attribute: str, v: int, y: int) -> dict | None:
+        """How much more often the value comes with the class than with the others among the
+        training inputs (None without a training split)."""
+        train = self.rows.training
+        if train is None:
+            return None
+        codes = next(a for a in self.attributes if a.name == attribute).codes
+        known = train & (codes >= 0)
+        own, has = self.rows.label[known] == y, codes[known] == v
+        p = _sum_hypergeom_tail(np.array([known.sum()]), np.array([own.sum()]), np.array([has.sum()]),
+                                int((own & has).sum()))
+        return {"share_in_class": float(has[own].mean()) if own.any() else 0.0,
+                "share_in_others": float(has[~own].mean()) if (~own).any() else 0.0, "p": p}
 
     def causes(self) -> list[dict]:
         out = []
@@ -363,7 +403,8 @@ class _Analysis:
                                  for r in group.iloc[1:].to_dict("records")
                                  if r["class_index"] != main["class_index"]],
                  "collateral": self._collateral(attribute, v, main),
-                 "explains": explains, "n_tests": len(self.tests), "n_splits": self.rows.n_splits, "range": None}
+                 "explains": explains, "n_tests": len(self.tests), "n_splits": self.rows.n_splits, "range": None,
+                 "training": self.training.get((attribute.name, v, main["class_index"]))}
         if attribute.ranges:
             cause["range"] = list(attribute.ranges[v])
         return cause
@@ -392,6 +433,15 @@ class _Analysis:
         return sorted(kept, key=lambda f: f["accuracy_with"] - f["accuracy_without"])
 
 
+def _taught(training: dict | None) -> bool:
+    """Whether the training split gives the model a reason to tie the value to the class
+    (True without a training split: then nothing can be checked)."""
+    if training is None:
+        return True
+    effect = cohen_h(training["share_in_class"], training["share_in_others"])
+    return bool(effect >= MIN_EFFECT and training["p"] <= SHORTCUT_TRAINING_P)
+
+
 def _contrast_evidence(r: dict) -> dict:
     return {key: r[key] for key in ("contrast", "share_with", "share_without", "difference", "effect", "split",
                                     "n_with", "n_without", "p", "q")}
@@ -405,7 +455,9 @@ def _merge_values(causes: list[dict]) -> list[dict]:
     out: dict[int, dict] = {}
     for c in sorted(causes, key=lambda c: -c["effect"]):
         if c["class_index"] in out:
-            out[c["class_index"]].setdefault("also_values", []).append(c["value"])
+            first = out[c["class_index"]]
+            first.setdefault("also_values", []).append(c["value"])
+            first["explains"] = first["explains"] + c["explains"]
         else:
             out[c["class_index"]] = c
     return list(out.values())
@@ -470,7 +522,7 @@ def shortcut_findings(atlas: Atlas, snapshot: str | None = None) -> list[dict]:
             selection["range"] = c["range"]
         evidence = {key: c[key] for key in ("attribute", "value", "contrast", "share_with", "share_without",
                                             "difference", "effect", "split", "n_with", "n_without", "contrasts",
-                                            "collateral", "also_toward", "explains", "range")}
+                                            "collateral", "also_toward", "explains", "range", "training")}
         evidence["class"] = cls
         if c.get("also_values"):
             evidence["also_values"] = c["also_values"]
@@ -518,6 +570,9 @@ def _text(c: dict) -> str:
     if c.get("also_values"):
         also = name_list([_noun(c["attribute"], v) for v in c["also_values"]])
         parts.append(f"{also} push{'es' if len(c['also_values']) == 1 else ''} toward class {cls} too")
+    if c["training"]:
+        parts.append(f"in training, {pct(c['training']['share_in_class'])} of {cls} inputs have {noun} against "
+                     f"{pct(c['training']['share_in_others'])} of the others")
     lost = c["collateral"]
     if len(lost) == 1:
         parts.append(f"class {lost[0]['class']} loses accuracy with {noun} ({pct(lost[0]['accuracy_with'])} "
