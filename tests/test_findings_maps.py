@@ -167,7 +167,8 @@ def test_clusters_of_several_values_are_one_clause_per_value_strongest_first():
 
     def cluster(i: int, value: str, coherence: float, size: int = 4) -> dict:
         return {"cluster": i, "size": size, "attribute": "class", "value": value, "coherence": coherence,
-                "random_coherence": 0.1 + i / 100, "p": 0.005, "draws": 199, "neurons": np.arange(i * 10, i * 10 + size),
+                "random_coherence": 0.1 + i / 100, "p": 0.005, "draws": 199,
+                "neurons": np.arange(i * 10, i * 10 + size),
                 "describe": f"class={value} ({coherence:.2f} vs 0.10 random)"}
 
     found = [cluster(1, "ring", 0.9), cluster(2, "star", 0.8), cluster(3, "ring", 0.7, size=6),

@@ -89,8 +89,9 @@ def _separation_finding(atlas: Atlas, colour: str, layer: str, order: list[str],
     if len(values) == 1:
         v = values[0]
         what = f"Class {v}" if is_class else f"{column.capitalize()} {v}"
+        pure = "entirely" if purity == 1.0 else pct(purity)
         text = (f"{what} separates from the others at layer {layer}: its {rows} form their own group in the "
-                f"Mapper graph, a region that holds {pct(share)} of them and is {'entirely' if purity == 1.0 else pct(purity)} {v}{where}.")
+                f"Mapper graph, a region that holds {pct(share)} of them and is {pure} {v}{where}.")
     else:
         what = "classes" if is_class else f"values of {column}"
         pure = "entirely" if purity == 1.0 else f"at least {pct(purity)}"
