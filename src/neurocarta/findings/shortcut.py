@@ -49,9 +49,12 @@ One cause, one finding. Significant tests are grouped by (attribute, value); the
 test of a group names the class. The other classes that lose accuracy under the same value
 are its ``collateral`` (evidence, never findings of their own), and other classes the value
 also pushes toward are listed in ``also_toward``. Within one attribute the strongest value
-is taken first; a further value of it counts as a cause of its own only when its effect
-survives against the remaining values with the causes' inputs left out: "not red" (and
-``False`` beside a binary ``True``) only mirrors red and is explained by it.
+is taken first; a further value counts as a cause of its own only when its effect survives
+with each earlier cause's inputs left out (and all of theirs together): "not red" (and
+``False`` beside a binary ``True``) only mirrors red and is named in red's ``explains``.
+Several values of one attribute that each push the same class (red, magenta and orange
+toward checker; two bins of a brightness) are one dependency of that class on the attribute:
+one finding, the strongest value, the others in ``also_values``.
 
 The representation. Where the atlas keeps per-input activations, the class's inputs with v
 are compared with its inputs without v in a layer (a permutation test per neuron with FDR,
@@ -343,8 +346,8 @@ class _Analysis:
         tests["q"] = bh_adjust(tests["p"].to_numpy(np.float64)) if len(tests) else []
         self.tests = tests
         significant = tests[(tests["q"] <= fdr) & (tests["effect"] >= floor)]
-        # BH rejects exactly the p-values up to this one: re-tests are held to the same cut
-        self.p_cut = float(significant["p"].max()) if len(significant) else 0.0
+        # BH with R rejections among m tests rejects every p <= fdr R / m: re-tests face that cut
+        self.p_cut = fdr * len(significant) / max(1, len(tests))
         self.training = {}
         for key in significant[["attribute", "value_index", "class_index"]].drop_duplicates().itertuples(index=False):
             self.training[tuple(key)] = self._training_association(*key)
@@ -376,20 +379,40 @@ class _Analysis:
             accepted: list[int] = []
             explained: dict[int, list[str]] = {}
             for v in strongest.index:
-                group = sig[sig["value_index"] == v]
-                if accepted and not self._survives(attribute.without(accepted), group):
-                    explained.setdefault(accepted[0], []).append(attribute.values[v])
-                    continue
-                accepted.append(int(v))
+                cause = self._explained_by(attribute, accepted, sig[sig["value_index"] == v])
+                if cause is None:
+                    accepted.append(int(v))
+                else:
+                    explained.setdefault(cause, []).append(attribute.values[v])
             found = [self._cause(attribute, v, explained.get(v, [])) for v in accepted]
             out += _merge_values(found)
         return out
 
-    def _survives(self, reduced: _Attribute, group: pd.DataFrame) -> bool:
-        """Whether some test of ``group`` stays a shortcut against the values left in ``reduced``."""
+    def _explained_by(self, attribute: _Attribute, accepted: list[int], group: pd.DataFrame) -> int | None:
+        """The accepted value whose effect ``group`` (a value's significant tests) only mirrors,
+        or None when the value is a cause of its own.
+
+        Re-tested with one accepted value's inputs left out, a mirror loses its effect (or has
+        nothing left to be compared with: ``False`` once ``True`` is out). With several causes
+        in the rest ("not red" beside red and orange), all of them are left out together; that
+        counts only when something is left to compare with, since a value of its own (the
+        third of three colours, each pushing its class) would also run out of comparisons.
+        """
+        for v in accepted:
+            if self._retest(attribute.without([v]), group) != "survives":
+                return v
+        if len(accepted) > 1 and self._retest(attribute.without(accepted), group) == "gone":
+            return accepted[0]
+        return None
+
+    def _retest(self, reduced: _Attribute, group: pd.DataFrame) -> str:
+        """``survives`` (some test of ``group`` still passes against the values left in
+        ``reduced``), ``gone`` (testable, none passes) or ``untestable`` (too few inputs left)."""
         again = _attribute_tests(self.rows, reduced, self.floor)
         again = again.merge(group[["value_index", "class_index", "contrast"]])
-        return bool(((again["p"] <= self.p_cut) & (again["effect"] >= self.floor)).any())
+        if not again["effect"].notna().any():
+            return "untestable"
+        return "survives" if ((again["p"] <= self.p_cut) & (again["effect"] >= self.floor)).any() else "gone"
 
     def _cause(self, attribute: _Attribute, v: int, explains: list[str]) -> dict:
         group = self.significant[(self.significant["attribute"] == attribute.name)
