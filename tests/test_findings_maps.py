@@ -115,6 +115,10 @@ def test_many_separating_classes_are_one_line_with_every_class_in_evidence():
     assert f["selection"]["classes"] == [f"c{i}" for i in range(7, -1, -1)] and "class" not in f["selection"]
     assert f["selection"]["nodes"] == list(range(8)) and set(f["evidence"]["regions"]) == set(regions)
     assert f["score"] == pytest.approx(0.3 + 0.09 * 0.8)
+    whole = _separation_finding(fake_atlas(), "label_name", "out", ["fc", "out"],
+                                {"a": ([0], 1.0, 1.0), "b": ([1], 1.0, 1.0)}, n_values=2)
+    assert ("a region holding all of them and entirely that class, at mapped layer 2 of 2: no earlier mapped "
+            "layer separates them.") in whole["text"]
 
 
 # ---------------------------------------------------------------------------- concepts

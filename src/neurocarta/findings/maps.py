@@ -91,13 +91,15 @@ def _separation_finding(atlas: Atlas, colour: str, layer: str, order: list[str],
         what = f"Class {v}" if is_class else f"{column.capitalize()} {v}"
         pure = "entirely" if purity == 1.0 else pct(purity)
         text = (f"{what} separates from the others at layer {layer}: its {rows} form their own group in the "
-                f"Mapper graph, a region that holds {pct(share)} of them and is {pure} {v}{where}.")
+                f"Mapper graph, a region that holds {'all' if share == 1.0 else pct(share)} of them and is {pure} "
+                f"{v}{where}.")
     else:
         what = "classes" if is_class else f"values of {column}"
         pure = "entirely" if purity == 1.0 else f"at least {pct(purity)}"
+        held = "all" if share == 1.0 else f"at least {pct(share)}"
         text = (f"{len(values)} {what} separate from the others at layer {layer} ({name_list(values)}): each "
-                f"one's {rows} form their own group in the Mapper graph, a region holding at least {pct(share)} "
-                f"of them and {pure} {'that class' if is_class else 'that value'}{where}.")
+                f"one's {rows} form their own group in the Mapper graph, a region holding {held} of them and "
+                f"{pure} {'that class' if is_class else 'that value'}{where}.")
     selection = {"layer": layer, "nodes": nodes, "classes" if is_class else "groups": values}
     if not is_class:
         selection["group_by"] = colour
