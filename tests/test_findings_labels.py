@@ -285,3 +285,19 @@ def test_disagreements_gathered_in_the_held_out_split_are_the_models():
     # no split, or flips alone: nothing to explain
     assert not systematic_disagreements(victims | flips, labels, pred, factors)[0].any()
     assert not systematic_disagreements(flips, labels, pred, factors, held_out)[0].any()
+
+
+def test_labels_that_are_not_the_models_classes_give_no_mislabels(tmp_path):
+    """Six label classes for a model with four outputs: no loss is stored, so the model cannot
+    judge the labels; the rule says nothing about mislabels or confusions, and does not crash."""
+    from neurocarta.findings.labels import find_label_issues
+
+    y, x = _blocks(n=300, seed=6)
+    given = np.where(np.arange(300) % 10 == 0, 4 + (y % 2), y)
+    atlas = _atlas(tmp_path, x, given)
+    assert atlas.inputs["loss"].isna().all()
+    found = find_label_issues(atlas)
+    assert found.pred is None and found.model_source.startswith("none")
+    kinds = {f["kind"] for f in mislabel_findings(atlas)}
+    assert not kinds & {"mislabels", "confusion", "underperforming"}
+    assert not label_issue_ranking(atlas)["flagged"].any()

@@ -141,6 +141,8 @@ class LabelIssues:
 
     @cached_property
     def _systematic(self) -> tuple[np.ndarray, list[dict]]:
+        if self.pred is None:  # no model verdict: nothing was a candidate
+            return np.zeros(len(self.labels), dtype=bool), []
         return systematic_disagreements(self.candidates, self.labels, self.pred, self.factors, self.held_out)
 
     @property
