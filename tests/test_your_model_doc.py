@@ -192,9 +192,11 @@ def test_the_findings_name_the_planted_shortcut(walkthrough):
     findings = json.loads((walkthrough.folder / "findings.json").read_text())
     assert isinstance(findings, list) and all({"kind", "text", "view", "evidence"} <= set(f) for f in findings)
     shortcuts = [f for f in findings if f["kind"] == "shortcut"]
-    assert len(shortcuts) == 1, shortcuts  # the planted one, and nothing from the unplanted site noise
-    assert (shortcuts[0]["selection"]["group_by"], shortcuts[0]["selection"]["group"],
-            shortcuts[0]["selection"]["class"]) == ("colour", "blue", "box")
+    # the planted colours, each toward its own class (strongest first), one finding per cause,
+    # and nothing from the unplanted site noise
+    assert [(s["selection"]["group_by"], s["selection"]["group"], s["selection"]["class"]) for s in shortcuts] == [
+        ("colour", "blue", "box"), ("colour", "green", "vertical")]
+    assert shortcuts[0]["evidence"]["explains"] == ["red"]
     assert not any("site" in (f["selection"].get("group_by"), f["evidence"].get("attribute")) for f in findings)
 
 
