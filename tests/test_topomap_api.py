@@ -9,6 +9,8 @@ import zarr
 import neurocarta as nc
 from neurocarta.methods.topomap import contrastive, group_difference, raw_profiles
 from neurocarta.render import plot_difference, save_figure
+from neurocarta.render.images import grid_images
+from neurocarta.render.topomap import tile_board
 from tiny_models import N_BLOCK, planted_data, planted_snapshots
 
 BLOCK = np.repeat(np.arange(4), N_BLOCK)  # the class each neuron of layer act was built for
@@ -101,12 +103,19 @@ def test_figures_panels_differences_and_formats(planted, tmp_path):
     full, _ = planted
     r = nc.topomap(full, "act", snapshots="all", grid=True)
     fig = r.plot()
-    assert len([ax for ax in fig.axes if ax.images]) == 4
+    # every group's map is a tile of one image in one Axes (beside the colour bar), titled
+    (board,) = [ax for ax in fig.axes if ax.images]
+    assert len(board.images) == 1 and len(board.texts) == 4
     grid = r.plot(kind="grid", groups=["2", "0"], order="given")
-    titles = [ax.get_title().split(" ")[0] for ax in grid.axes if ax.images]
-    assert titles == ["2", "0"]
-    image = [ax for ax in grid.axes if ax.images][0].images[0].get_array()
-    assert image.shape == r.grid_shape
+    (ax,) = [ax for ax in grid.axes if ax.images]
+    assert [t.get_text().split(" ")[0] for t in ax.texts] == ["2", "0"]
+    # the tiles are the grid images of groups 2 and 0, in that order, and nothing else is painted
+    tiles = grid_images(r.grid_cells, r.grid_shape, r.frame()[:, [2, 0]])
+    expected, origins = tile_board(tiles, ncols=2)
+    image = np.ma.filled(ax.images[0].get_array(), np.nan)
+    np.testing.assert_array_equal(image, expected)
+    x0, y0 = origins[0]
+    np.testing.assert_array_equal(image[y0:y0 + r.grid_shape[0], x0:x0 + r.grid_shape[1]], tiles[0])
     d = group_difference(full, "act", "label", 0, 1, permutations=100)
     diff = plot_difference(r, d)
     assert "12/24 neurons" in diff.axes[0].get_title()

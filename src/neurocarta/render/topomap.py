@@ -15,23 +15,61 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .images import MapImages, grid_images, map_images
+from .images import grid_images, map_images
 
 FORMATS = (".png", ".svg", ".pdf")
 ANIMATIONS = (".gif", ".mp4")
 CMAP = "RdBu_r"
 
 
-def _figure(n: int, ncols: int | None, size: float):
+def tile_board(tiles: np.ndarray, ncols: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Lay ``tiles`` (n x h x w) out on one NaN board, ``ncols`` per row, first tile top left
+    (rows counted from the bottom, as images drawn with origin="lower"); returns the board
+    and each tile's (x, y) origin on it. The gutters (a narrow one beside each tile, a wider
+    one above it for its title) stay NaN, so nothing is drawn there."""
+    n, h, w = tiles.shape
+    side = max(h, w)
+    pitch_x, pitch_y = w + max(1, round(0.06 * side)), h + max(1, round(0.2 * side))
+    nrows = -(-n // ncols)
+    board = np.full((nrows * pitch_y, ncols * pitch_x), np.nan)
+    origins = []
+    for pos in range(n):
+        x0, y0 = (pos % ncols) * pitch_x, (nrows - 1 - pos // ncols) * pitch_y
+        board[y0:y0 + h, x0:x0 + w] = tiles[pos]
+        origins.append((x0, y0))
+    return board, origins
+
+
+def _mosaic_figure(tiles: np.ndarray, ncols: int, size: float, **imshow):
+    """A Figure with every tile on one board in one Axes, a frame around each tile, and room
+    on the right for a colour bar. One Axes and one image whatever the number of tiles: a
+    figure of one Axes per tile costs tens of milliseconds per tile (axes, ticks, layout
+    engine), which made many-group maps slow (issue 17). ``imshow``: the board's colour
+    settings. Returns the Figure, the Axes, the board and the tiles' origins on it."""
+    from matplotlib.collections import LineCollection
     from matplotlib.figure import Figure
 
-    ncols = ncols or min(n, 6)
-    nrows = -(-n // ncols)
-    fig = Figure(figsize=(size * ncols + 0.9, size * nrows + 0.35), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
-    for ax in axes[n:]:
-        ax.set_axis_off()
-    return fig, axes[:n]
+    board, origins = tile_board(tiles, ncols)
+    h, w = tiles.shape[1:]
+    unit = size / (board.shape[1] / ncols)  # inches per board pixel: one tile and its gutter is ``size`` wide
+    left, right, bottom, top = 0.08, 1.15, 0.08, 0.4
+    width, height = board.shape[1] * unit, board.shape[0] * unit
+    fig = Figure(figsize=(left + width + right, bottom + height + top))
+    fw, fh = fig.get_size_inches()
+    ax = fig.add_axes((left / fw, bottom / fh, width / fw, height / fh))
+    ax.imshow(board, origin="lower", **imshow)
+    ax.set_axis_off()
+    frames = [[(x0 - 0.5, y0 - 0.5), (x0 + w - 0.5, y0 - 0.5), (x0 + w - 0.5, y0 + h - 0.5), (x0 - 0.5, y0 + h - 0.5),
+               (x0 - 0.5, y0 - 0.5)] for x0, y0 in origins]
+    ax.add_collection(LineCollection(frames, colors="k", linewidths=0.8, clip_on=False))
+    return fig, ax, board, origins
+
+
+def _colorbar_rect(fig, ax) -> tuple[float, float, float, float]:
+    """A colour bar's rectangle right of ``ax``: 0.15 inch wide, 80% of its height, centred."""
+    fw, _ = fig.get_size_inches()
+    x, y, w, h = ax.get_position().bounds
+    return x + w + 0.25 / fw, y + 0.1 * h, 0.15 / fw, 0.8 * h
 
 
 def dendrogram_order(values: np.ndarray) -> list[int]:
@@ -49,10 +87,9 @@ def dendrogram_order(values: np.ndarray) -> list[int]:
 def draw_map(ax, layout: np.ndarray, values: np.ndarray, vmax: float, kind: str = "map", cells=None,
              grid_shape=None, interpolation: str = "cubic", extrapolate: str = "box", contours: int = 6,
              markers: bool = False, res: int = 64, highlight: np.ndarray | None = None,
-             live: np.ndarray | None = None, image=None):
+             live: np.ndarray | None = None):
     """Draw one map on ``ax``; returns the image artist (for a colour bar). Interpolated maps
-    use the ``live`` neurons only (silent ones sit outside the map); ``image`` is a
-    precomputed :class:`MapImages` of one group, to interpolate many groups in one call."""
+    use the ``live`` neurons only (silent ones sit outside the map)."""
     if kind == "grid":
         if cells is None:
             raise UserError("this topomap has no grid; compute it with grid=True (CLI: --grid)")
@@ -65,7 +102,7 @@ def draw_map(ax, layout: np.ndarray, values: np.ndarray, vmax: float, kind: str 
         if live is not None:
             layout, values = layout[live], values[live]
             highlight = highlight[live] if highlight is not None else None
-        m = image or map_images(layout, values, res=res, interpolation=interpolation, extrapolate=extrapolate)
+        m = map_images(layout, values, res=res, interpolation=interpolation, extrapolate=extrapolate)
         img = m.images[0]
         art = ax.imshow(img, origin="lower", extent=m.extent, cmap=CMAP, vmin=-vmax, vmax=vmax,
                         interpolation="bilinear")
@@ -103,20 +140,36 @@ def plot_topomap(result, groups=None, snapshot: str | None = None, kind: str = "
     elif order != "given":
         raise UserError(f"order must be 'dendrogram' or 'given', not {order!r}")
     vmax = _vmax(values[:, idx], scale)
-    fig, axes = _figure(len(idx), ncols, size)
-    art = None
     live = result.live
-    images = None
-    if kind != "grid":  # one triangulation for every group
+    if kind == "grid":
+        if result.grid_cells is None:
+            raise UserError("this topomap has no grid; compute it with grid=True (CLI: --grid)")
+        tiles = grid_images(result.grid_cells, result.grid_shape, values[:, idx])
+    else:  # one triangulation for every group
         images = map_images(result.layout[live], values[live][:, idx], res=res, interpolation=interpolation,
                             extrapolate=extrapolate)
-    for pos, (ax, j) in enumerate(zip(axes, idx)):
-        one = MapImages(images.images[pos:pos + 1], images.extent) if images is not None else None
-        art = draw_map(ax, result.layout, values[:, j], vmax, kind, result.grid_cells, result.grid_shape,
-                       interpolation, extrapolate, contours, markers, res, live=live, image=one)
-        count = result.counts.get(snapshot or result.layout_snapshot, [None] * len(result.groups))[j]
-        ax.set_title(f"{result.group_names[j]}" + (f" (n={count})" if count is not None else ""), fontsize=8)
-    fig.colorbar(art, ax=list(axes), shrink=0.8, label="activation vs mean of groups")
+        tiles = images.images
+    counts = result.counts.get(snapshot or result.layout_snapshot, [None] * len(result.groups))
+    titles = [f"{result.group_names[j]}" + (f" (n={counts[j]})" if counts[j] is not None else "") for j in idx]
+    fig, ax, board, origins = _mosaic_figure(tiles, ncols or min(len(idx), 6), size, cmap=CMAP, vmin=-vmax,
+                                             vmax=vmax, interpolation="nearest" if kind == "grid" else "bilinear")
+    h, w = tiles.shape[1:]
+    for (x0, y0), text in zip(origins, titles):
+        ax.text(x0 + w / 2 - 0.5, y0 + h - 0.5 + 0.03 * max(h, w), text, ha="center", va="bottom", fontsize=8)
+    if kind != "grid" and contours and np.isfinite(board).any() and np.nanmax(board) > np.nanmin(board):
+        # one contour pass over the whole board: the NaN gutters keep the maps' lines apart
+        ax.contour(board, levels=np.linspace(-vmax, vmax, contours + 2)[1:-1], colors="k", linewidths=0.4,
+                   alpha=0.6)
+    if kind != "grid" and markers:
+        # layout coordinates to pixel coordinates of a tile (pixel centres span the extent)
+        x_lo, x_hi, y_lo, y_hi = images.extent
+        px = (result.layout[live, 0] - x_lo) / (x_hi - x_lo) * (w - 1)
+        py = (result.layout[live, 1] - y_lo) / (y_hi - y_lo) * (h - 1)
+        ox, oy = np.asarray(origins, dtype=np.float64).T
+        ax.scatter((px[None, :] + ox[:, None]).ravel(), (py[None, :] + oy[:, None]).ravel(), s=2, c="k",
+                   alpha=0.5, linewidths=0)
+    cax = fig.add_axes(_colorbar_rect(fig, ax))
+    fig.colorbar(ax.images[0], cax=cax, label="activation vs mean of groups")
     snap = snapshot or result.layout_snapshot
     fig.suptitle(title or f"{result.layer} by {result.group_by} - {snap} - {result.params.get('method')}",
                  fontsize=9)

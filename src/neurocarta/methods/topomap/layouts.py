@@ -21,6 +21,7 @@ import numpy as np
 from scipy.spatial.distance import pdist, squareform
 
 from ...errors import UserError
+from ..umap_kernels import umap_module
 
 METHODS = ("umap", "tsne", "pca", "graph", "som", "random")
 
@@ -57,10 +58,9 @@ def layout(profiles: np.ndarray, method: str = "umap", metric: str = "cosine", s
         y = TSNE(n_components=2, metric="precomputed", init="random", perplexity=perplexity,
                  random_state=seed).fit_transform(distances(x, metric))
     elif method == "umap":
-        import umap
-
-        y = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, n - 1), metric=metric, random_state=seed,
-                      init="random" if n < 10 else "spectral", n_jobs=1).fit_transform(x)
+        # umap_module: umap with its numba kernels cached on disk, so only the first process compiles them
+        y = umap_module().UMAP(n_components=2, n_neighbors=min(n_neighbors, n - 1), metric=metric,
+                               random_state=seed, init="random" if n < 10 else "spectral", n_jobs=1).fit_transform(x)
     elif method == "som":
         from .som import BatchSOM
 
