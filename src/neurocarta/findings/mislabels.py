@@ -90,8 +90,9 @@ def _where(layer: str, ids: np.ndarray, mapper: pd.DataFrame | None, view: str =
     return "inspector", selection
 
 
-def _pairs_text(pairs: pd.DataFrame, name, word: str) -> str:
-    parts = [f"{int(r.n)} labelled {name(r.label)} {word} {name(r.other)}" for r in pairs.head(PAIRS_IN_TEXT).itertuples()]
+def _pairs_text(pairs: pd.DataFrame, name) -> str:
+    parts = [f"{int(r.n)} labelled {name(r.label)} look{'s' if r.n == 1 else ''} like {name(r.other)}"
+             for r in pairs.head(PAIRS_IN_TEXT).itertuples()]
     more = len(pairs) - PAIRS_IN_TEXT
     return ", ".join(parts) + (f" and {more} more pair{'s' if more > 1 else ''}" if more > 0 else "")
 
@@ -110,9 +111,10 @@ def _mislabels(found: LabelIssues, names: list[str], mapper) -> dict | None:
              .sort_values(["n", "label", "other"], ascending=[False, True, True], kind="stable"))
     n = len(ids)
     agreement = found.neighbour_share[order, other]
-    text = (f"{n} input{'s' if n > 1 else ''} look mislabelled: in layer {found.layer}, most of their {NEIGHBOURS} "
-            f"nearest neighbours and the model both put them in another class "
-            f"({_pairs_text(pairs, name, 'look like')}).")
+    many = n > 1
+    text = (f"{n} input{'s look' if many else ' looks'} mislabelled: in layer {found.layer}, most of "
+            f"{'their' if many else 'its'} {NEIGHBOURS} nearest neighbours and the model both put "
+            f"{'them' if many else 'it'} in another class ({_pairs_text(pairs, name)}).")
     evidence = {"layer": found.layer, "n_inputs": n, "share_of_inputs": n / len(found.labels),
                 "pairs": [{"label": name(r.label), "looks_like": name(r.other), "n": int(r.n)}
                           for r in pairs.itertuples()],
@@ -162,7 +164,7 @@ def _confusion(found: LabelIssues, names: list[str], mapper) -> dict | None:
                           "share": share[keep], "p": p[keep], "q": q[keep]})
     pairs = pairs.sort_values(["n", "label", "other"], ascending=[False, True, True], kind="stable")
     name = _namer(names)
-    said = ", ".join(f"{name(r.other)} for {r.n} of {r.of} {name(r.label)} inputs ({pct(r.share)})"
+    said = ", ".join(f"{name(r.other)} for {r.n} of {r.of} inputs labelled {name(r.label)} ({pct(r.share)})"
                      for r in pairs.head(PAIRS_IN_TEXT).itertuples())
     more = len(pairs) - PAIRS_IN_TEXT
     text = (f"The model confuses {len(pairs)} pair{'s' if len(pairs) > 1 else ''} of classes on inputs whose labels "
@@ -241,7 +243,7 @@ def _outliers(found: LabelIssues, names: list[str], mapper) -> dict | None:
     ids = found.input_ids[order]
     ratio = float(np.median(dist[order]) / typical)
     n = len(ids)
-    text = (f"{n} input{'s' if n > 1 else ''} lie far from all others in layer {found.layer}: the mean distance to "
+    text = (f"{n} input{'s lie' if n > 1 else ' lies'} far from all others in layer {found.layer}: the mean distance to "
             f"{'their' if n > 1 else 'its'} {NEIGHBOURS} nearest neighbours is {ratio:.1f} times the typical one, "
             "beyond the far-out fence (Q3 + 3 IQR).")
     evidence = {"layer": found.layer, "n_inputs": n, "distance_ratio": ratio, "fence": float(q3 + 3 * (q3 - q1)),
