@@ -115,7 +115,7 @@ class LabelIssues:
             return self.issues["label_score"].to_numpy(dtype=float)
         return self.probs[np.arange(len(self.labels)), self.labels]
 
-    @property
+    @cached_property
     def neighbour_share(self) -> np.ndarray:
         """(inputs, classes): the share of each input's neighbours in each class."""
         counts = np.zeros_like(self.knn_probs)
@@ -379,8 +379,8 @@ def find_label_issues(atlas: Atlas, snapshot: str | None = None) -> LabelIssues 
     # Datalab indexes classes by the labels present: judge only those columns
     present = np.unique(labels)
     local = np.searchsorted(present, labels)
-    def restrict(p):
-        return None if p is None else p[:, present] / p[:, present].sum(axis=1, keepdims=True)
+    def restrict(p):  # (a floor, so a model sure of an absent class still gives a distribution)
+        return None if p is None else (p[:, present] + 1e-12) / (p[:, present] + 1e-12).sum(axis=1, keepdims=True)
     issues, info, skipped = _run_datalab(local, restrict(probs), graph, restrict(model_probs))
     attributes = [c for c in atlas.categories(include=(schema.ATTRIBUTE,)) if c in table.columns]
     held_out = np.zeros(len(ids), dtype=bool)
