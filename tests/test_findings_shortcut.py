@@ -257,6 +257,24 @@ def test_a_class_that_looks_different_with_a_value_is_no_shortcut_unless_trainin
     assert c["training"]["share_in_class"] > 0.75 and c["training"]["share_in_others"] < 0.4
 
 
+def test_the_other_value_of_a_marker_is_not_taught_by_training():
+    """A patch marks 95% of the training 7s and 2% of the other digits; at test time a quarter
+    of every digit has one, and the 9s with a patch are lost to several classes. Without the
+    patch the 9s do better, and in training "no patch" is a little more common among 9s (100%
+    against 89%), but the patch was tied to the 7s: nothing taught the model "no patch means 9"."""
+    rng = np.random.default_rng(6)
+    n, k = 3000, 10
+    label = rng.integers(0, k, n)
+    train = rng.random(n) < 0.6
+    patch = np.where(train, rng.random(n) < np.where(label == 7, 0.95, 0.02), rng.random(n) < 0.25)
+    lost = ~train & patch & (label == 9) & (rng.random(n) < 0.85)
+    pred = np.where(lost, rng.choice([3, 5, 7, 8], n), _errors(rng, label, np.full(n, 0.93), k))
+    t = pd.DataFrame({"label": label, "patch": patch, "pred": pred, "split": np.where(train, "train", "test")})
+    outputs_alone = shortcut_causes(t.drop(columns="split"))
+    assert [(c["value"], c["class"]) for c in outputs_alone] == [("False", 9)]
+    assert shortcut_causes(t) == []
+
+
 # --------------------------------------------------------------------------- the exact test
 def test_exact_tail_matches_fisher_and_a_brute_force_sum():
     # one stratum: Fisher's exact test, one-sided

@@ -39,7 +39,10 @@ one class look different (small crosses are hard to recognise; so large ones are
 more"): both raise the class's recognition with the value. A shortcut is learned from the
 training data, where the value comes with the class more often than with the others. So
 when the table holds a training split (a ``split`` value starting with "train"), a test
-counts only where the value is over-represented among the class's training inputs: by at
+counts only where the value is over-represented among the class's training inputs: at least
+``SHORTCUT_TRAINING_LIFT`` times as common as among the other classes' (a value tied to one
+class is a little more common in every other class too: patch False among the digits where a
+patch marked the 7s, 100% against 89%, which is no reason to learn "no patch means 9"), by at
 least a small effect (Cohen's h >= 0.2, the convention concept names use) and beyond chance
 (one-sided exact test, p <= ``SHORTCUT_TRAINING_P``; a necessary condition, not a discovery,
 so it is not corrected for multiplicity). Without a training split this check is not
@@ -89,6 +92,8 @@ SHORTCUT_MIN_COUNT = 10
 #: shortcut: with a training split, the value must be over-represented among the class's
 #: training inputs at this one-sided p-value
 SHORTCUT_TRAINING_P = 0.05
+#: ... and at least this many times as common among the class's training inputs as among the others'
+SHORTCUT_TRAINING_LIFT = 1.5
 #: shortcut: quantile bins of a continuous attribute
 SHORTCUT_BINS = 4
 #: shortcut: permutations of the representation check (kept small: findings stay fast)
@@ -461,8 +466,9 @@ def _taught(training: dict | None) -> bool:
     (True without a training split: then nothing can be checked)."""
     if training is None:
         return True
-    effect = cohen_h(training["share_in_class"], training["share_in_others"])
-    return bool(effect >= MIN_EFFECT and training["p"] <= SHORTCUT_TRAINING_P)
+    in_class, in_others = training["share_in_class"], training["share_in_others"]
+    return bool(in_class >= SHORTCUT_TRAINING_LIFT * in_others and cohen_h(in_class, in_others) >= MIN_EFFECT
+                and training["p"] <= SHORTCUT_TRAINING_P)
 
 
 def _contrast_evidence(r: dict) -> dict:
