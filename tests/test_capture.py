@@ -219,3 +219,32 @@ def test_dense_token_rows_are_stored_raw_and_thumbnails_with_fast_zstd(tmp_path,
     for info in images.layers:
         acts = images._group[layout.acts(images.snapshot_name(None), info.name, info.signals[0])]
         assert [type(c).__name__ for c in acts.compressors] == ["ZstdCodec"]
+
+
+class _Passthrough(nn.Module):
+    """Its layer ``fc`` outputs the inputs unchanged, so a test controls the activations exactly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+@pytest.mark.parametrize("bad, message", [(7e4, "beyond the float16 range"), (np.inf, "input(s) 37"),
+                                          (np.nan, "input(s) 37")])
+def test_the_finiteness_check_catches_float16_overflow_inf_and_nan(tmp_path, bad, message):
+    """The check behind the float16 rounding (one sum per block, issue 17) fails on a single bad value."""
+    from neurocarta.errors import NonFiniteError
+
+    x = np.random.default_rng(0).normal(size=(80, 4)).astype(np.float32)
+    x[37, 2] = bad
+    np.savez(tmp_path / "d.npz", x=x)
+    with pytest.raises(NonFiniteError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        nc.extract(_Passthrough(), f"npz:{tmp_path / 'd.npz'}", tmp_path / "a", layers=["fc"], batch_size=16,
+                   progress=False)
+    if bad == 7e4:  # float32 storage holds it
+        atlas = nc.extract(_Passthrough(), f"npz:{tmp_path / 'd.npz'}", tmp_path / "b", layers=["fc"],
+                           batch_size=16, dtype="float32", progress=False)
+        np.testing.assert_array_equal(atlas.activations("fc")[:], x)

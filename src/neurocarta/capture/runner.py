@@ -10,6 +10,7 @@ downstream sees exactly what is stored. The runner writes nothing (see sink.py).
 
 from __future__ import annotations
 
+import math
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator, Sequence
@@ -161,7 +162,11 @@ class ChunkRunner:
         half = self.plan.store_dtype == np.float16
         t = torch.from_numpy(np.ascontiguousarray(x)).to(torch.float16 if half else torch.float32)
         r = t.numpy()
-        if not bool(torch.isfinite(t).all()):
+        # The sum is finite exactly when every value is (NaN and Inf propagate; the wider
+        # accumulator cannot overflow on finite values), and it is one read of the block:
+        # isfinite().all() writes a bool per value and cost 20x the conversion itself on
+        # float16 (2.8 vs 0.13 ms on a 560 x 1536 block of MiniLM tokens, one thread).
+        if not math.isfinite(float(t.sum(dtype=torch.float32 if half else torch.float64))):
             check_finite(name, x, ids)  # raises for NaN or Inf in the layer output itself
             raise NonFiniteError(f"layer {name!r} has activations beyond the float16 range (|x| > 65504); "
                                  "pass --dtype float32")
