@@ -248,3 +248,24 @@ def test_the_finiteness_check_catches_float16_overflow_inf_and_nan(tmp_path, bad
         atlas = nc.extract(_Passthrough(), f"npz:{tmp_path / 'd.npz'}", tmp_path / "b", layers=["fc"],
                            batch_size=16, dtype="float32", progress=False)
         np.testing.assert_array_equal(atlas.activations("fc")[:], x)
+
+
+def test_spatial_max_matches_torch_max_bit_for_bit_with_ties_and_signed_zeros():
+    """The fast conv max/argmax (amax, then the first index holding it) returns what
+    ``torch.max(dim=2)`` returns, tied maxima included: a dead ReLU channel (all zeros) gives
+    index 0, and of -0.0 and 0.0 the first one is kept, sign and all."""
+    from neurocarta.capture.reductions import spatial_max
+
+    torch.manual_seed(0)
+    x = torch.randn(6, 5, 7, 9).relu().flatten(2)
+    x[0, 0] = 0.0  # dead channel
+    x[0, 1] = 0.0
+    x[0, 1, 4] = -0.0
+    x[0, 1, :2] = -0.0  # -0.0 comes first among equal maxima
+    x[1, 2] = -3.0
+    x[2, 3, [10, 40]] = 50.0  # two equal peaks: the first wins
+    mx, am = spatial_max(x)
+    ref = x.max(dim=2)
+    np.testing.assert_array_equal(am, ref.indices.numpy())
+    np.testing.assert_array_equal(mx.view(np.uint32), ref.values.numpy().view(np.uint32))
+    assert am[2, 3] == 10 and am[0, 0] == 0 and np.signbit(mx[0, 1])

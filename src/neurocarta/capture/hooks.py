@@ -21,6 +21,7 @@ import torch
 
 from ..errors import LayerError, NonFiniteError
 from .layers import LayerRef, output_kind, pick_element
+from .reductions import spatial_max
 
 
 @dataclass
@@ -160,10 +161,9 @@ def capture_output(tensor: Any, ref: LayerRef, row_mask: torch.Tensor | None = N
     t = tensor.detach()
     if kind == "conv":
         flat = t.flatten(2).float()
-        mx, am = flat.max(dim=2)
+        mx, am = spatial_max(flat)
         mean = flat.mean(dim=2)
-        return Captured(kind, mean=mean.cpu().numpy(), max=mx.cpu().numpy(),
-                        argmax=am.cpu().numpy(), shape=tuple(t.shape[1:]))
+        return Captured(kind, mean=mean.cpu().numpy(), max=mx, argmax=am, shape=tuple(t.shape[1:]))
     if t.ndim == 1:
         t = t[:, None]
     if kind == "sequence" and row_mask is not None and tuple(row_mask.shape) == tuple(t.shape[:2]):
