@@ -340,8 +340,9 @@ def project_2d(embedding: np.ndarray, seed: int = 0, reference: np.ndarray | Non
 def _umap(x: np.ndarray, seed: int, n_neighbors: int) -> np.ndarray:
     import warnings
 
-    import umap
+    from ..umap_kernels import umap_module
 
+    umap = umap_module()  # its kernels from numba's cache: no recompiling in every process
     n = x.shape[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # n_jobs=1 with random_state, and small-n spectral notes

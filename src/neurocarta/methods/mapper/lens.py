@@ -43,9 +43,9 @@ def compute_lens(x: np.ndarray, lens="l2", table: pd.DataFrame | None = None, se
                 raise UserError(f"lens {lens} needs at least {k} neurons, the layer has {x.shape[1]}")
             values = PCA(n_components=k, random_state=seed).fit_transform(np.asarray(x, dtype=np.float64))
         else:
-            import umap
+            from ..umap_kernels import umap_module
 
-            values = umap.UMAP(n_components=2, random_state=seed, n_jobs=1).fit_transform(x)
+            values = umap_module().UMAP(n_components=2, random_state=seed, n_jobs=1).fit_transform(x)
     elif isinstance(lens, str):
         if table is None or lens not in table.columns:
             have = ", ".join(map(str, table.columns)) if table is not None else "none"
