@@ -115,11 +115,12 @@ def test_separation_concept_and_training_findings(found):
     assert all(" from the others at layer" in f["text"] for f in sep)
     assert len({f["selection"]["layer"] for f in sep}) == len(sep)  # one finding per layer, naming its classes
     concepts = _of(found, "concept")
-    assert concepts
+    assert concepts and len({f["selection"]["layer"] for f in concepts}) == len(concepts)  # one per layer
     for f in concepts:
         assert "coherence" in f["text"] and "random groups" in f["text"]
-        e = f["evidence"]
-        assert e["coherence"] >= e["random_coherence"] + 0.2 and len(f["selection"]["neurons"]) == e["size"]
+        clusters = f["evidence"]["clusters"]
+        assert all(c["coherence"] >= c["random_coherence"] + 0.2 and c["p"] <= f["confidence"]["p"] for c in clusters)
+        assert len(f["selection"]["neurons"]) == sum(c["size"] for c in clusters)
     (training,) = _of(found, "training")
     sep = training["evidence"]["separation"]
     assert list(sep) == ["epoch1", f"epoch{EPOCHS}"] and sep[f"epoch{EPOCHS}"] > sep["epoch1"] + 0.1
