@@ -49,8 +49,12 @@ def test_demo_command_builds_a_complete_atlas(tmp_path):
                         "--no-serve", "--out", str(out), "--quiet"], env=run_env(), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "test accuracy" in r.stderr
+    # the demo plants its flaws into the user's shapes spec, says so, and ends with its findings
+    assert "planted a shortcut" in r.stderr and "label noise" in r.stderr and "--clean plants none" in r.stderr
+    assert "finding [" in r.stdout and "findings in" in r.stderr
     info = json.loads(subprocess.run([sys.executable, "-m", "neurocarta", "info", str(out), "--json"],
                                      env=run_env(), capture_output=True, text=True).stdout)
+    assert info["data"] == "shapes:n=1500,seed=0,bias=0.9,noise=0.02"  # what was planted, for every reader
     assert info["complete"] is True and info["n_inputs"] == 1500
     assert info["snapshots"] == ["epoch1", "epoch2", "epoch3"]
     assert [l["name"] for l in info["layers"]] == DEFAULT_LAYERS

@@ -132,8 +132,8 @@ def print_findings(atlas: Atlas) -> None:
     found = findings(atlas)
     for f in found[:DEMO_FINDINGS_SHOWN]:
         print(f"finding [{f['kind']}] {f['text']}")
-    more = f"; all {len(found)}: neurocarta findings {atlas.root}" if len(found) > DEMO_FINDINGS_SHOWN else ""
-    say(f"findings in {time.time() - t0:.0f} s{more}")
+    more = f"; all of them: neurocarta findings {atlas.root}" if len(found) > DEMO_FINDINGS_SHOWN else ""
+    say(f"{len(found)} findings in {time.time() - t0:.0f} s{more}")
 
 
 TEXT_LAYERS = ["encoder.layer.1.intermediate", "encoder.layer.3.intermediate", "encoder.layer.5.intermediate",
