@@ -6,9 +6,12 @@
 
 What it measures (CPU, batch 64):
 
-1. Throughput of `neurocarta.extract` (full mode, the model's default layers, float16 Zarr
-   writes, top-k) against the bare forward pass over the same in-memory batches with the same
-   preprocessing, for demo-cnn (64x64 shapes) and EfficientNet-Lite0 (224x224). Goal: >= 0.85.
+1. Throughput of `neurocarta.extract` (the model's default layers, float16 Zarr writes,
+   top-k; full and summary mode side by side) against the bare forward pass over the same
+   in-memory batches with the same preprocessing, for demo-cnn (64x64 shapes) and
+   EfficientNet-Lite0 (224x224). Goal (issue 17): >= 0.9 in full mode, >= 0.97 in summary.
+   With --profile, a table of where the CPU time per input goes for each model and mode
+   (cProfile with a process CPU clock: steadier than wall time on a busy machine).
 2. Peak RSS (VmHWM) of a whole extraction process at N and 10 N inputs. Goal: flat.
 3. With --peers: TorchLens (`log_forward_pass` saving the same modules) on EfficientNet-Lite0,
    run in benchmarks/.peers/torchlens, a venv this script creates, as a subprocess.
@@ -32,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
 import neurocarta as nc  # noqa: E402
+from neurocarta.capture.layers import resolve_layers  # noqa: E402
 from neurocarta.data import DataSource  # noqa: E402
 
 
@@ -76,13 +80,21 @@ def _bare(bundle, source, batch):
     return n / (time.perf_counter() - t0)
 
 
-def _extract(bundle, source, batch, out):
+def _extract(bundle, source, batch, out, mode="full"):
     t0 = time.perf_counter()
-    nc.extract(bundle, source, out, batch_size=batch, progress=False, overwrite=True)
+    nc.extract(bundle, source, out, batch_size=batch, progress=False, overwrite=True, mode=mode)
     return len(source) / (time.perf_counter() - t0)
 
 
-def throughput(n_demo: int, n_eff: int, batch: int, repeats: int) -> list[dict]:
+def _bare_cpu_ms(bundle, source, batch) -> float:
+    """CPU milliseconds per input of the bare forward pass (all threads)."""
+    t0 = time.process_time()
+    _bare(bundle, source, batch)
+    return (time.process_time() - t0) / len(source) * 1e3
+
+
+def throughput(n_demo: int, n_eff: int, batch: int, repeats: int, modes: list[str],
+               profile: bool = False) -> list[dict]:
     from neurocarta.data.shapes import ShapesSource
 
     rows = []
@@ -90,18 +102,84 @@ def throughput(n_demo: int, n_eff: int, batch: int, repeats: int) -> list[dict]:
         n = n_demo if name == "demo-cnn" else n_eff
         shapes = ShapesSource(n=n, seed=0, size=size)
         source = InMemoryImages(np.stack(shapes.get(range(n))), shapes.table()["label"].to_numpy(), f"shapes-{size}")
+        n_layers = len(resolve_layers(bundle.module, bundle.default_layers))
         with tempfile.TemporaryDirectory() as tmp:
             _bare(bundle, InMemoryImages(source.images[:batch], source.table()["label"][:batch].to_numpy(), "w"), batch)
-            bare, ext = [], []
+            bare, ext = [], {m: [] for m in modes}
             for r in range(repeats):  # interleaved, best of each
                 bare.append(_bare(bundle, source, batch))
-                ext.append(_extract(bundle, source, batch, Path(tmp) / f"a{r}"))
-        n_layers = len(nc.capture.resolve_layers(bundle.module, bundle.default_layers))
-        rows.append({"model": name, "inputs": n, "batch": batch, "layers": n_layers,
-                     "bare_per_s": max(bare), "extract_per_s": max(ext), "ratio": max(ext) / max(bare)})
-        print(f"{name:<20} {n} inputs, {n_layers} layers: bare {max(bare):8.1f}/s  extract {max(ext):8.1f}/s  "
-              f"ratio {max(ext) / max(bare):.3f}", flush=True)
+                for m in modes:
+                    ext[m].append(_extract(bundle, source, batch, Path(tmp) / f"a{r}{m}", m))
+            row = {"model": name, "inputs": n, "batch": batch, "layers": n_layers, "bare_per_s": max(bare)}
+            for m in modes:
+                row[f"{m}_per_s"], row[f"{m}_ratio"] = max(ext[m]), max(ext[m]) / max(bare)
+            print(f"{name:<20} {n} inputs, {n_layers} layers: bare {max(bare):8.1f}/s  "
+                  + "  ".join(f"{m} {row[f'{m}_per_s']:8.1f}/s ratio {row[f'{m}_ratio']:.3f}" for m in modes),
+                  flush=True)
+            if profile:
+                bare_ms = _bare_cpu_ms(bundle, source, batch)
+                for m in modes:
+                    print(f"{name}, {m} mode:", flush=True)
+                    row[f"{m}_profile"] = where_time(
+                        lambda: _extract(bundle, source, batch, Path(tmp) / f"p{m}", m), n, bare_ms)
+        rows.append(row)
     return rows
+
+
+def _profile_rows() -> list[tuple[str, object]]:
+    """(label, function) pairs whose cumulative CPU time the profile table lists; indented rows
+    are part of the row above them."""
+    from concurrent.futures import Future
+
+    from neurocarta.capture import extraction, hooks, plan, reductions, rows, runner, sink
+    from neurocarta.models.base import ModelBundle
+    from neurocarta.store.writer import AtlasWriter
+    from neurocarta.streaming import GroupStatsAccumulator, TopKAccumulator
+
+    return [
+        ("forward pass, hooks included", ModelBundle.forward),
+        ("  hooks: copy or reduce outputs", hooks.capture_output),
+        ("    conv max + argmax", reductions.spatial_max),
+        ("float16 rounding + finiteness", runner.ChunkRunner._rounded),
+        ("outputs (pred, confidence, loss)", runner.ChunkRunner._outputs),
+        ("token table", runner.ChunkRunner._token_frame),
+        ("thumbnails", runner.thumbnail),
+        ("waiting for the loader thread", Future.result),
+        ("sink: storing the chunks", sink.AtlasSink.write),
+        ("  joining batches", rows.Rows.arrays),
+        ("  top-k update", TopKAccumulator.update),
+        ("  group sums (summary mode)", GroupStatsAccumulator.update),
+        ("  Zarr writes", AtlasWriter.write_many),
+        ("  Parquet parts", AtlasWriter.write_part),
+        ("commits", AtlasWriter.commit),
+        ("set-up: probe the layers", plan.ExtractionPlan.probe),
+        ("finish: merge the tables", AtlasWriter.finish),
+        ("whole extraction", extraction.extract),
+    ]
+
+
+def where_time(run, n: int, bare_ms: float) -> list[dict]:
+    """Run ``run()`` (one extraction of ``n`` inputs) under cProfile with a process CPU-time
+    clock, print and return the milliseconds per input of :func:`_profile_rows` below the bare
+    forward pass's ``bare_ms``. CPU time counts every thread (the loader's and Zarr's I/O
+    thread too, shown inside whatever the main thread waits in), so on a busy machine it is
+    steadier than wall time."""
+    import cProfile
+    import inspect
+    import pstats
+
+    prof = cProfile.Profile(time.process_time)
+    prof.runcall(run)
+    stats = pstats.Stats(prof).stats  # (file, line, name) -> (calls, primitive calls, own, cumulative, callers)
+    table = [{"part": "bare forward pass (same batches)", "ms_per_input": round(bare_ms, 4)}]
+    for label, fn in _profile_rows():
+        code = inspect.unwrap(fn).__code__
+        cum = stats.get((code.co_filename, code.co_firstlineno, code.co_name), (0, 0, 0, 0.0))[3]
+        table.append({"part": label, "ms_per_input": round(cum / n * 1e3, 4)})
+    print(f"  {'where the CPU time per input goes':<42} {'ms':>8}", flush=True)
+    for r in table:
+        print(f"  {r['part']:<42} {r['ms_per_input']:8.3f}", flush=True)
+    return table
 
 
 RSS_CHILD = r"""
@@ -208,6 +286,8 @@ def main() -> None:
     p.add_argument("--rss-n", type=int, default=5000,
                    help="memory test at N and 10 N inputs (RSS settles after ~10 chunks, so N >= 5000)")
     p.add_argument("--parts", default="throughput,rss", help="comma list of throughput, rss, peers")
+    p.add_argument("--modes", default="full,summary", help="extraction modes timed side by side")
+    p.add_argument("--profile", action="store_true", help="print where the CPU time per input goes")
     p.add_argument("--peers", action="store_true", help="also run TorchLens in its own venv (= --parts +peers)")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args()
@@ -216,7 +296,7 @@ def main() -> None:
     parts = set(a.parts.split(",")) | ({"peers"} if a.peers else set())
     result: dict = {}
     if "throughput" in parts:
-        result["throughput"] = throughput(a.n_demo, a.n_effnet, a.batch, a.repeats)
+        result["throughput"] = throughput(a.n_demo, a.n_effnet, a.batch, a.repeats, a.modes.split(","), a.profile)
     rss = {}
     for mode in ("full", "summary") if "rss" in parts else ():
         small, t_small = peak_rss(a.rss_n, mode)
