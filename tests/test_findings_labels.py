@@ -301,3 +301,23 @@ def test_labels_that_are_not_the_models_classes_give_no_mislabels(tmp_path):
     kinds = {f["kind"] for f in mislabel_findings(atlas)}
     assert not kinds & {"mislabels", "confusion", "underperforming"}
     assert not label_issue_ranking(atlas)["flagged"].any()
+
+
+def test_numeric_attributes_are_binned_for_the_systematic_test():
+    """Categorical attributes as they are, a numeric one in 4 quantile bins; the label and
+    bookkeeping columns are never factors."""
+    from neurocarta.findings.labels import attribute_factors
+
+    table = pd.DataFrame({"label": [0, 1] * 4, "colour": list("rgbrgbrg"), "size": [1.0, 8, 2, 7, 3, 6, 4, 5],
+                          "split": ["train"] * 8})
+
+    class Roles:
+        column_roles = {"label": "label", "colour": "attribute", "size": "attribute", "split": "bookkeeping"}
+
+        def categories(self, include):
+            return {"colour": sorted(set(table["colour"]))}
+
+    factors = attribute_factors(Roles(), table)
+    assert list(factors.columns) == ["colour", "size"]
+    assert factors["colour"].tolist() == list("rgbrgbrg")
+    assert factors["size"].tolist() == [0, 3, 0, 3, 1, 2, 1, 2]  # quartiles of 1..8

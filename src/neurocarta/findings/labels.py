@@ -61,6 +61,8 @@ LOGITS_AGREEMENT = 0.99
 COVARIANCE_PCA_MAX = 1024
 #: fewer labelled inputs than this: the neighbour estimates are too coarse to judge anything
 MIN_INPUTS = 3 * NEIGHBOURS
+#: numeric attributes are cut into this many quantile bins to test whether they explain a pair
+ATTRIBUTE_BINS = 4
 #: a held-out input is a mislabel candidate only where the model gives its prediction at least
 #: this probability (measured: the demo's held-out test errors that look like label issues reach
 #: 0.85, the benchmark's held-out flips on digits mostly 0.9 to 1)
@@ -326,6 +328,21 @@ def _run_datalab(labels: np.ndarray, probs: np.ndarray, graph: sparse.csr_matrix
     return table.loc[:, ~table.columns.duplicated()], info, skipped
 
 
+def attribute_factors(atlas: Atlas, table: pd.DataFrame) -> pd.DataFrame:
+    """The attributes of ``table``'s inputs as categories for systematic.py: categorical
+    attributes as they are, numeric ones with many values cut into ``ATTRIBUTE_BINS`` quantile
+    bins (a shape's size explains a confusion of small diamonds with triangles as much as a
+    background does)."""
+    categorical = [c for c in atlas.categories(include=(schema.ATTRIBUTE,)) if c in table.columns]
+    numeric = [c for c, role in atlas.column_roles.items() if role == schema.ATTRIBUTE and c in table.columns
+               and c not in categorical and pd.api.types.is_numeric_dtype(table[c])
+               and not pd.api.types.is_bool_dtype(table[c])]
+    out = {c: table[c].to_numpy() for c in categorical}
+    for c in numeric:
+        out[c] = pd.qcut(table[c].rank(method="first"), ATTRIBUTE_BINS, labels=False).to_numpy()
+    return pd.DataFrame(out, index=np.arange(len(table)))
+
+
 def find_label_issues(atlas: Atlas, snapshot: str | None = None) -> LabelIssues | None:
     """cleanlab's verdicts on ``atlas``'s labelled inputs, or None when there is nothing to
     judge (no labels, a summary-mode atlas without activations, fewer than
@@ -382,14 +399,14 @@ def find_label_issues(atlas: Atlas, snapshot: str | None = None) -> LabelIssues 
     def restrict(p):  # (a floor, so a model sure of an absent class still gives a distribution)
         return None if p is None else (p[:, present] + 1e-12) / (p[:, present] + 1e-12).sum(axis=1, keepdims=True)
     issues, info, skipped = _run_datalab(local, restrict(probs), graph, restrict(model_probs))
-    attributes = [c for c in atlas.categories(include=(schema.ATTRIBUTE,)) if c in table.columns]
+    factors = attribute_factors(atlas, table)
     held_out = np.zeros(len(ids), dtype=bool)
     if schema.SPLIT in table and (table[schema.SPLIT] == "train").any():
         held_out = (table[schema.SPLIT] != "train").to_numpy()
     return LabelIssues(layer=layer, input_ids=ids, labels=labels, knn_probs=knn_probs, neighbours=neighbours, graph=graph,
                        pred=pred, model_probs=model_probs, model_source=model_source, probs=probs,
                        issues=issues.reset_index(drop=True), info=info, skipped=skipped,
-                       factors=table[attributes].reset_index(drop=True), held_out=held_out)
+                       factors=factors, held_out=held_out)
 
 
 def label_issue_ranking(atlas: Atlas, snapshot: str | None = None) -> pd.DataFrame:
