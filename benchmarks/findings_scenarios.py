@@ -103,7 +103,7 @@ SCENARIOS: list[Scenario] = [
     Scenario("textures-colour", "textures", shortcut=("colour", "red", "checker", 0.95)),
     Scenario("digits-colour", "digits", shortcut=("colour", "cyan", "3", 0.9)),
     Scenario("textures-background", "textures", seed=1, shortcut=("background", "grid", "dots", 0.9)),
-    Scenario("digits-patch", "digits", seed=1, shortcut=("patch", "True", "7", 0.9)),
+    Scenario("digits-patch", "digits", seed=1, shortcut=("patch", "True", "7", 0.95)),
     Scenario("textures-patch-weak", "textures", seed=2, shortcut=("patch", "True", "rings", 0.75)),
     Scenario("textures-hue", "textures", seed=3, shortcut=("hue", "0-45", "checker", 0.95)),
     Scenario("text-trigger", "text", shortcut=("trigger", "True", "finance", 0.9)),
