@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .common import KINDS, MAX_SELECTED_INPUTS
+from .common import KINDS, MAX_SELECTED_INPUTS, short_number
 from .maps import concept_findings, separation_findings, training_findings
 from .labels import label_issue_ranking
 from .mislabels import mislabel_findings
@@ -132,16 +132,8 @@ def fold_repeats(found: list[dict]) -> list[dict]:
 def short_confidence(confidence: dict) -> str:
     """A finding's confidence in a few characters: "p = 0.003, q = 2e-9" ("" when it has no p
     or q: a descriptive finding)."""
-    return ", ".join(f"{key} = {_short_number(confidence[key])}" for key in ("p", "q")
+    return ", ".join(f"{key} = {short_number(confidence[key])}" for key in ("p", "q")
                      if isinstance(confidence.get(key), (int, float)))
-
-
-def _short_number(x: float) -> str:
-    """0.003 stays 0.003; 2.1e-09 becomes 2e-9 (one significant digit, no exponent padding)."""
-    if x >= 1e-3 or x == 0:
-        return f"{x:.2g}"
-    mantissa, exponent = f"{x:.0e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
 
 
 def has_maps(atlas: Atlas) -> bool:

@@ -94,3 +94,10 @@ def label_topomaps(atlas: Atlas) -> dict:
                 break
     return out
 
+
+def short_number(x: float) -> str:
+    """0.003 stays 0.003; 2.1e-09 becomes 2e-9 (one significant digit, no exponent padding)."""
+    if x >= 1e-3 or x == 0:
+        return f"{x:.2g}"
+    mantissa, exponent = f"{x:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"

@@ -77,7 +77,7 @@ from scipy.special import gammaln
 from ..methods.concepts.labels import MIN_EFFECT, cohen_h
 from ..methods.topomap.stats import bh_adjust, rows_difference
 from ..store.schema import ATTRIBUTE, categorical_columns, column_roles, is_categorical
-from .common import MAX_SELECTED_INPUTS, class_names, make_finding, name_list, pct
+from .common import MAX_SELECTED_INPUTS, class_names, make_finding, name_list, pct, short_number
 
 if TYPE_CHECKING:
     from ..store import Atlas
@@ -575,10 +575,6 @@ def _noun(attribute: str, value: str) -> str:
     return f"{value} {attribute}" if attribute in _NOUN_FIRST else f"{attribute} {value}"
 
 
-def _q(q: float) -> str:
-    return f"{q:.0e}" if q < 1e-3 else f"{q:.2g}"
-
-
 def _clause(contrast: dict, cls: str, noun: str, split: str | None) -> str:
     where = f" of the {split} split" if split else ""
     if contrast["contrast"] == "recognition":
@@ -586,7 +582,7 @@ def _clause(contrast: dict, cls: str, noun: str, split: str | None) -> str:
     else:
         what = f"inputs{where} of other classes are called {cls}"
     return (f"{what} {pct(contrast['share_with'])} of the time with {noun} and {pct(contrast['share_without'])} "
-            f"without (q = {_q(contrast['q'])})")
+            f"without (q = {short_number(contrast['q'])})")
 
 
 def _text(c: dict) -> str:
