@@ -269,3 +269,24 @@ def test_spatial_max_matches_torch_max_bit_for_bit_with_ties_and_signed_zeros():
     np.testing.assert_array_equal(am, ref.indices.numpy())
     np.testing.assert_array_equal(mx.view(np.uint32), ref.values.numpy().view(np.uint32))
     assert am[2, 3] == 10 and am[0, 0] == 0 and np.signbit(mx[0, 1])
+
+
+def test_summary_token_sample_is_stored_in_256_row_chunks(tmp_path):
+    """Issue 17: the token sample of summary mode starts with 0 rows and grows; its storage
+    chunks were sized from those 0 rows, one row per chunk (a file per token and per neuron
+    block), which made summary mode 10x slower than full mode on MiniLM. The sample holds
+    the same rows and values as the full-mode token arrays."""
+    from neurocarta.store import layout
+
+    _, _, bundle = _tiny_bert(hidden=16, layers=1, intermediate=24)
+    path = tmp_path / "t.txt"
+    path.write_text("\n".join(f"sentence number {i} has some words" for i in range(12)) + "\n")
+    layer = "encoder.layer.0.intermediate"
+    kw = dict(layers=[layer], batch_size=4, progress=False)
+    summary = nc.extract(bundle, f"text:{path}", tmp_path / "s", mode="summary", **kw)
+    full = nc.extract(bundle, f"text:{path}", tmp_path / "f", **kw)
+    group = summary._group[layout.sample(summary.snapshot_name(None), layer)]
+    assert group["value"].chunks[0] == 256 and group["rows"].chunks == (256,)
+    rows, values = summary.sample(layer)
+    assert len(rows) == len(full.tokens) > 12  # every text is sampled (12 < sample size)
+    np.testing.assert_array_equal(values, full.activations(layer)[:][rows].astype(np.float32))

@@ -22,6 +22,9 @@ from ..streaming import GroupStatsAccumulator, TopKAccumulator
 from .plan import ExtractionPlan
 from .rows import Rows, plain
 
+#: rows per storage chunk of the summary-mode sample arrays (at most)
+SAMPLE_ROW_CHUNK = 256
+
 #: sample rows a worker hands back for the coordinator to write: (array path, first row, rows)
 SampleBlock = tuple[str, int, np.ndarray]
 
@@ -102,8 +105,10 @@ class AtlasSink:
                 base = layout.sample(snap, info.name)
                 s_rows = 0 if info.rows == "token" else len(plan.sample_ids)
                 # small row chunks: each chunk of inputs adds a scattered few sample rows, and a
-                # write into part of a chunk rewrites all of it (4,096-row chunks cost 10x more)
-                s_chunk = max(1, min(max(s_rows, 1), 256))
+                # write into part of a chunk rewrites all of it (4,096-row chunks cost 10x more).
+                # Token samples start empty and grow: sized by their 0 rows they got 1-row chunks,
+                # a file per token, and summary mode ran 10x slower than full on MiniLM.
+                s_chunk = SAMPLE_ROW_CHUNK if info.rows == "token" else max(1, min(max(s_rows, 1), SAMPLE_ROW_CHUNK))
                 for sig in info.signals:
                     w.create_array(f"{base}/{sig}", (s_rows, info.n_neurons), (s_chunk, cols_chunk),
                                    plan.store_dtype)
