@@ -144,8 +144,9 @@ def test_findings_on_token_rows_are_served(client, text_atlas):
     assert r.status_code == 200 and r.json() == json.loads(json.dumps(found))
     # the MLP neurons' top tokens share their sentence's topic: concept clusters per topic
     concepts = [f for f in found if f["kind"] == "concept"]
-    assert concepts and all(f["evidence"]["attribute"] == "class" for f in concepts)
-    assert {f["evidence"]["value"] for f in concepts} <= set(TOPICS)
+    clusters = [c for f in concepts for c in f["evidence"]["clusters"]]  # one finding per layer, merged
+    assert clusters and all(c["attribute"] == "class" for c in clusters)
+    assert {c["value"] for c in clusters} <= set(TOPICS)
     for f in found:  # input-level selections name inputs (0..29), never token rows
         assert set(f["selection"].get("inputs", [])) <= set(range(30))
 
