@@ -3,8 +3,8 @@
 ("q = 2e-9") and its check line, in the server's reading order; clicking a finding selects
 what it is about, and a finding about inputs lists them, each a click from the inspector.
 
-The atlas is the small 21-class one (tests/test_figures_many_classes.py: a few seconds); the
-browser, the page recorder and the server come from tests/test_viewer_e2e.py.
+The atlas is the small 21-class one (tests/test_figures_many_classes.py: a few seconds), served
+by tests/test_viewer_mapper_legend.py's fixtures; the browser comes from tests/test_viewer_e2e.py.
 """
 
 from __future__ import annotations
@@ -14,28 +14,13 @@ from urllib.parse import unquote
 
 import pytest
 
-from test_figures_many_classes import build_many_class_atlas
-from test_viewer_e2e import Page, api, browser, serving  # noqa: F401  (browser: a fixture)
+from test_viewer_e2e import api, browser  # noqa: F401  (browser: a fixture)
+from test_viewer_mapper_legend import mapper_page, server  # noqa: F401  (fixtures: the 21-class atlas served, a page)
 
 from neurocarta.findings import KINDS
 from neurocarta.findings.common import make_finding
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    path = tmp_path_factory.mktemp("findings-e2e") / "atlas"
-    build_many_class_atlas(path)
-    with serving(path) as url:
-        yield url
-
-
-@pytest.fixture
-def page(browser):  # noqa: F811  (the fixture imported above)
-    p = Page(browser)
-    yield p
-    p.context.close()
 
 
 def panel_items(pg) -> list[dict]:
@@ -53,10 +38,10 @@ def hash_param(pg, key: str) -> str | None:
     return pg.evaluate(f"new URLSearchParams(location.hash.slice(1)).get({key!r})")
 
 
-def test_the_atlas_findings_are_shown_in_reading_order_with_badge_and_check(page, server):
+def test_the_atlas_findings_are_shown_in_reading_order_with_badge_and_check(mapper_page, server):
     want = api(server, "/api/findings")
     assert any(f["kind"] == "separation" for f in want)  # the 21-class atlas's merged separation line
-    pg = page.page
+    pg = mapper_page.page
     pg.goto(server + "#notour")  # no topomap in this atlas: nothing to wait for but the panel
     shown = panel_items(pg)
     assert [s["kind"] for s in shown] == [f["kind"] for f in want]  # the server's order, every finding
@@ -66,7 +51,7 @@ def test_the_atlas_findings_are_shown_in_reading_order_with_badge_and_check(page
     pg.locator("[data-testid=finding]").nth(sep).click()
     pg.wait_for_function("new URLSearchParams(location.hash.slice(1)).get('view') === 'mapper'", timeout=5000)
     assert hash_param(pg, "mapperLayer") == want[sep]["selection"]["layer"]
-    assert page.errors == []
+    assert mapper_page.errors == []
 
 
 def synthetic_findings() -> list[dict]:
@@ -80,9 +65,9 @@ def synthetic_findings() -> list[dict]:
     return out
 
 
-def test_every_kind_has_a_badge_its_confidence_and_inputs_to_select(page, server):
+def test_every_kind_has_a_badge_its_confidence_and_inputs_to_select(mapper_page, server):
     found = synthetic_findings()
-    pg = page.page
+    pg = mapper_page.page
     pg.route("**/api/findings", lambda route: route.fulfill(status=200, content_type="application/json",
                                                              body=json.dumps(found)))
     pg.goto(server + "#notour")
@@ -108,4 +93,4 @@ def test_every_kind_has_a_badge_its_confidence_and_inputs_to_select(page, server
     pg.wait_for_function("new URLSearchParams(location.hash.slice(1)).get('sel') === 'input:43'", timeout=5000)
     assert unquote(pg.url).count("input:43") == 1
     assert "+4 more" in pg.locator("[data-testid=findings] li").nth(outlier).inner_text()
-    assert page.errors == []
+    assert mapper_page.errors == []
