@@ -44,6 +44,7 @@ from scipy import sparse
 
 from ..store import schema
 from .common import class_names
+from .shortcut import shortcut_causes, shortcut_victims
 from .systematic import systematic_disagreements
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ class LabelIssues:
     skipped: dict  # issue type -> why Datalab could not run it
     factors: pd.DataFrame  # the categorical attributes, aligned by row (for systematic.py)
     held_out: np.ndarray  # outside the training split (all False when the data has no split)
+    shortcut_victims: np.ndarray  # disagreements a detected shortcut explains (shortcut.py)
 
     @property
     def n_classes(self) -> int:
@@ -160,8 +162,9 @@ class LabelIssues:
 
     @property
     def mislabelled(self) -> np.ndarray:
-        """The inputs a mislabel finding names: candidates that no factor explains."""
-        return self.candidates & ~self.systematic
+        """The inputs a mislabel finding names: candidates that no factor explains, and that a
+        detected shortcut does not explain either (its victims are the shortcut's finding)."""
+        return self.candidates & ~self.systematic & ~self.shortcut_victims
 
     def estimated_noise_rate(self) -> float | None:
         """cleanlab's estimate of the share of wrong labels: the off-diagonal mass of its
@@ -403,10 +406,14 @@ def find_label_issues(atlas: Atlas, snapshot: str | None = None) -> LabelIssues 
     held_out = np.zeros(len(ids), dtype=bool)
     if schema.SPLIT in table and (table[schema.SPLIT] == "train").any():
         held_out = (table[schema.SPLIT] != "train").to_numpy()
+    victims = np.zeros(len(ids), dtype=bool)
+    if has_model:
+        causes = shortcut_causes(table.reset_index(), class_names(atlas), atlas.column_roles)
+        victims = shortcut_victims(table, causes)
     return LabelIssues(layer=layer, input_ids=ids, labels=labels, knn_probs=knn_probs, neighbours=neighbours, graph=graph,
                        pred=pred, model_probs=model_probs, model_source=model_source, probs=probs,
                        issues=issues.reset_index(drop=True), info=info, skipped=skipped,
-                       factors=factors, held_out=held_out)
+                       factors=factors, held_out=held_out, shortcut_victims=victims)
 
 
 def label_issue_ranking(atlas: Atlas, snapshot: str | None = None) -> pd.DataFrame:

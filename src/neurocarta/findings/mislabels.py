@@ -147,7 +147,8 @@ def _confusion(found: LabelIssues, names: list[str], mapper) -> dict | None:
     # labels that look right: the neighbours share them, or the disagreement is the model's
     # (systematic: an attribute or the split explains it, systematic.py; or a held-out input
     # the model is not confident about, one of its test errors), not noise in the labels
-    fine = (pred != labels) & ((found.knn_pred == labels) | found.systematic | found.held_out) & ~found.mislabelled
+    fine = ((pred != labels) & ((found.knn_pred == labels) | found.systematic | found.held_out | found.shortcut_victims)
+            & ~found.mislabelled)
     counts = np.zeros((c, c), dtype=np.int64)
     np.add.at(counts, (labels[fine], pred[fine]), 1)
     a, b = np.nonzero(~np.eye(c, dtype=bool) & (n_per_class[:, None] > 0))

@@ -571,6 +571,22 @@ def _has_value(table: pd.DataFrame, cause: dict) -> pd.Series:
     return table[cause["attribute"]].astype(str) == cause["value"]
 
 
+def shortcut_victims(table: pd.DataFrame, causes: list[dict]) -> np.ndarray:
+    """Which rows of ``table`` (label, pred and the attributes) one of ``causes`` explains: with
+    the cause's value and predicted as its class though labelled otherwise (pulled in), and,
+    for a class recognised mostly with the value, its inputs without the value predicted as
+    another class (left out). Their disagreement with the label is the shortcut's doing, so
+    the label rules must not call them mislabelled (one cause, one finding)."""
+    label, pred = table["label"].to_numpy(), table["pred"].to_numpy()
+    out = np.zeros(len(table), dtype=bool)
+    for c in causes:
+        with_value = _has_value(table, c).to_numpy(dtype=bool)
+        out |= with_value & (pred == c["class"]) & (label != c["class"])
+        if c["contrast"] == "recognition":
+            out |= ~with_value & (label == c["class"]) & (pred != c["class"])
+    return out
+
+
 def _noun(attribute: str, value: str) -> str:
     return f"{value} {attribute}" if attribute in _NOUN_FIRST else f"{attribute} {value}"
 
