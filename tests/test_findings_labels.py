@@ -55,7 +55,7 @@ def uniform(tmp_path_factory):
     flip[:3] = False
     given = np.where(flip, (y + rng.integers(1, 4, N)) % 4, y)
     x[1], given[1] = x[0], given[0]
-    x[2] *= 8.0  # same direction, eight times as far: the model still says its class
+    x[2] *= 30.0  # same direction, thirty times as far: the model still says its class
     atlas = _atlas(tmp_path_factory.mktemp("uniform"), x, given)
     return atlas, flip, mislabel_findings(atlas)
 
@@ -143,7 +143,8 @@ def test_exact_duplicate_and_far_outlier_are_found(uniform):
     assert [0, 1] in d["evidence"]["groups"] and d["evidence"]["exact"] >= 2
     (o,) = _of(found, "outlier")
     assert o["selection"]["inputs"][0] == 2 and o["view"] == "inspector"
-    assert o["evidence"]["distance_ratio"] > 4
+    assert o["evidence"]["distance_ratio"] > 10
+    assert len(o["selection"]["inputs"]) == 1  # the tail of ordinary inputs is not "far from all others"
 
 
 def test_clean_labels_give_no_mislabel_finding(tmp_path):
