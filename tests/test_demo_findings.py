@@ -22,8 +22,9 @@ from neurocarta.findings import findings
 from neurocarta.store.schema import BOOKKEEPING, column_roles
 
 #: the planted flips the mislabel findings must recover, at this precision (measured on the
-#: demo: see the print in the test)
-MIN_RECALL = 0.6
+#: demo: see the print in the test; 0.76 at 0.98. A shortcut-victim guard blind to the split
+#: also dropped 20 training flips, recall 0.64: this bound catches that)
+MIN_RECALL = 0.7
 MIN_PRECISION = 0.8
 
 

@@ -296,3 +296,18 @@ def test_exact_tail_matches_fisher_and_a_brute_force_sum():
     # far tails keep their precision (no 1 - cdf)
     assert _sum_hypergeom_tail(np.array([400]), np.array([100]), np.array([100]), 90) == pytest.approx(
         stats.hypergeom(400, 100, 100).sf(89), rel=1e-6)
+
+
+def test_shortcut_victims_are_the_inputs_the_cause_explains():
+    """The label rules leave these to the shortcut's finding: inputs with the value pulled to the
+    class though labelled otherwise, and for a recognition cause the class's inputs without the
+    value called something else; nothing else."""
+    from neurocarta.findings.shortcut import shortcut_victims
+
+    t = pd.DataFrame({"label": [1, 1, 0, 0, 0, 2], "pred": [0, 0, 2, 0, 1, 2],
+                      "watermark": ["yes", "no", "no", "no", "yes", "yes"]})
+    attraction = {"attribute": "watermark", "value": "yes", "class": 0, "contrast": "attraction", "range": None}
+    assert shortcut_victims(t, [attraction]).tolist() == [True, False, False, False, False, False]
+    recognition = dict(attraction, contrast="recognition")
+    assert shortcut_victims(t, [recognition]).tolist() == [True, False, True, False, False, False]
+    assert not shortcut_victims(t, []).any()
