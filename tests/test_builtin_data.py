@@ -81,3 +81,10 @@ def test_digits():
     assert len(train) + len(DigitsSource(split="test")) == 1797
     with pytest.raises(nc.SpecError):
         DigitsSource(split="validation")
+
+
+def test_an_option_value_of_the_wrong_kind_is_one_spec_error_line():
+    """`shapes:bias=lots` reached float() inside the source and escaped as a bare ValueError
+    (a traceback from the CLI); now it names the spec and the value."""
+    with pytest.raises(nc.SpecError, match=r"data spec 'shapes:bias=lots' .*wrong kind.*'lots'"):
+        nc.load_data("shapes:bias=lots")

@@ -81,8 +81,13 @@ def _build(cls, rest: str, spec: str) -> DataSource:
         raise SpecError(f"data spec {spec!r}: {e}") from e
     try:
         return cls(**options)
+    except SpecError:
+        raise
     except TypeError as e:
         raise SpecError(f"data spec {spec!r} has an unknown option ({e}); see the docs of {cls.__name__}") from e
+    except ValueError as e:  # a value of the wrong kind that the source's own checks did not word
+        raise SpecError(f"data spec {spec!r} has an option value of the wrong kind ({e}); "
+                        f"see the docs of {cls.__name__}") from e
 
 
 __all__ = ["DataSource", "SubsetSource", "limit_source", "load_data", "with_inputs", "DATA_FORMS"]
