@@ -44,7 +44,7 @@ from scipy import sparse
 
 from ..store import schema
 from .common import class_names
-from .shortcut import shortcut_causes, shortcut_victims
+from .shortcut import atlas_shortcut_causes, shortcut_victims
 from .systematic import systematic_disagreements
 
 if TYPE_CHECKING:
@@ -408,8 +408,7 @@ def find_label_issues(atlas: Atlas, snapshot: str | None = None) -> LabelIssues 
         held_out = (table[schema.SPLIT] != "train").to_numpy()
     victims = np.zeros(len(ids), dtype=bool)
     if has_model:
-        causes = shortcut_causes(table.reset_index(), class_names(atlas), atlas.column_roles)
-        victims = shortcut_victims(table, causes)
+        victims = shortcut_victims(table, atlas_shortcut_causes(atlas, snap))
         if held_out.any():
             # a training input was fitted to its label: the model disagreeing with it there is
             # evidence against the label, not the shortcut's pull, which shows on held-out data

@@ -69,6 +69,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
+from weakref import WeakKeyDictionary
 
 import numpy as np
 import pandas as pd
@@ -525,13 +526,29 @@ def shortcut_causes(table: pd.DataFrame, class_names: list[str] | None = None,
     return sorted(causes, key=lambda c: (-c["effect"], c["p"]))
 
 
+#: each open atlas's causes per snapshot: the shortcut rule and the label rules (which leave a
+#: shortcut's victims to it) read the same causes, computed once, as the atlas caches its tables
+_CAUSES: WeakKeyDictionary = WeakKeyDictionary()
+
+
+def atlas_shortcut_causes(atlas: Atlas, snapshot: str | None = None) -> list[dict]:
+    """:func:`shortcut_causes` of ``atlas``'s inputs and ``snapshot``'s outputs, once per open
+    atlas and snapshot (read-only: callers copy what they keep)."""
+    snap = atlas.snapshot_name(snapshot)
+    per_snapshot = _CAUSES.setdefault(atlas, {})
+    if snap not in per_snapshot:
+        per_snapshot[snap] = shortcut_causes(atlas.inputs_with_outputs(snap), class_names(atlas),
+                                             atlas.column_roles)
+    return per_snapshot[snap]
+
+
 # ============================================================================ findings
 def shortcut_findings(atlas: Atlas, snapshot: str | None = None) -> list[dict]:
     """Attribute values that push the model toward one class (:func:`shortcut_causes`), one
     finding per cause, backed by the representation where the atlas has per-input
     activations. Fires from the model outputs alone when no map is stored."""
     table = atlas.inputs_with_outputs(snapshot)
-    causes = shortcut_causes(table, class_names(atlas), atlas.column_roles)
+    causes = atlas_shortcut_causes(atlas, snapshot)
     if not causes:
         return []
     layer = _map_layer(atlas)
