@@ -383,19 +383,13 @@ def _add_map(sub: Any) -> None:
 
 
 def _cmd_map(a: argparse.Namespace) -> int:
-    from .pipeline import build_concepts, build_mappers, build_topomaps
+    from .pipeline import MapOptions, run_map_stages
     from .store import open_atlas
 
     atlas = open_atlas(a.atlas)
-    progress = not a.quiet
-    runs = build_topomaps(atlas, layers=a.layers, grid=True, snapshots=True, seed=a.seed, progress=progress)
-    mappers = build_mappers(atlas, layers=a.layers, progress=progress, seed=a.seed)
-    result = build_concepts(atlas, layers=a.layers, progress=progress, snapshots=True, seed=a.seed)
-    n_groups = sum(s["n_clusters"] for s in result.summary()["layers"])
-    print(f"topomap  {len(runs)} layers x {len(atlas.snapshots)} snapshots\n"
-          f"mapper   {len(mappers)} layers, {sum(r.graph.n_nodes for r in mappers)} nodes\n"
-          f"concepts {len(result.layers)} layers, {n_groups} groups\n"
-          f"stored in {atlas.root / 'maps'}; view with: neurocarta serve {a.atlas}")
+    # every stage of pipeline.MAP_STAGES, in order: each prints what it made
+    run_map_stages(atlas, MapOptions(layers=a.layers, seed=a.seed, progress=not a.quiet))
+    print(f"stored in {atlas.root / 'maps'}; view with: neurocarta serve {a.atlas}")
     return 0
 
 

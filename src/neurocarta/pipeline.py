@@ -7,17 +7,26 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .errors import UserError
 from .methods.defaults import TOPOMAP_DISTANCE, TOPOMAP_METHOD, TOPOMAP_PROFILE
 from .store.layout import FIGURES, node
+from .store.status import MapStatus, StageState
 
 if TYPE_CHECKING:
     from .methods.concepts import ConceptResult
     from .methods.mapper import MapperResult
     from .methods.topomap import TopoMapResult
     from .store import Atlas
+
+
+#: ``report(done, total)``: how far a stage is, in layers (written to the atlas's status file)
+Report = Callable[[int, int], None]
+
+
+def _no_report(done: int, total: int) -> None:
+    pass
 
 
 @dataclass
@@ -55,7 +64,7 @@ def default_grouping(atlas: Atlas) -> str | None:
 def build_topomaps(atlas: Atlas, layers: list[str] | None = None, group_by: str | None = None,
                    method: str = TOPOMAP_METHOD, distance: str = TOPOMAP_DISTANCE, profile: str = TOPOMAP_PROFILE, grid: bool = False, refine: bool = False,
                    snapshots: bool = False, animate: bool = False, formats: tuple[str, ...] = ("png",),
-                   seed: int = 0, progress: bool = True) -> list[TopomapRun]:
+                   seed: int = 0, progress: bool = True, report: Report | None = None) -> list[TopomapRun]:
     """Topographic maps of ``layers`` (default: every layer with 3 or more neurons), saved
     into the atlas, with figures under ``ATLAS/figures/topomap/``.
 
@@ -63,7 +72,8 @@ def build_topomaps(atlas: Atlas, layers: list[str] | None = None, group_by: str 
     what it groups by instead, or that there is nothing to map).
 
     ``snapshots``: paint every snapshot on the last snapshot's layout (needed to
-    ``animate``, which writes one GIF per layer).
+    ``animate``, which writes one GIF per layer). ``report(done, total)``: called before
+    the first layer and after each (the status file's progress).
     """
     from tqdm.auto import tqdm
 
@@ -93,6 +103,8 @@ def build_topomaps(atlas: Atlas, layers: list[str] | None = None, group_by: str 
         names = [n for n in names if atlas.manifest.layer(n).n_neurons >= 3]
     out_dir = Path(atlas.root) / FIGURES / "topomap"
     runs = []
+    report = report or _no_report
+    report(0, len(names))
     for name in tqdm(names, desc="topomap", unit="layer", disable=not progress):
         result = topomap(atlas, name, group_by=group_by, method=method, distance=distance, profile=profile,
                          grid=grid, refine=refine, snapshots="all" if snapshots else "last", seed=seed, save=True)
@@ -108,18 +120,20 @@ def build_topomaps(atlas: Atlas, layers: list[str] | None = None, group_by: str 
             if animate:
                 run.figures.append(str(animate_topomap(result, out_dir / f"{stem}.gif")))
         runs.append(run)
+        report(len(runs), len(names))
     if not runs:
         print("neurocarta: no layer with 3 or more neurons to map", file=sys.stderr)
     return runs
 
 
 def build_mappers(atlas: Atlas, layers: list[str] | None = None, progress: bool = True,
-                  **params) -> list[MapperResult]:
+                  report: Report | None = None, **params) -> list[MapperResult]:
     """Mapper graphs of ``layers`` (default: every layer), saved into the atlas, with a
     class-pie figure each under ``ATLAS/figures/mapper/``.
 
     ``params`` go to :func:`neurocarta.methods.mapper.mapper` (lens, intervals, overlap,
-    cover, clusterer, eps, min_samples, metric, min_jaccard, seed).
+    cover, clusterer, eps, min_samples, metric, min_jaccard, seed). ``report(done, total)``:
+    as in :func:`build_topomaps`.
     """
     from tqdm.auto import tqdm
 
@@ -130,16 +144,20 @@ def build_mappers(atlas: Atlas, layers: list[str] | None = None, progress: bool 
     out_dir = Path(atlas.root) / FIGURES / "mapper"
     # the viewer's class colours, counted in inputs; pies of another column get their own legend
     legend = class_legend(atlas) if params.get("colour_by") is None else None
-    for name in tqdm(atlas.select_layers(layers), desc="mapper", unit="layer", disable=not progress):
+    names = atlas.select_layers(layers)
+    report = report or _no_report
+    report(0, len(names))
+    for name in tqdm(names, desc="mapper", unit="layer", disable=not progress):
         result = mapper(atlas, name, save=True, **params)
         if result.graph.n_nodes and "classes" in result.nodes:
             save_figure(plot_mapper(result, legend=legend), out_dir / f"{node(name)}.png")
         results.append(result)
+        report(len(results), len(names))
     return results
 
 
 def build_concepts(atlas: Atlas, layers: list[str] | None = None, progress: bool = True, snapshots: bool = False,
-                   **params) -> ConceptResult:
+                   report: Report | None = None, **params) -> ConceptResult:
     """The concept atlas of ``layers`` (default: every layer with 2 or more neurons), saved
     into the atlas, with a neuron-projection figure and one concept-graph figure per class
     under ``ATLAS/figures/concepts/``.
@@ -150,11 +168,15 @@ def build_concepts(atlas: Atlas, layers: list[str] | None = None, progress: bool
     ``params`` go to :func:`neurocarta.methods.concepts.concepts` (k, threshold, method,
     resolution, across_layers, embedding, snapshot, seed, ...). ``snapshots``: also every
     earlier snapshot, each projection aligned to the last one's (for a training slider).
+    ``report(done, total)`` counts snapshots, the last (the viewer's default) first.
     Returns the last snapshot's result.
     """
     from .methods.concepts import concepts
     from .render import plot_concept_graph, plot_projection, save_figure
 
+    report = report or _no_report
+    n_snapshots = len(atlas.snapshots) if snapshots else 1
+    report(0, n_snapshots)
     if progress:
         print("neurocarta: grouping neurons (MinHash + LSH, Leiden) and embedding them", file=sys.stderr)
     result = concepts(atlas, layers=layers, save=True, **params)
@@ -163,10 +185,11 @@ def build_concepts(atlas: Atlas, layers: list[str] | None = None, progress: bool
 
         for layer in result.layers:  # small exemplar crops per neuron, for the viewer
             save_patches(atlas, layer, exemplar_patches(atlas, layer, result.snapshot), result.snapshot)
+    report(1, n_snapshots)
     if snapshots:
-        for snap in atlas.snapshots:
-            if snap != result.snapshot:
-                concepts(atlas, layers=layers, save=True, **{**params, "snapshot": snap, "align_to": result})
+        for done, snap in enumerate((s for s in atlas.snapshots if s != result.snapshot), start=2):
+            concepts(atlas, layers=layers, save=True, **{**params, "snapshot": snap, "align_to": result})
+            report(done, n_snapshots)
     out_dir = Path(atlas.root) / FIGURES / "concepts"
     save_figure(plot_projection(result), out_dir / f"projection@{node(result.snapshot)}.png")
     describe = dict(zip(result.clusters["cluster"], result.clusters["describe"]))
@@ -176,3 +199,130 @@ def build_concepts(atlas: Atlas, layers: list[str] | None = None, progress: bool
             save_figure(plot_concept_graph(graph, labels=labels, title=f"concept graph of class {name}"),
                         out_dir / f"graph@{node(name)}.png")
     return result
+
+
+# ----------------------------------------------------------------------------- the map stages
+@dataclass
+class MapOptions:
+    """What a run of the map stages is asked for; each stage reads the fields it needs.
+
+    ``group_by``: the topomaps' groupings, one map per layer each (``None``: the default
+    grouping). ``colour_by``: the Mapper pies' column (``None``: the label). ``attributes``:
+    the concept coherence attributes (``None``: every categorical attribute).
+    ``animate``: a training GIF per topomap. ``concept_snapshots``: concepts of every
+    snapshot (a training slider), not only the last.
+    """
+
+    layers: list[str] | None = None
+    seed: int = 0
+    progress: bool = True
+    group_by: tuple[str | None, ...] = (None,)
+    colour_by: str | None = None
+    attributes: list[str] | None = None
+    animate: bool = False
+    concept_snapshots: bool = True
+
+
+@dataclass(frozen=True)
+class MapStage:
+    """One step of ``neurocarta map`` and the demo: ``run(atlas, options, report)`` builds and
+    stores its maps, calls ``report(done, total)`` as it goes, and returns the lines that say
+    what it made (printed by the CLI and the demo).
+
+    ``title`` names it in the viewer's progress note and the timing line ("Mapper graphs
+    built in 4 s"); ``unit`` is what ``report`` counts. ``after_viewer``: a slow stage the demo
+    runs only once the viewer is up and the findings are printed (they do not need it).
+    """
+
+    name: str
+    title: str
+    run: Callable[[Atlas, MapOptions, Report], list[str]]
+    unit: str = "layers"
+    after_viewer: bool = False
+
+
+def _topomap_stage(atlas: Atlas, o: MapOptions, report: Report) -> list[str]:
+    lines = []
+    first, last = atlas.snapshots[0], atlas.snapshots[-1]
+    for group_by in o.group_by:
+        runs = build_topomaps(atlas, layers=o.layers, group_by=group_by, grid=True, snapshots=True,
+                              animate=o.animate and len(atlas.snapshots) > 1, seed=o.seed, progress=o.progress,
+                              report=report)
+        for r in runs:
+            m = r.summary()
+            what = "class separation" if r.result.group_by == "label" else f"{r.result.group_by} separation"
+            change = f"{m['separation'][first]:.2f} -> " if first != last else ""
+            lines.append(f"topomap  {m['layer']:<24} trustworthiness {m['trustworthiness']:.3f}  "
+                         f"{what} {change}{m['separation'][last]:.2f}")
+    return lines
+
+
+def _mapper_stage(atlas: Atlas, o: MapOptions, report: Report) -> list[str]:
+    lines = []
+    for r in build_mappers(atlas, layers=o.layers, progress=o.progress, seed=o.seed, colour_by=o.colour_by,
+                           report=report):
+        s = r.summary()
+        # purity needs labels: unlabelled data says n/a rather than nan
+        purity = "n/a" if s["mean_purity"] != s["mean_purity"] else f"{s['mean_purity']:.2f}"
+        lines.append(f"mapper   {s['layer']:<24} {s['n_nodes']:>4} nodes {s['n_components']:>3} components  "
+                     f"{o.colour_by or 'class'} purity {purity}")
+    return lines
+
+
+def _concepts_stage(atlas: Atlas, o: MapOptions, report: Report) -> list[str]:
+    result = build_concepts(atlas, layers=o.layers, progress=o.progress, snapshots=o.concept_snapshots,
+                            seed=o.seed, report=report, **({"attributes": o.attributes} if o.attributes else {}))
+    lines = []
+    for s in result.summary()["layers"]:
+        known = [a for a in s["coherence"] if s["coherence"][a] is not None]
+        # the asked-for attribute first; else the one whose groups beat random groups the most
+        best = next((a for a in o.attributes or [] if a in known), None) or max(
+            known, key=lambda a: s["coherence"][a] - s["random_coherence"][a], default=None)
+        line = f"  coherence {best} {s['coherence'][best]:.2f} vs random {s['random_coherence'][best]:.2f}" if best else ""
+        lines.append(f"concepts {s['layer']:<24} {s['n_clusters']:>3} groups ({s['grouped']:.0%} of neurons){line}")
+    return lines
+
+
+#: The map stages, in the order ``neurocarta map`` and the demo run them. A new kind of map
+#: plugs in with one entry here (its ``run`` stores its results in the atlas); the viewer's
+#: progress note and the status file follow from the entry.
+MAP_STAGES: list[MapStage] = [
+    MapStage("topomap", "topographic maps", _topomap_stage),
+    MapStage("mapper", "Mapper graphs", _mapper_stage),
+    MapStage("concepts", "concept atlas", _concepts_stage, unit="snapshots"),
+]
+
+
+def run_map_stages(atlas: Atlas, options: MapOptions, stages: list[MapStage] | None = None,
+                   status: MapStatus | None = None, say: Callable[[str], None] | None = None) -> None:
+    """Run ``stages`` (default :data:`MAP_STAGES`) in order over ``atlas``, printing what each
+    made and how long it took, and keeping ``maps/_status.json`` up to date for the viewer.
+
+    ``status``: the status file to write (default: a new one listing ``stages``; the demo
+    passes one listing every stage, to run them in two goes). A stage that fails is marked
+    failed in the status file and its error raised.
+    """
+    import time
+
+    stages = MAP_STAGES if stages is None else stages
+    status = status or map_status(atlas, stages)
+    say = say or (lambda message: print(f"neurocarta: {message}", file=sys.stderr))
+    for stage in stages:
+        t0 = time.perf_counter()
+        status.start(stage.name)
+        try:
+            lines = stage.run(atlas, options, lambda done, total, name=stage.name: status.progress(name, done, total))
+        except BaseException as e:
+            status.finish(stage.name, error=" ".join(f"{type(e).__name__}: {e}".split())[:300])
+            raise
+        status.finish(stage.name)
+        for line in lines:
+            print(line)
+        say(f"{stage.title} built in {time.perf_counter() - t0:.0f} s")
+
+
+def map_status(atlas: Atlas, stages: list[MapStage]) -> MapStatus:
+    """A fresh status file listing ``stages`` as pending (written at once)."""
+    status = MapStatus(atlas.location, [StageState(s.name, s.title, unit=s.unit) for s in stages])
+    status.write()
+    return status

@@ -15,6 +15,10 @@
       thumbnails             inputs x t x t x 3 (uint8), image data only
       patches/<snap>/<layer> neurons x per_neuron x s x s x 3 (uint8) exemplar crops, see
                              methods/concepts/patches.py
+      attributions/<snap>/images   items x H x W (float32) per-pixel attribution maps, at the
+                             model's input size; their index (and text items' per-token
+                             values) is the result maps/attributions/<snap>/, see
+                             store/attributions.py
       inputs.parquet         one row per input: id, label, split, attributes, text
       outputs.parquet        per snapshot and input: pred, confidence, loss, correct
       tokens.parquet         one row per token row: input_id, position, token_id, token
@@ -67,10 +71,16 @@ def patches(snap: str, layer: str) -> str:
     return f"patches/{node(snap)}/{node(layer)}"
 
 
+def attribution_images(snap: str) -> str:
+    """Image attribution maps of one snapshot (store/attributions.py)."""
+    return f"attributions/{node(snap)}/images"
+
+
 THUMBNAILS = "thumbnails"
 INPUTS = "inputs.parquet"
 OUTPUTS = "outputs.parquet"
 TOKENS = "tokens.parquet"
 WORK = "_work"
 MAPS = "maps"
+MAP_STATUS = "maps/_status.json"  # where the map stages stand (store/status.py), for the viewer
 FIGURES = "figures"
