@@ -47,6 +47,14 @@ export function classColour(name: string): string {
   return legendColours.map.get(name) ?? OTHER;
 }
 
+/** A signed value as a highlight behind text: red above 0, blue below, more opaque the larger
+ *  |v| / scale (capped); transparent where there is no value. */
+export function signedColour(v: number | null, scale: number): string {
+  if (v === null || !Number.isFinite(v) || !(scale > 0)) return 'transparent';
+  const a = Math.min(1, Math.abs(v) / scale) * 0.85;
+  return v >= 0 ? `rgba(214, 96, 77, ${a.toFixed(3)})` : `rgba(67, 147, 195, ${a.toFixed(3)})`;
+}
+
 export const css = (c: RGB, alpha = 1): string =>
   `rgba(${Math.round(c[0])},${Math.round(c[1])},${Math.round(c[2])},${alpha})`;
 

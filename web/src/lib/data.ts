@@ -6,7 +6,7 @@ import routes from '../../../src/neurocarta/viewer/routes.json';
 import type {
   Manifest, InputRecord, TopomapPayload, TopomapInputPayload, TopomapGroupsPayload, TopomapNodePayload,
   MapperPayload, MemberColumns, MemberRecord, FlowPayload, ConceptsPayload, Finding, NearestRecord,
-  ExemplarsPayload, TokenValues,
+  ExemplarsPayload, TokenValues, FeatvisPayload, FeatvisKind, AttributionsPayload,
 } from './types';
 
 declare global {
@@ -156,6 +156,11 @@ export const api = {
   /** One text input's per-token activation of a neuron, or of a concept cluster's mean. */
   tokens: (inputId: number, layer: string, snapshot: string, by: { neuron: number } | { cluster: number }) =>
     getJSON<TokenValues>(route('tokens', { input_id: inputId }, { layer, snapshot, ...by })),
+  /** A layer's feature visualizations at a snapshot: every target's objective values. */
+  featvis: (snapshot: string, layer: string) => getJSON<FeatvisPayload>(route('featvis', { snapshot, layer })),
+  /** An input's stored attributions (`neurocarta attribute`). */
+  attributions: (snapshot: string, inputId: number) =>
+    getJSON<AttributionsPayload>(route('attributions', { snapshot, input_id: inputId })),
 };
 
 /** All input records, paged (the table is small next to activations: ~100 bytes per input). */
@@ -167,17 +172,42 @@ export async function allInputs(manifest: Manifest, pageSize = 5000): Promise<In
   return first.concat(...(await Promise.all(pages)));
 }
 
+/** The snapshot under which a manifest table (snapshot -> names it stores something for) holds
+ *  `name`: `snapshot` itself, else the latest that does; '' where none does. The views ask only
+ *  for what the manifest lists, so an atlas without it costs no request and no 404. */
+function storedSnapshot(table: Record<string, (string | number)[]> | undefined, snapshot: string, name: string): string {
+  if (!table) return '';
+  const holds = (s: string) => (table[s] ?? []).some((n) => String(n) === name);
+  if (holds(snapshot)) return snapshot;
+  return Object.keys(table).reverse().find(holds) ?? '';
+}
+
 /** The exemplar patches of a neuron, or null where the atlas stores none (no 404s in the console). */
 export function patchURL(manifest: Manifest | null, snapshot: string, layer: string, unit: number): string | null {
-  const stored = manifest?.patches;
-  if (!stored) return null;
-  let snap = snapshot;
-  if (!stored[snap]?.includes(layer)) {
-    snap = Object.keys(stored).reverse().find((s) => stored[s].includes(layer)) ?? '';
-    if (!snap) return null;
-  }
-  return imageURL(route('patches', { snapshot: snap, layer, neuron: unit }));
+  const snap = storedSnapshot(manifest?.patches, snapshot, layer);
+  return snap ? imageURL(route('patches', { snapshot: snap, layer, neuron: unit })) : null;
 }
+
+/** The snapshot whose feature visualizations of `layer` to show ('' where none are stored). */
+export const featvisSnapshot = (manifest: Manifest | null, snapshot: string, layer: string): string =>
+  storedSnapshot(manifest?.featvis, snapshot, layer);
+
+/** The `i`-th image of a feature-visualization target, or null where the export lacks it. */
+export function featvisImageURL(snapshot: string, layer: string, kind: FeatvisKind, target: string, i = 0): string | null {
+  const path = route('featvis_image', { snapshot, layer, kind, target }, i ? { i } : {});
+  // A static lookup falls back to the path without its query: a later image must not turn
+  // into the first one where the export carries only that.
+  if (i && isStatic() && !staticKeys(path).slice(0, 2).some((k) => k in window.__NC_STATIC__!)) return null;
+  return imageURL(path);
+}
+
+/** The snapshot whose attributions of input `inputId` to show ('' where none are stored). */
+export const attributionSnapshot = (manifest: Manifest | null, snapshot: string, inputId: number): string =>
+  storedSnapshot(manifest?.attributions, snapshot, String(inputId));
+
+/** An image attribution's overlay (RGBA, the thumbnail's size), or null where the export lacks it. */
+export const attributionImageURL = (snapshot: string, inputId: number, index: number): string | null =>
+  imageURL(route('attribution_image', { snapshot, input_id: inputId, index }));
 
 /** Whether a layer has one activation row per token (text exemplars instead of patches). */
 export function isTokenLayer(manifest: Manifest | null, layer: string): boolean {

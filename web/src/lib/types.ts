@@ -9,6 +9,11 @@ export interface Manifest {
   has_thumbnails: boolean;
   /** Snapshot -> layers with stored exemplar patches. */
   patches: Record<string, string[]>;
+  /** Snapshot -> layers with stored feature visualizations (`neurocarta visualize`); absent in
+   *  an atlas made before them. */
+  featvis?: Record<string, string[]>;
+  /** Snapshot -> input ids (as strings) with stored attributions (`neurocarta attribute`). */
+  attributions?: Record<string, (string | number)[]>;
   columns: string[];
   mode: string;
   /** The categorical palette (render/palette.py) and the class legend: every class up to 30,
@@ -108,3 +113,20 @@ export interface TokenValues {
 }
 /** What colours a text input's tokens: a neuron, or a concept cluster's mean, of a token layer. */
 export type TokenSource = { layer: string; neuron: number } | { layer: string; cluster: number };
+/** What a feature visualization was optimised for: a neuron (its index), a concept group (its
+ *  cluster id), a Mapper node (its id) or a class (its index); ids as strings. */
+export type FeatvisKind = 'neuron' | 'concept' | 'mapper_node' | 'class';
+/** One target's visualization(s) of a layer (`/featvis/{snapshot}/{layer}`): the objective its
+ *  images reached (`activation`) against that of its best dataset exemplar. */
+export interface FeatvisTarget {
+  kind: FeatvisKind; target: string; images: number; activation: number;
+  exemplar_activation: number | null; exemplar_input_id: string | null; objective: string;
+}
+export interface FeatvisPayload { size: number; targets: FeatvisTarget[] }
+/** One stored attribution of an input: an overlay image (`kind: 'image'`) or signed per-token
+ *  values normalised to [-1, 1] (`kind: 'tokens'`). */
+export interface AttributionItem {
+  index: number; method: string; target_kind: string; target: string; layer: string | null;
+  kind: 'image' | 'tokens'; tokens?: { token: string; value: number }[]; total: number;
+}
+export interface AttributionsPayload { input_id: string; items: AttributionItem[] }
