@@ -29,6 +29,7 @@ _LAZY = {
     "load_mapper": "methods.mapper",
     "ConceptAtlas": "methods.concepts", "concepts": "methods.concepts", "ConceptResult": "methods.concepts",
     "load_concepts": "methods.concepts",
+    "attribute": "attribution",
 }
 
 __all__ = [
@@ -36,7 +37,7 @@ __all__ = [
     "Atlas", "LayerActivations", "LayerInfo", "GroupStats", "DataSource", "ModelBundle", "ModelInputs",
     "TopoMap", "topomap", "TopoMapResult", "load_topomap", "group_difference",
     "Mapper", "mapper", "MapperResult", "load_mapper", "ConceptAtlas", "concepts", "ConceptResult", "load_concepts",
-    "UserError", "AtlasError", "LayerError", "SpecError", "NonFiniteError",
+    "UserError", "AtlasError", "LayerError", "SpecError", "NonFiniteError", "attribute",
 ]
 
 

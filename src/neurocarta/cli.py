@@ -513,6 +513,49 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_attribute(sub: Any) -> None:
+    p = sub.add_parser("attribute", help="which pixels or tokens of inputs move a class, neuron or concept group",
+                       description="Attribute a target's value at each of the given inputs to their pixels (a "
+                                   "per-pixel map) or tokens (signed per-token values) with Captum, and store "
+                                   "them in the atlas for the viewer's inspector. The model is loaded again "
+                                   "from what the atlas recorded, with the snapshot's weights.")
+    p.add_argument("atlas")
+    p.add_argument("--inputs", required=True, metavar="ID[,ID...]", help="input ids, e.g. 3,17,40")
+    p.add_argument("--method", default="saliency", choices=["saliency", "ig"],
+                   help="saliency (the absolute gradient, fast; default) or ig (integrated gradients)")
+    p.add_argument("--target", default="predicted",
+                   help="predicted (default), class:N or class:NAME, neuron:LAYER:N, concept:LAYER:GROUP "
+                        "(the sum over a stored concept group's members)")
+    p.add_argument("--snapshot", default=None, help="whose weights (default: the last snapshot)")
+    p.add_argument("--steps", type=int, default=32, help="integrated gradients' path points (default 32)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
+    p.add_argument("--trust", action="store_true", help="allow loading a pickled model, as extract did")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true", help="the stored items as one JSON object")
+
+
+def _cmd_attribute(a: argparse.Namespace) -> int:
+    from .attribution import attribute
+    from .store import open_atlas
+
+    atlas = open_atlas(a.atlas)
+    items = attribute(atlas, a.inputs, method=a.method, target=a.target, snapshot=a.snapshot, steps=a.steps,
+                      device=a.device, trust=a.trust, progress=not a.quiet and not a.json)
+    snap = atlas.snapshot_name(a.snapshot)
+    rows = [{"index": i.index, "input_id": i.input_id, "method": i.method, "target_kind": i.target_kind,
+             "target": i.target, "layer": i.layer, "kind": i.kind, "total": i.total, "score": i.score}
+            for i in items]
+    if a.json:
+        print(json.dumps({"atlas": atlas.url, "snapshot": snap, "items": rows}))
+        return 0
+    for r in rows:
+        layer = f" in {r['layer']}" if r["layer"] else ""
+        print(f"input {r['input_id']:>6}  {r['method']:<20} {r['target_kind']} {r['target']}{layer}  "
+              f"score {r['score']:.3g}  total {r['total']:.3g}")
+    print(f"stored {len(rows)} attributions for snapshot {snap}; view with: neurocarta serve {a.atlas}")
+    return 0
+
+
 def _add_findings(sub: Any) -> None:
     p = sub.add_parser("findings", help="what the maps show, in plain language (shortcuts, mislabels, ...)",
                        description="Generate findings from the maps stored in the atlas: classes that separate, "
@@ -576,7 +619,8 @@ COMMANDS = {"extract": (_add_extract, _cmd_extract), "layers": (_add_layers, _cm
             "map": (_add_map, _cmd_map), "serve": (_add_serve, _cmd_serve),
             "export": (_add_export, _cmd_export), "findings": (_add_findings, _cmd_findings),
             "columns": (_add_columns, _cmd_columns), "demo": (_add_demo, _cmd_demo),
-            "compare": (_add_compare, _cmd_compare)}
+            "compare": (_add_compare, _cmd_compare),
+            "attribute": (_add_attribute, _cmd_attribute)}
 
 
 def build_parser() -> argparse.ArgumentParser:
