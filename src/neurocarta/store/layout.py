@@ -15,6 +15,10 @@
       thumbnails             inputs x t x t x 3 (uint8), image data only
       patches/<snap>/<layer> neurons x per_neuron x s x s x 3 (uint8) exemplar crops, see
                              methods/concepts/patches.py
+      featvis/<snap>/<layer>/images           targets x images x s x s x 3 (uint8) feature
+                             visualizations (layer "output": class logits), see store/featvis.py
+      featvis/<snap>/<layer>/targets.parquet  one row per target: kind, target, objective,
+                             activation reached, the best exemplar's activation and input id
       attributions/<snap>/images   items x H x W (float32) per-pixel attribution maps, at the
                              model's input size; their index (and text items' per-token
                              values) is the result maps/attributions/<snap>/, see
@@ -69,6 +73,12 @@ def link(snap: str, source: str, target: str) -> str:
 def patches(snap: str, layer: str) -> str:
     """Exemplar patches of one layer's neurons (methods/concepts/patches.py)."""
     return f"patches/{node(snap)}/{node(layer)}"
+
+
+def featvis(snap: str, layer: str) -> str:
+    """Feature visualizations of one layer's targets (store/featvis.py): ``images`` and
+    ``targets.parquet`` inside."""
+    return f"featvis/{node(snap)}/{node(layer)}"
 
 
 def attribution_images(snap: str) -> str:
