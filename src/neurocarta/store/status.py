@@ -105,3 +105,16 @@ def read_map_status(location: Location) -> dict:
     if writer_gone:
         stages = [{**s, "state": INTERRUPTED} if s.get("state") not in FINISHED else s for s in stages]
     return {"stages": stages, "running": any(s.get("state") not in FINISHED for s in stages)}
+
+
+def status_version(location: Location) -> tuple | None:
+    """The status file's identity (inode, mtime, size): every write replaces the file, so it
+    changes with each stage's progress. ``None`` when there is none, or for a remote atlas
+    (its maps are not built while it is served)."""
+    if location.local is None:
+        return None
+    try:
+        st = (location.local / MAP_STATUS).stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
