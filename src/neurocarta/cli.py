@@ -371,11 +371,39 @@ def _cmd_concepts(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_project(sub: Any) -> None:
+    p = sub.add_parser("project", help="the input projection: every input (or token) of a layer as a point, by UMAP",
+                       description="Lay out each layer's activation rows (inputs, or tokens on a text layer) in 2-D "
+                                   "by seeded UMAP (a seeded sample above --max-points rows), stored in the atlas "
+                                   "(maps/inputs/) for the viewer's input view. `neurocarta map` runs it too.")
+    p.add_argument("atlas")
+    p.add_argument("--layers", nargs="+", default=None, metavar="PATTERN", help="layer names or globs (default: all)")
+    p.add_argument("--max-points", type=int, default=100_000, help="project a seeded sample above this many rows "
+                                                                   "(default %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="per layer: points, rows, sampled and the UMAP parameters")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _cmd_project(a: argparse.Namespace) -> int:
+    from .pipeline import build_projections
+    from .store import open_atlas
+
+    atlas = open_atlas(a.atlas)
+    results = build_projections(atlas, layers=a.layers, progress=not a.quiet, max_points=a.max_points, seed=a.seed)
+    if a.json:
+        print(json.dumps({"atlas": atlas.url, "layers": [r.summary() for r in results]}))
+        return 0
+    for r in results:
+        print(f"{r.layer:<24} {len(r.points):>7,} points of {r.n_rows:,} rows{' (seeded sample)' if r.sampled else ''}")
+    return 0
+
+
 def _add_map(sub: Any) -> None:
-    p = sub.add_parser("map", help="all three maps of every layer: topomap, Mapper and concepts, with defaults",
-                       description="Run the topographic maps (every snapshot, with grid mode), the Mapper graphs and "
-                                   "the concept atlas (every snapshot, with exemplar patches) over every layer, "
-                                   "with their defaults: what the viewer shows.")
+    p = sub.add_parser("map", help="every map of every layer: topomap, Mapper, concepts and the input projection",
+                       description="Run the topographic maps (every snapshot, with grid mode), the Mapper graphs, "
+                                   "the concept atlas (every snapshot, with exemplar patches) and the input "
+                                   "projection over every layer, with their defaults: what the viewer shows.")
     p.add_argument("atlas")
     p.add_argument("--layers", nargs="+", default=None, metavar="PATTERN", help="layer names or globs (default: all)")
     p.add_argument("--seed", type=int, default=0)
@@ -616,7 +644,7 @@ def _format_finding(f: dict, width: int = 0) -> str:
 COMMANDS = {"extract": (_add_extract, _cmd_extract), "layers": (_add_layers, _cmd_layers),
             "info": (_add_info, _cmd_info), "topomap": (_add_topomap, _cmd_topomap),
             "mapper": (_add_mapper, _cmd_mapper), "concepts": (_add_concepts, _cmd_concepts),
-            "map": (_add_map, _cmd_map), "serve": (_add_serve, _cmd_serve),
+            "map": (_add_map, _cmd_map), "project": (_add_project, _cmd_project), "serve": (_add_serve, _cmd_serve),
             "export": (_add_export, _cmd_export), "findings": (_add_findings, _cmd_findings),
             "columns": (_add_columns, _cmd_columns), "demo": (_add_demo, _cmd_demo),
             "compare": (_add_compare, _cmd_compare),

@@ -16,6 +16,7 @@ from .store.status import MapStatus, StageState
 
 if TYPE_CHECKING:
     from .methods.concepts import ConceptResult
+    from .methods.inputs_projection import InputProjection
     from .methods.mapper import MapperResult
     from .methods.topomap import TopoMapResult
     from .store import Atlas
@@ -201,6 +202,28 @@ def build_concepts(atlas: Atlas, layers: list[str] | None = None, progress: bool
     return result
 
 
+def build_projections(atlas: Atlas, layers: list[str] | None = None, progress: bool = True,
+                      report: Report | None = None, **params) -> list[InputProjection]:
+    """The input projection of ``layers`` (default: every layer): each activation row (input
+    or token) as a point, by seeded UMAP, stored in the atlas (``maps/inputs/<layer>``) for the
+    viewer's input view. ``params`` go to
+    :func:`neurocarta.methods.inputs_projection.project_inputs` (max_points, neighbours,
+    min_dist, seed, stat). ``report(done, total)``: called before the first layer and after
+    each one."""
+    from tqdm.auto import tqdm
+
+    from .methods.inputs_projection import project_inputs
+
+    names = atlas.select_layers(layers)
+    report = report or _no_report
+    report(0, len(names))
+    results = []
+    for name in tqdm(names, desc="inputs", unit="layer", disable=not progress):
+        results.append(project_inputs(atlas, name, save=True, **params))
+        report(len(results), len(names))
+    return results
+
+
 # ----------------------------------------------------------------------------- the map stages
 @dataclass
 class MapOptions:
@@ -283,6 +306,11 @@ def _concepts_stage(atlas: Atlas, o: MapOptions, report: Report) -> list[str]:
     return lines
 
 
+def _inputs_stage(atlas: Atlas, o: MapOptions, report: Report) -> list[str]:
+    return [f"inputs   {r.layer:<24} {len(r.points):>6,} points{' (a seeded sample)' if r.sampled else ''} by UMAP"
+            for r in build_projections(atlas, layers=o.layers, progress=o.progress, seed=o.seed, report=report)]
+
+
 #: The map stages, in the order ``neurocarta map`` and the demo run them. A new kind of map
 #: plugs in with one entry here (its ``run`` stores its results in the atlas); the viewer's
 #: progress note and the status file follow from the entry.
@@ -290,6 +318,8 @@ MAP_STAGES: list[MapStage] = [
     MapStage("topomap", "topographic maps", _topomap_stage),
     MapStage("mapper", "Mapper graphs", _mapper_stage),
     MapStage("concepts", "concept atlas", _concepts_stage, unit="snapshots"),
+    # the viewer's input view; findings do not read it, so the demo runs it after them
+    MapStage("inputs", "input projection", _inputs_stage, after_viewer=True),
 ]
 
 

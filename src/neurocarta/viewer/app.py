@@ -297,6 +297,20 @@ def create_app(atlas_path: Atlas | str | Path, static_dir: str | Path | None = N
     async def findings(request: Request):
         return await cached(request, "findings", as_json(data.findings))
 
+    @get(template("input_projections"))
+    async def input_projections(request: Request):
+        return await cached(request, "input-projections", as_json(data.projection_layers))
+
+    @get(template("input_projection"))
+    async def input_projection(request: Request, layer: str):
+        return await cached(request, ("input-projection", layer), as_json(data.input_projection, data.layer(layer)))
+
+    @get(template("topomap_selection"))
+    async def topomap_selection(request: Request, name: str, layer: str, polygon: str, snapshot: str | None = None):
+        snap, lay = data.snapshot(snapshot), data.layer(layer)
+        return await cached(request, ("topomap-selection", name, lay, polygon, snap),
+                            as_json(data.topomap_selection, name, lay, polygon, snap))
+
     # ------------------------------------------------------------ the front end
     @get("/{path:path}")
     async def static(request: Request, path: str):

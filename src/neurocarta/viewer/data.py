@@ -152,6 +152,7 @@ class ViewerData:
         # computed once even when many requests ask at the same moment.
         self.topomap_result = once(self._topomap_result, 64)
         self.mapper_result = once(self._mapper_result, 64)
+        self.projection_result = once(self._projection_result, 16)
         self.concept_result = once(self._concept_result, 16)
         self.layer_moments = once(self._layer_moments, 64)
         self._thumb_block = once(self._read_thumb_block, 32)
@@ -196,7 +197,8 @@ class ViewerData:
             "modality": m.data.get("modality") or m.model.get("modality"), "mode": a.mode,
             "layers": [{"name": l.name, "kind": l.kind, "n_neurons": l.n_neurons, "rows": l.rows,
                         "spatial": l.spatial, "receptive_field": l.receptive_field} for l in a.layers],
-            "maps": {"topomap": a.maps("topomap"), "mapper": a.maps("mapper"), "concepts": a.maps("concepts")},
+            "maps": {"topomap": a.maps("topomap"), "mapper": a.maps("mapper"), "concepts": a.maps("concepts"),
+                     "inputs": self.projection_layers()},
             "patches": {s: ls for s, ls in patches.items() if ls},
             "has_thumbnails": a.has_thumbnails,
             "columns": list(map(str, self.input_frame().columns)),
@@ -481,6 +483,86 @@ class ViewerData:
         (z,) = self.input_zscores(name, [ids], snap)
         return {"layer": r.layer, "snapshot": snap, "mapper_layer": layer, "node": int(node),
                 "n_inputs": int(len(ids)), "values": float_list(z, 4)}
+
+    # ------------------------------------------------------------ input projection
+    def _projection_result(self, layer: str):
+        from ..methods.inputs_projection import KIND, InputProjection
+
+        return InputProjection.load(self.atlas, self._stored(KIND, self.layer(layer)))
+
+    def projection_layers(self) -> list[str]:
+        """Layers with a stored input projection, in the atlas's layer order."""
+        from ..methods.inputs_projection import KIND
+
+        stored = set(self.atlas.maps(KIND))
+        return [name for name in self.atlas.layer_names if name in stored]
+
+    def input_projection(self, layer: str) -> dict:
+        """Every projected activation row of ``layer`` as columns: ``x``, ``y`` (unit square),
+        ``input_id``, ``row``; token layers add the token text and the token table's own text
+        columns (``token_columns``: word, category, ...), so the viewer can search and colour
+        tokens."""
+        r = self.projection_result(layer)
+        p = r.points
+        out = {"layer": r.layer, "snapshot": r.snapshot, "n_rows": r.n_rows, "sampled": r.sampled, "params": r.params,
+               "x": float_list(p["x"].to_numpy()), "y": float_list(p["y"].to_numpy()),
+               "input_id": p["input_id"].astype(int).tolist(), "row": p["row"].astype(int).tolist(),
+               "tokens": None, "token_columns": {}}
+        if self.atlas.manifest.layer(r.layer).rows == "token":
+            rows = self.atlas.tokens.iloc[p["row"].to_numpy(dtype=np.int64)]
+            out["tokens"] = rows["token"].astype(str).tolist()
+            skip = {"row", "input_id", "position", "token_id", "token", TOKEN_START, TOKEN_END}
+            out["token_columns"] = {str(c): rows[c].astype(str).tolist() for c in rows.columns
+                                    if c not in skip and not pd.api.types.is_numeric_dtype(rows[c])}
+        return jsonable(out)
+
+    def projection_selection(self, layer: str, polygon: str) -> tuple[np.ndarray, np.ndarray]:
+        """The points of ``layer``'s input projection inside a lasso ``polygon``
+        (``"x1,y1,x2,y2,..."`` in the projection's coordinates): their activation rows and
+        input ids. The rule and the coordinates (rounded as the payload sends them) are the
+        viewer's, so the server selects exactly the points the lasso lit."""
+        from ..methods.inputs_projection import points_in_polygon
+
+        try:
+            flat = np.array([float(v) for v in polygon.split(",")], dtype=np.float64)
+        except ValueError:
+            raise BadRequest("polygon must be comma-separated numbers x1,y1,x2,y2,...") from None
+        if len(flat) % 2 or not 3 <= len(flat) // 2 <= 500 or not np.isfinite(flat).all():
+            raise BadRequest("polygon needs 3 to 500 finite x,y vertices")
+        p = self.projection_result(layer).points
+        x, y = np.round(p["x"].to_numpy(dtype=np.float64), 6), np.round(p["y"].to_numpy(dtype=np.float64), 6)
+        inside = points_in_polygon(x, y, flat.reshape(-1, 2))
+        return p["row"].to_numpy(dtype=np.int64)[inside], p["input_id"].to_numpy(dtype=np.int64)[inside]
+
+    def topomap_selection(self, name: str, layer: str, polygon: str, snapshot: str | None = None) -> dict:
+        """A lasso of the input projection painted on map ``name``: per neuron, the selection
+        against every other row of the map's layer (standardised difference of means), with
+        the permutation test and FDR of ``neurocarta compare``
+        (:func:`~neurocarta.methods.topomap.stats.rows_difference`). On the projection's own
+        layer the lasso's rows are used as they are (tokens on a text layer); on another layer
+        its inputs' rows."""
+        from ..methods.topomap.stats import rows_difference
+
+        r = self.topomap_result(name)
+        snap = self.snapshot(snapshot)
+        rows, ids = self.projection_selection(layer, polygon)
+        if not len(rows):
+            raise NotFound("the lasso holds no points; draw it around some")
+        if layer != r.layer:
+            ids = np.unique(ids)
+            rows = self._input_rows(r.layer, ids)
+        if self.atlas.mode == "summary":
+            raise NotFound("a summary atlas stores no per-input activations to compare; re-extract with --mode full")
+        n_rows = len(self.atlas.activations(r.layer, snap))
+        rest = np.setdiff1d(np.arange(n_rows), rows)
+        if not len(rest):
+            raise NotFound("the lasso holds every input; leave some out to compare against")
+        d = rows_difference(self.atlas, r.layer, rows, rest, snap, permutations=1000, stat=self._map_stat(r),
+                            names=("lasso", "rest"))
+        return jsonable({"layer": r.layer, "snapshot": snap, "projection_layer": layer,
+                         "n_inputs": int(len(np.unique(ids))), "n_rows": int(len(rows)), "n_rest": int(len(rest)),
+                         "values": float_list(d.effect, 4), "significant": d.significant.tolist(),
+                         "n_significant": int(d.significant.sum()), "statistic_p": d.statistic_p, "test": d.test})
 
     # ------------------------------------------------------------ mapper
     def _mapper_result(self, layer: str):

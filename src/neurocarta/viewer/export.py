@@ -72,6 +72,8 @@ def static_payloads(data: ViewerData, ids: np.ndarray, progress: Callable[[str],
       ``/api/topomap/<name>/input/<input_id>`` (last snapshot; layers with one row per input)
     - ``/api/mapper/<layer>``, ``/api/mapper/<layer>/members?format=json``,
       ``/api/mapper/<layer>/flow/<next layer>`` (consecutive stored layers, atlas order)
+    - ``/api/input-projection`` and ``/api/input-projection/<layer>`` (every projected point;
+      a lasso's map against the rest is computed by the server only)
     - ``/api/concepts/<snapshot>``, ``/api/concepts/<snapshot>/nearest/<neuron>?k=10``
     - ``/api/patches/<snapshot>/<layer>/<neuron>.png`` (data: URL) where patches are stored
 
@@ -113,6 +115,11 @@ def static_payloads(data: ViewerData, ids: np.ndarray, progress: Callable[[str],
         out[f"{route_path('mapper_members', layer=layer)}?format=json"] = data.mapper_members_json(layer)
     for a, b in zip(stored, stored[1:]):
         out[route_path("mapper_flow", layer=a, next_layer=b)] = data.mapper_flow(a, b)
+    projected = data.projection_layers()
+    out[route_path("input_projections")] = projected
+    say(f"{len(projected)} input projections")
+    for layer in projected:  # every point, even with --sample: the inputs left out are drawn grey
+        out[route_path("input_projection", layer=layer)] = data.input_projection(layer)
     for snap in atlas.maps("concepts"):
         say(f"concept atlas {snap}")
         out[route_path("concepts", snapshot=snap)] = data.concepts(snap)

@@ -6,7 +6,7 @@ import routes from '../../../src/neurocarta/viewer/routes.json';
 import type {
   Manifest, InputRecord, TopomapPayload, TopomapInputPayload, TopomapGroupsPayload, TopomapNodePayload,
   MapperPayload, MemberColumns, MemberRecord, FlowPayload, ConceptsPayload, Finding, NearestRecord,
-  ExemplarsPayload, TokenValues, FeatvisPayload, FeatvisKind, AttributionsPayload,
+  ExemplarsPayload, TokenValues, InputProjectionPayload, TopomapSelectionPayload, FeatvisPayload, FeatvisKind, AttributionsPayload,
 } from './types';
 
 declare global {
@@ -151,6 +151,10 @@ export const api = {
   nearest: (snapshot: string, neuron: number, k = 10) =>
     getJSON<NearestRecord[]>(route('concepts_nearest', { snapshot, neuron }, { k })),
   findings: () => getJSON<Finding[]>(route('findings')),
+  inputProjection: (layer: string) => getJSON<InputProjectionPayload>(route('input_projection', { layer })),
+  /** A lasso of `layer`'s input projection (vertices x1,y1,...) against the rest, on map `name`. */
+  topomapSelection: (name: string, layer: string, polygon: number[], snapshot: string) =>
+    getJSON<TopomapSelectionPayload>(route('topomap_selection', { name, layer }, { polygon: polygon.join(','), snapshot })),
   exemplars: (snapshot: string, layer: string, neuron: number, k = 9) =>
     getJSON<ExemplarsPayload>(route('exemplars', { snapshot, layer, neuron }, { k })),
   /** One text input's per-token activation of a neuron, or of a concept cluster's mean. */

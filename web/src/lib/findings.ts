@@ -1,6 +1,7 @@
 // A finding's `selection` (written by the Python rules in neurocarta.findings) applied to the
 // app state. Keys are read leniently so a new rule needs no front-end change.
 import type { Finding } from './types';
+import { api } from './data';
 import { app, select, type ViewId } from './store.svelte';
 import { atlas, selectCluster } from './atlas.svelte';
 
@@ -10,6 +11,7 @@ const VIEW_ALIASES: Record<string, ViewId> = {
   graph: 'graph', concepts: 'graph', concept: 'graph', 'concept-graph': 'graph',
   mapper: 'mapper', topology: 'mapper', flow: 'mapper',
   inspector: 'inspector', input: 'inspector', inputs: 'inspector',
+  'input-projection': 'inputs', projection_inputs: 'inputs',
 };
 
 const num = (v: unknown): number | null => (typeof v === 'number' ? v : typeof v === 'string' && v !== '' && Number.isFinite(Number(v)) ? Number(v) : null);
@@ -45,6 +47,8 @@ export function applyFinding(f: Finding): void {
   else if (node !== null && layer) { app.mapperLayer = layer; select({ kind: 'node', layer, node }); }
   else if (unit !== null && layer) select({ kind: 'neuron', layer, unit });
   else if (input !== null) select({ kind: 'input', id: input });
+  // the input projection colours the finding's inputs (the findings list is loaded and cached)
+  if (inputs?.length) api.findings().then((all) => { const i = all.indexOf(f); if (i >= 0) app.inColor = `finding:${i}`; }, () => {});
   app.view = view;
 }
 

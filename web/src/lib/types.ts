@@ -5,7 +5,8 @@ export interface LayerInfo {
 export interface Manifest {
   name: string; model: string; data: string; n_inputs: number; class_names: string[];
   snapshots: string[]; modality: string; layers: LayerInfo[];
-  maps: { topomap: string[]; mapper: string[]; concepts: string[] };
+  /** inputs: layers with a stored input projection (absent from servers before it existed) */
+  maps: { topomap: string[]; mapper: string[]; concepts: string[]; inputs?: string[] };
   has_thumbnails: boolean;
   /** Snapshot -> layers with stored exemplar patches. */
   patches: Record<string, string[]>;
@@ -53,6 +54,18 @@ export interface TopomapInputPayload { layer: string; snapshot: string; input_id
 /** A map painted by an input-table column: per value, its profile over the neurons. */
 export interface TopomapGroupsPayload {
   layer: string; snapshot: string; column: string; groups: string[]; counts: number[]; values: Record<string, number[]>;
+}
+/** A layer's input projection (/input-projection/{layer}): one entry per point, as columns; token
+ *  layers add each point's token and the token table's text columns (word, category, ...). */
+export interface InputProjectionPayload {
+  layer: string; snapshot: string; n_rows: number; sampled: boolean; params: Record<string, unknown>;
+  x: number[]; y: number[]; input_id: number[]; row: number[];
+  tokens: string[] | null; token_columns: Record<string, string[]>;
+}
+/** A lasso of the input projection against the rest, per neuron of a map (effect sizes). */
+export interface TopomapSelectionPayload {
+  layer: string; snapshot: string; projection_layer: string; n_inputs: number; n_rows: number; n_rest: number;
+  values: number[]; significant: boolean[]; n_significant: number; statistic_p: number | null; test: string;
 }
 /** A map's values for a Mapper node's inputs. */
 export interface TopomapNodePayload {
