@@ -1,9 +1,9 @@
 """Attributions with Captum: which parts of an input move a target.
 
 - Images: Captum's ``Saliency`` (the absolute input gradient, the fast default) or
-  ``IntegratedGradients`` (from a black image in the model's normalised space, i.e. the
-  preprocessing's mean colour) on the preprocessed pixels; the map is the absolute
-  attribution summed over colour, one value per pixel.
+  ``IntegratedGradients`` (from a black image, preprocessed as the input is) on the
+  preprocessed pixels; the map is the absolute attribution summed over colour, one value
+  per pixel.
 - Text: attributions to the word embeddings (``LayerGradientXActivation`` for saliency,
   gradient times embedding; ``LayerIntegratedGradients`` from [PAD] embeddings for the
   special tokens kept), summed over the embedding dimension: one signed value per token.
@@ -110,7 +110,7 @@ def attribute_images(model: ReloadedModel, items: Sequence[Any], input_ids: Sequ
         if method == "saliency":
             attr = Saliency(fn).attribute(x, target=pick, abs=True)
         else:
-            attr = IntegratedGradients(fn).attribute(x, baselines=torch.zeros_like(x), target=pick, n_steps=steps,
+            attr = IntegratedGradients(fn).attribute(x, baselines=_black(model, items), target=pick, n_steps=steps,
                                                      internal_batch_size=_INTERNAL_BATCH)
     attr = attr.detach().float().cpu().numpy()
     maps = np.abs(attr).sum(axis=1)
@@ -169,6 +169,14 @@ def _scores(fn: TargetFunction, args: tuple) -> tuple[np.ndarray, np.ndarray | N
         classes = torch.full((len(out),), k, dtype=torch.long, device=out.device)
     score = out.gather(1, classes[:, None])[:, 0]
     return score.float().cpu().numpy(), classes.cpu().numpy()
+
+
+def _black(model: ReloadedModel, items: Sequence[Any]) -> torch.Tensor:
+    """Integrated gradients' baseline: black images, through the model's own preprocessing
+    (the original paper's choice; on a dark background it leaves the attribution on the
+    object, where a mean-grey baseline spreads it over the background too)."""
+    black = [np.zeros_like(np.asarray(item)) for item in items]
+    return model.bundle.preprocess(black).args.to(model.device)
 
 
 def _target_name(target: Target, classes: np.ndarray | None, k: int) -> str:

@@ -49,6 +49,11 @@ def attribute(atlas: "Atlas | str | Path", inputs: "Iterable[int | str] | str", 
     if atlas.manifest.data.get("modality") not in ("image", "text"):
         raise UserError("attributions are drawn on images and texts; this atlas's data is "
                         f"{atlas.manifest.data.get('modality')}")
+    if not goal.on_layer:
+        outputs = atlas.outputs(snap)
+        if outputs is None or "pred" not in outputs.columns:
+            raise UserError("the atlas's model has no class outputs to explain; attribute a neuron "
+                            "(--target neuron:LAYER:N) or a concept group (--target concept:LAYER:GROUP)")
     loaded = reload_model(atlas, snap, model=model, trust=trust, device=device, progress=progress)
     items = compute(loaded, ids, goal, name, steps, _pooling(atlas, goal), progress)
     if save:

@@ -335,15 +335,22 @@ class ShapesSource(DataSource):
             out.extend(batch[j] for j in range(len(batch)))
         return out
 
-    # ------------------------------------------------------------------ rendering
-    def _render(self, p: _Params, src: np.ndarray) -> np.ndarray:
-        """Render source images ``src`` into one ``uint8 (B, S, S, 3)`` array."""
-        b, s = len(src), self.size
-        if b == 0:
-            return np.zeros((0, s, s, 3), dtype=np.uint8)
-        grid = np.arange(s, dtype=np.float32) + 0.5
-        gy, gx = grid[None, :, None], grid[None, None, :]
+    def shape_masks(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """``bool (n, size, size)``: the pixels of each image's shape (the rest is background),
+        e.g. to check that an attribution falls on the shape."""
+        params, _, rows = self._ensure()
+        src = rows[np.asarray(indices, dtype=np.int64).reshape(-1)]
+        return self._shape_pixels(params, src, *self._grid())[0]
 
+    # ------------------------------------------------------------------ rendering
+    def _grid(self) -> tuple[np.ndarray, np.ndarray]:
+        grid = np.arange(self.size, dtype=np.float32) + 0.5
+        return grid[None, :, None], grid[None, None, :]
+
+    def _shape_pixels(self, p: _Params, src: np.ndarray, gy: np.ndarray,
+                      gx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(inside, u, v)``: each image's shape mask and its shape-local pixel coordinates."""
+        b, s = len(src), self.size
         # Shape-local coordinates: centred on the shape, rotated by its rotation.
         rot = np.deg2rad(p.rotation[src]).astype(np.float32)[:, None, None]
         cos, sin = np.cos(rot), np.sin(rot)
@@ -359,6 +366,15 @@ class ShapesSource(DataSource):
             sel = np.flatnonzero(labels == c)
             if sel.size:
                 inside[sel] = _shape_mask(name, u[sel], v[sel], radius[sel])
+        return inside, u, v
+
+    def _render(self, p: _Params, src: np.ndarray) -> np.ndarray:
+        """Render source images ``src`` into one ``uint8 (B, S, S, 3)`` array."""
+        b, s = len(src), self.size
+        if b == 0:
+            return np.zeros((0, s, s, 3), dtype=np.uint8)
+        gy, gx = self._grid()
+        inside, u, v = self._shape_pixels(p, src, gy, gx)
 
         # Foreground: the colour, alternated with a darker shade by the texture.
         period = max(4.0, s / 10.0)

@@ -222,6 +222,17 @@ def create_app(atlas_path: Atlas | str | Path, static_dir: str | Path | None = N
         return await cached(request, ("patch", snap, lay, n), lambda: data.patch_png(snap, lay, n),
                             "image/png", IMAGE_CACHE)
 
+    @get(template("attributions"))
+    async def attributions(request: Request, snapshot: str, input_id: str):
+        snap, i = data.snapshot(snapshot), parse_int(input_id, "input_id")
+        return await cached(request, ("attributions", snap, i), as_json(data.attributions, snap, i))
+
+    @get(template("attribution_image"))
+    async def attribution_image(request: Request, snapshot: str, input_id: str, index: str):
+        snap, i, k = data.snapshot(snapshot), parse_int(input_id, "input_id"), parse_int(index, "index")
+        return await cached(request, ("attribution-png", snap, i, k), lambda: data.attribution_png(snap, i, k),
+                            "image/png", REVALIDATE)
+
     @get(template("exemplars"))
     async def exemplars(request: Request, snapshot: str, layer: str, neuron: str, k: int = 9):
         n = parse_int(neuron, "neuron")

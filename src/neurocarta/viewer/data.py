@@ -30,6 +30,7 @@ from ..methods.topomap.inputs import neuron_moments, segment_means, zscores
 from ..methods.topomap.profiles import atlas_profiles
 from ..render.palette import class_legend, palette
 from ..store.schema import ATTRIBUTE, OUTPUT, PRED, PRED_NAME, TOKEN_END, TOKEN_START
+from ..store import attributions as stored_attributions
 from .routes import path as route_path
 
 if TYPE_CHECKING:
@@ -200,6 +201,8 @@ class ViewerData:
             "maps": {"topomap": a.maps("topomap"), "mapper": a.maps("mapper"), "concepts": a.maps("concepts"),
                      "inputs": self.projection_layers()},
             "patches": {s: ls for s, ls in patches.items() if ls},
+            # {snapshot: [input_id, ...]}: inputs with stored attributions (neurocarta attribute)
+            "attributions": stored_attributions.attributed_inputs(a),
             "has_thumbnails": a.has_thumbnails,
             "columns": list(map(str, self.input_frame().columns)),
             # the figures' categorical colours and class legend (render/palette.py): one source
@@ -261,6 +264,34 @@ class ViewerData:
 
     def _patch_png(self, snapshot: str, layer: str, neuron: int) -> bytes:
         return png_bytes(tile(self.patches(snapshot, layer, neuron)))
+
+    # ------------------------------------------------------------ attributions
+    def attributions(self, snapshot: str, input_id: int) -> dict:
+        """The stored attributions of one input: ``{"input_id", "items": [...]}`` (store/attributions.py)."""
+        snap = self.snapshot(snapshot)
+        if not 0 <= input_id < self.atlas.n_inputs:
+            raise NotFound(f"input_id {input_id} is out of range 0..{self.atlas.n_inputs - 1}")
+        items = stored_attributions.input_items(self.atlas, snap, input_id)
+        names = self.atlas.class_names
+        for item in items:  # a class target by name too, where the model has class names
+            if item["target_kind"] in ("predicted", "class") and item["target"].isdigit() \
+                    and int(item["target"]) < len(names):
+                item["target_name"] = str(names[int(item["target"])])
+        return jsonable({"input_id": str(input_id), "items": items})
+
+    def attribution_png(self, snapshot: str, input_id: int, index: int) -> bytes:
+        """Item ``index`` of ``input_id`` as an RGBA heat overlay at the thumbnail's size."""
+        from .attribution_overlay import overlay_rgba
+
+        snap = self.snapshot(snapshot)
+        if not any(item["index"] == index for item in stored_attributions.input_items(self.atlas, snap, input_id)):
+            raise NotFound(f"input {input_id} has no attribution {index} at snapshot {snap!r} "
+                           "(run neurocarta attribute)")
+        values = stored_attributions.image_map(self.atlas, snap, index)
+        if values is None:
+            raise NotFound(f"attribution {index} is per token, not an image")
+        size = self.thumbnail(input_id).shape[0] if self.atlas.has_thumbnails else values.shape[0]
+        return png_bytes(overlay_rgba(values, size))
 
     # ------------------------------------------------------------ text: exemplars and tokens
     def _read_topk(self, snapshot: str, layer: str):

@@ -76,6 +76,9 @@ def static_payloads(data: ViewerData, ids: np.ndarray, progress: Callable[[str],
       a lasso's map against the rest is computed by the server only)
     - ``/api/concepts/<snapshot>``, ``/api/concepts/<snapshot>/nearest/<neuron>?k=10``
     - ``/api/patches/<snapshot>/<layer>/<neuron>.png`` (data: URL) where patches are stored
+    - ``/api/attributions/<snapshot>/<input_id>`` and, for image items,
+      ``/api/attributions/<snapshot>/<input_id>/<index>.png`` (data: URL): the stored
+      attributions of the exported inputs (the manifest lists only those)
 
     An endpoint the server would answer with an error (today: findings whose rule fails) is
     left out, and ``manifest["export"]["errors"]`` maps its path to the server's message, so
@@ -88,6 +91,10 @@ def static_payloads(data: ViewerData, ids: np.ndarray, progress: Callable[[str],
     errors: dict[str, str] = {}
     manifest["export"] = {"sample": None if len(ids) == atlas.n_inputs else int(len(ids)),
                           "inputs": [int(i) for i in ids], "errors": errors}
+    exported = {str(int(i)) for i in ids}  # attributions of exported inputs only
+    manifest["attributions"] = {snap: [i for i in have if i in exported]
+                                for snap, have in manifest.get("attributions", {}).items()}
+    manifest["attributions"] = {snap: have for snap, have in manifest["attributions"].items() if have}
     out[route_path("manifest")] = manifest
     try:
         out[route_path("findings")] = data.findings()
@@ -136,6 +143,15 @@ def static_payloads(data: ViewerData, ids: np.ndarray, progress: Callable[[str],
             for neuron in range(p.shape[0]):
                 out[route_path("patches", snapshot=snap, layer=layer, neuron=neuron)] = \
                     _data_url(png_bytes(tile(p[neuron])), "image/png")
+    for snap, inputs in manifest["attributions"].items():
+        say(f"attributions of {len(inputs)} inputs {snap}")
+        for i in inputs:
+            payload = data.attributions(snap, int(i))
+            out[route_path("attributions", snapshot=snap, input_id=i)] = payload
+            for item in payload["items"]:
+                if item["kind"] == "image":
+                    out[route_path("attribution_image", snapshot=snap, input_id=i, index=item["index"])] = \
+                        _data_url(data.attribution_png(snap, int(i), item["index"]), "image/png")
     return out
 
 
