@@ -8,6 +8,8 @@ export interface Manifest {
   /** inputs: layers with a stored input projection (absent from servers before it existed) */
   maps: { topomap: string[]; mapper: string[]; concepts: string[]; inputs?: string[] };
   has_thumbnails: boolean;
+  /** `serve A --compare B`: atlas B of the comparison page; null: the page compares A's own layers. */
+  compare?: string | null;
   /** Snapshot -> layers with stored exemplar patches. */
   patches: Record<string, string[]>;
   /** Snapshot -> layers with stored feature visualizations (`neurocarta visualize`); absent in
@@ -141,5 +143,32 @@ export interface FeatvisPayload { size: number; targets: FeatvisTarget[] }
 export interface AttributionItem {
   index: number; method: string; target_kind: string; target: string; layer: string | null;
   kind: 'image' | 'tokens'; tokens?: { token: string; value: number }[]; total: number;
+  /** the target's value at the input, and a class target's name */
+  score?: number; target_name?: string;
 }
 export interface AttributionsPayload { input_id: string; items: AttributionItem[] }
+/** One heatmap of the comparison page: CKA of rows x columns (null: a layer without variance). */
+export interface ComparisonPanel { key: string; title: string; rows: string[]; columns: string[]; values: (number | null)[][] }
+export interface ConceptEvent {
+  kind: 'appeared' | 'vanished' | 'split' | 'merged';
+  a?: { layer: string; cluster: number }[]; b?: { layer: string; cluster: number }[];
+  cover?: number; best_jaccard?: number;
+}
+/** `/api/comparison`: layer similarity (CKA) and concept matching of A alone or A against B. */
+export interface ComparisonPayload {
+  names: { A: string; B?: string };
+  similarity: { params: { n_inputs: number; batch_size: number; n_batches: number }; panels: ComparisonPanel[] };
+  concepts: {
+    sides: { a: string; b: string }; groups: { a: number; b: number }; matched: number; appeared: number;
+    vanished: number; split: number; merged: number; events: ConceptEvent[];
+    thresholds: { match: number; part: number; part_min: number; cover: number; new: number };
+  } | null;
+  concepts_note: string | null;
+}
+
+/** One map stage in the server's map-status answer (maps/_status.json, see store/status.py). */
+export interface MapStageStatus {
+  name: string; title: string; state: 'pending' | 'running' | 'done' | 'failed' | 'interrupted';
+  done: number; total: number; unit: string; seconds: number | null; error: string | null;
+}
+export interface MapStatusPayload { stages: MapStageStatus[]; running: boolean }
