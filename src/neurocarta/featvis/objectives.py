@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 KINDS = ("neuron", "concept", "mapper_node", "class")
-OUTPUT = "output"  # the layer name class targets are stored under: the model's output logits
 
 
 @dataclass

@@ -18,7 +18,8 @@ from ..capture.hooks import find_logits
 from ..capture.layers import LayerRef, pick_element, resolve_layers
 from ..errors import UserError
 from ..models import ModelBundle
-from .objectives import OUTPUT, Target, diversity_penalty, objective_values
+from ..store.featvis import OUTPUT
+from .objectives import Target, diversity_penalty, objective_values
 from .relu import Redirect, optimising
 from .param import FourierImage, from_uint8, to_uint8
 from .transforms import Robustness
@@ -37,7 +38,8 @@ class Settings:
     diversity: float = 0.5
     batch: int = 256
     seed: int = 0
-    redirect_steps: int = 32  # the first steps pass redirected ReLU gradients (relu.py)
+    redirect_steps: int = 32  # the first steps pass redirected ReLU gradients (relu.py), later ones while
+    # some image's objective is still zero or below
     robustness: Robustness = field(default_factory=Robustness)
 
 
@@ -157,11 +159,14 @@ def _optimise_batch(tap: LayerTap, preprocess: Preprocess, targets: list[Target]
     image = FourierImage(len(groups), preprocess.size, generator=gen, device=device)
     opt = torch.optim.Adam(image.parameters(), lr=settings.lr)
     every = max(1, settings.steps // 20)
+    dead = True
     for step in range(settings.steps):
-        redirect.active = step < settings.redirect_steps
+        # redirected gradients at the start, and for as long as some image's target is silent
+        redirect.active = step < settings.redirect_steps or dead
         opt.zero_grad(set_to_none=True)
         acts = tap(preprocess(settings.robustness.apply(image(), gen)))
         obj = objective_values(acts, weights, centre, power)
+        dead = bool((obj.detach() <= 0).any())
         loss = -obj.sum()
         if n_img > 1 and settings.diversity > 0:
             size = obj.detach().abs().mean().clamp(min=1e-3)  # the term keeps its weight whatever the units

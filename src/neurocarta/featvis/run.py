@@ -19,8 +19,8 @@ import torch
 from ..capture.reload import ReloadedModel, reload_model
 from ..errors import UserError
 from ..store.atlas import Atlas
-from ..store.featvis import save_featvis
-from .objectives import OUTPUT, Target
+from ..store.featvis import OUTPUT, save_featvis
+from .objectives import Target
 from .optimize import LayerTap, Preprocess, Settings, measure, optimise, target_tensors
 from .targets import class_targets, concept_targets, exemplar_candidates, mapper_targets, neuron_targets
 
@@ -46,6 +46,13 @@ class LayerVisualizations:
                         "exemplar_input_id": None if pd.isna(row.exemplar_input_id) else str(row.exemplar_input_id),
                         "beats_exemplar": None if ex is None else bool(row.activation >= ex)})
         return out
+
+
+    def summary_line(self) -> str:
+        """One line: the layer, its targets and how many beat their best exemplar."""
+        beat = [r["beats_exemplar"] for r in self.records() if r["beats_exemplar"] is not None]
+        share = f"; {sum(beat)}/{len(beat)} excite their target at least as much as its best exemplar" if beat else ""
+        return f"featvis  {self.layer:<24} {len(self.table):>4} targets{share}"
 
 
 def choose_targets(atlas: Atlas, layer: str, snapshot: str, neurons: Sequence[int] | None | bool = None,

@@ -18,7 +18,8 @@ from ..methods.concepts.result import ConceptResult
 from ..methods.mapper.result import MapperResult
 from ..store import schema
 from ..store.atlas import Atlas
-from .objectives import OUTPUT, Target
+from ..store.featvis import OUTPUT
+from .objectives import Target
 
 
 def _usable(atlas: Atlas, layer: str):

@@ -23,6 +23,8 @@ import pandas as pd
 from . import layout, results
 from .atlas import Atlas
 
+#: the layer name class targets are stored under: the model's output logits
+OUTPUT = "output"
 TABLE = "targets.parquet"
 IMAGES = "images"
 COLUMNS = ["kind", "target", "objective", "activation", "activations", "exemplar_activation", "exemplar_input_id"]
