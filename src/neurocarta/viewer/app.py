@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import UserError
+from ..store.status import read_map_status, status_version
 from .auth import TokenGuard, choose_access, url_with_token
 from .data import BadRequest, FindingsFailed, NotFound, ViewerData, encode_json, etag_of, parse_int
 from .routes import template
@@ -116,8 +117,10 @@ def _send(request: Request, body: bytes, etag: str, media_type: str, cache_contr
 
 
 def create_app(atlas_path: Atlas | str | Path, static_dir: str | Path | None = None,
-               token: str | None = None) -> FastAPI:
+               token: str | None = None, compare: Atlas | str | Path | None = None) -> FastAPI:
     """The read-only viewer app over the atlas at ``atlas_path`` (an opened Atlas also works).
+
+    ``compare``: a second atlas for the comparison page (``serve A --compare B``).
 
     ``static_dir``: the built front end (default: the package's ``viewer/static``).
     ``token``: when given, every request must carry it (see ``viewer/auth.py``).
@@ -125,7 +128,8 @@ def create_app(atlas_path: Atlas | str | Path, static_dir: str | Path | None = N
     from ..store import Atlas, open_atlas
 
     atlas = atlas_path if isinstance(atlas_path, Atlas) else open_atlas(atlas_path)
-    data = ViewerData(atlas)
+    other = compare if compare is None or isinstance(compare, Atlas) else open_atlas(compare)
+    data = ViewerData(atlas, compare=other)
     static_root = Path(static_dir or STATIC).resolve()
     cache = _LRU(CACHE_BYTES)
 
@@ -140,9 +144,22 @@ def create_app(atlas_path: Atlas | str | Path, static_dir: str | Path | None = N
         return app.api_route(path, methods=["GET", "HEAD"], include_in_schema=False)
 
     inflight: dict[Any, asyncio.Future] = {}
+    maps_seen: list = [None]
+
+    def maps_version() -> Any:
+        """Where the map stages stand (``maps/_status.json``'s identity): it changes whenever a
+        stage stores a layer's map, and then every payload read from the maps is recomputed,
+        so a map that appears after the server started is served, never a stale "absent"."""
+        version = status_version(atlas.location)
+        if version != maps_seen[0]:
+            maps_seen[0] = version
+            data.forget_maps()
+        return version
 
     async def cached(request: Request, key: Any, make: Callable[[], bytes], media_type: str = JSON,
-                     cache_control: str = REVALIDATE, headers: dict | None = None) -> Response:
+                     cache_control: str = REVALIDATE, headers: dict | None = None, maps: bool = True) -> Response:
+        if maps:  # keyed by the maps' version; thumbnails and static files do not depend on them
+            key = (maps_version(), key)
         hit = cache.get(key)
         if hit is None:
             # single flight: concurrent requests for the same missing payload share one computation
@@ -214,13 +231,26 @@ def create_app(atlas_path: Atlas | str | Path, static_dir: str | Path | None = N
     @get(template("thumbnail"))
     async def thumbnail(request: Request, input_id: str):
         i = parse_int(input_id, "input_id")
-        return await cached(request, ("thumb", i), lambda: data.thumbnail_png(i), "image/png", IMAGE_CACHE)
+        return await cached(request, ("thumb", i), lambda: data.thumbnail_png(i), "image/png", IMAGE_CACHE,
+                            maps=False)
 
     @get(template("patches"))
     async def patches(request: Request, snapshot: str, layer: str, neuron: str):
         snap, lay, n = data.snapshot(snapshot), data.layer(layer), parse_int(neuron, "neuron")
         return await cached(request, ("patch", snap, lay, n), lambda: data.patch_png(snap, lay, n),
                             "image/png", IMAGE_CACHE)
+
+    @get(template("featvis"))
+    async def featvis(request: Request, snapshot: str, layer: str):
+        snap = data.snapshot(snapshot)
+        return await cached(request, ("featvis", snap, layer), as_json(data.featvis, snap, layer))
+
+    @get(template("featvis_image"))
+    async def featvis_image(request: Request, snapshot: str, layer: str, kind: str, target: str, i: int = 0):
+        snap = data.snapshot(snapshot)
+        # revalidated, not kept a day: a new `neurocarta visualize` run replaces the images
+        return await cached(request, ("featvis-png", snap, layer, kind, target, i),
+                            lambda: data.featvis_png(snap, layer, kind, target, i), "image/png", REVALIDATE)
 
     @get(template("attributions"))
     async def attributions(request: Request, snapshot: str, input_id: str):
@@ -304,6 +334,17 @@ def create_app(atlas_path: Atlas | str | Path, static_dir: str | Path | None = N
         n = parse_int(neuron, "neuron")
         return await cached(request, ("nearest", snapshot, n, k), as_json(data.concepts_nearest, snapshot, n, k))
 
+    @get(template("map_status"))
+    async def map_status(request: Request):
+        # never cached: a stage whose process died turns "interrupted" without the file changing
+        maps_version()
+        body = encode_json(read_map_status(atlas.location))
+        return _send(request, body, etag_of(body), JSON, REVALIDATE)
+
+    @get(template("comparison"))
+    async def comparison(request: Request):
+        return await cached(request, "comparison", as_json(data.comparison))
+
     @get(template("findings"))
     async def findings(request: Request):
         return await cached(request, "findings", as_json(data.findings))
@@ -346,7 +387,7 @@ def create_app(atlas_path: Atlas | str | Path, static_dir: str | Path | None = N
             media += "; charset=utf-8"
         immutable = target.parent.name == "assets"  # Vite's content-hashed files
         return await cached(request, key, target.read_bytes, media,
-                            "public, max-age=31536000, immutable" if immutable else REVALIDATE)
+                            "public, max-age=31536000, immutable" if immutable else REVALIDATE, maps=False)
 
     return app
 
@@ -389,16 +430,67 @@ def url_of(sock: socket.socket) -> str:
 
 def serve(atlas_path: Atlas | str | Path, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False,
           static_dir: str | Path | None = None, log_level: str = "warning", sock: socket.socket | None = None,
-          token: str | None = None, no_token: bool = False) -> None:
-    """Serve the viewer of ``atlas_path`` until interrupted, printing its URL.
+          token: str | None = None, no_token: bool = False, compare: Atlas | str | Path | None = None) -> None:
+    """Serve the viewer of ``atlas_path`` until interrupted, printing its URL; ``compare``: a
+    second atlas for the comparison page.
 
     A host beyond the loopback requires a token (``token``, else ``NEUROCARTA_TOKEN``, else one
     generated and printed in the URL) unless ``no_token``; see ``viewer/auth.py``.
     """
+    server, sock = _prepare_server(atlas_path, host, port, open_browser, static_dir, log_level, sock, token, no_token,
+                                   compare=compare)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+class BackgroundServer:
+    """The viewer served from a thread, while the caller goes on (the demo builds its maps)."""
+
+    def __init__(self, server: Any, sock: socket.socket, thread: threading.Thread):
+        self.server, self.sock, self.thread = server, sock, thread
+
+    @property
+    def url(self) -> str:
+        return url_of(self.sock)
+
+    def wait(self) -> None:
+        """Serve until Ctrl+C (or until the server stops), then stop cleanly."""
+        try:
+            while self.thread.is_alive():
+                self.thread.join(0.5)  # a timed join: Ctrl+C reaches the main thread
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+def serve_in_background(atlas_path: Atlas | str | Path, host: str = "127.0.0.1", port: int = 8765,
+                        open_browser: bool = False, static_dir: str | Path | None = None,
+                        log_level: str = "warning", sock: socket.socket | None = None, token: str | None = None,
+                        no_token: bool = False) -> BackgroundServer:
+    """:func:`serve`, from a daemon thread: returns once the port listens (its URL printed).
+    Maps stored afterwards are served as they appear (the app watches ``maps/_status.json``)."""
+    server, sock = _prepare_server(atlas_path, host, port, open_browser, static_dir, log_level, sock, token, no_token)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="neurocarta-viewer", daemon=True)
+    thread.start()
+    return BackgroundServer(server, sock, thread)
+
+
+def _prepare_server(atlas_path: Atlas | str | Path, host: str, port: int, open_browser: bool,
+                    static_dir: str | Path | None, log_level: str, sock: socket.socket | None, token: str | None,
+                    no_token: bool, compare: Atlas | str | Path | None = None) -> tuple[Any, socket.socket]:
+    """The uvicorn server of the viewer app and its listening socket, the URL printed."""
     import uvicorn
 
     access = choose_access(sock.getsockname()[0] if sock else host, token, no_token)
-    app = create_app(atlas_path, static_dir, token=access.token)  # atlas errors before the port is taken
+    app = create_app(atlas_path, static_dir, token=access.token, compare=compare)  # atlas errors before the port
     sock = sock or bind_socket(host, port)
     url = url_with_token(url_of(sock), access)
     if access.warning:
@@ -414,8 +506,4 @@ def serve(atlas_path: Atlas | str | Path, host: str = "127.0.0.1", port: int = 8
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
     config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", timeout_keep_alive=30,
                             backlog=2048)
-    server = uvicorn.Server(config)
-    try:
-        server.run(sockets=[sock])
-    finally:
-        sock.close()
+    return uvicorn.Server(config), sock

@@ -26,11 +26,13 @@ import pandas as pd
 
 from .. import findings as findings_rules
 from ..errors import UserError
+from ..methods.comparison import compare_atlases
 from ..methods.topomap.inputs import neuron_moments, segment_means, zscores
 from ..methods.topomap.profiles import atlas_profiles
 from ..render.palette import class_legend, palette
 from ..store.schema import ATTRIBUTE, OUTPUT, PRED, PRED_NAME, TOKEN_END, TOKEN_START
 from ..store import attributions as stored_attributions
+from ..store import featvis as stored_featvis
 from .routes import path as route_path
 
 if TYPE_CHECKING:
@@ -147,8 +149,9 @@ def once(fn, maxsize: int):
 class ViewerData:
     """Viewer payloads of one atlas, loaded on demand and cached."""
 
-    def __init__(self, atlas: Atlas):
+    def __init__(self, atlas: Atlas, compare: Atlas | None = None):
         self.atlas = atlas
+        self.compare_atlas = compare  # `serve A --compare B`: the comparison page's atlas B
         # Per-instance caches (functools.lru_cache on bound functions, keyed by name), each
         # computed once even when many requests ask at the same moment.
         self.topomap_result = once(self._topomap_result, 64)
@@ -159,12 +162,22 @@ class ViewerData:
         self._thumb_block = once(self._read_thumb_block, 32)
         self.thumbnail_png = once(self._thumbnail_png, 1024)
         self._patches = once(self._read_patches, 32)
+        self._featvis_table = once(self._read_featvis_table, 64)
+        self.featvis_png = once(self._featvis_png, 1024)
         self.patch_png = once(self._patch_png, 1024)
         self.input_frame = once(self._input_frame, 1)
         self._topk = once(self._read_topk, 32)
         self._token_index = once(self._read_token_index, 1)
         self._findings_outcome = once(self._compute_findings, 1)
         self.groupings = once(self._groupings, 1)
+        self.comparison = once(self._comparison, 1)
+
+    def forget_maps(self) -> None:
+        """Drop everything read from the atlas's maps (results, exemplar patches, findings):
+        the map stages stored something new since (the server watches ``maps/_status.json``)."""
+        for read in (self.topomap_result, self.mapper_result, self.concept_result, self._patches, self.patch_png,
+                     self._findings_outcome, self._featvis_table, self.featvis_png):
+            read.cache_clear()
 
     # ------------------------------------------------------------ names (the only way in)
     def layer(self, name: str) -> str:
@@ -203,7 +216,11 @@ class ViewerData:
             "patches": {s: ls for s, ls in patches.items() if ls},
             # {snapshot: [input_id, ...]}: inputs with stored attributions (neurocarta attribute)
             "attributions": stored_attributions.attributed_inputs(a),
+            # {snapshot: [layer, ...]}: layers with stored feature visualizations (neurocarta visualize)
+            "featvis": stored_featvis.featvis_layers(a),
             "has_thumbnails": a.has_thumbnails,
+            # the comparison page's atlas B (`serve A --compare B`); None: it compares A's own layers
+            "compare": self.compare_atlas.url if self.compare_atlas is not None else None,
             "columns": list(map(str, self.input_frame().columns)),
             # the figures' categorical colours and class legend (render/palette.py): one source
             "palette": list(palette()), "class_legend": legend.to_json() if legend else None,
@@ -264,6 +281,42 @@ class ViewerData:
 
     def _patch_png(self, snapshot: str, layer: str, neuron: int) -> bytes:
         return png_bytes(tile(self.patches(snapshot, layer, neuron)))
+
+    # ------------------------------------------------------------ feature visualizations
+    def _read_featvis_table(self, snapshot: str, layer: str) -> pd.DataFrame:
+        if layer != stored_featvis.OUTPUT:
+            self.layer(layer)
+        table = stored_featvis.featvis_table(self.atlas, layer, snapshot)
+        if table is None:
+            raise NotFound(f"no feature visualizations stored for layer {layer[:80]!r} at snapshot {snapshot!r} "
+                           "(run neurocarta visualize)")
+        return table
+
+    def featvis(self, snapshot: str, layer: str) -> dict:
+        """A layer's stored feature visualizations: ``{"size", "targets": [{kind, target,
+        images, activation, exemplar_activation, exemplar_input_id, objective}]}``."""
+        snap = self.snapshot(snapshot)
+        table = self._featvis_table(snap, layer)
+        images = stored_featvis.featvis_images(self.atlas, layer, snap)
+        size, per = (int(images.shape[2]), int(images.shape[1])) if images is not None else (0, 0)
+        targets = [{"kind": r.kind, "target": str(r.target), "images": per, "activation": float(r.activation),
+                    "exemplar_activation": None if pd.isna(r.exemplar_activation) else float(r.exemplar_activation),
+                    "exemplar_input_id": None if pd.isna(r.exemplar_input_id) else str(int(r.exemplar_input_id)),
+                    "objective": str(r.objective)} for r in table.itertuples()]
+        return jsonable({"size": size, "targets": targets})
+
+    def _featvis_png(self, snapshot: str, layer: str, kind: str, target: str, i: int) -> bytes:
+        snap = self.snapshot(snapshot)
+        table = self._featvis_table(snap, layer)
+        rows = np.nonzero((table["kind"] == kind).to_numpy() & (table["target"].astype(str) == target).to_numpy())[0]
+        if not len(rows):
+            raise NotFound(f"layer {layer[:80]!r} has no feature visualization of {kind} {target[:40]!r} "
+                           f"at snapshot {snap!r}")
+        images = stored_featvis.featvis_images(self.atlas, layer, snap)
+        if images is None or not 0 <= i < images.shape[1]:
+            raise NotFound(f"image {i} does not exist: {kind} {target[:40]!r} has "
+                           f"{0 if images is None else images.shape[1]} images")
+        return png_bytes(np.asarray(images[int(rows[0]), i]))
 
     # ------------------------------------------------------------ attributions
     def attributions(self, snapshot: str, input_id: int) -> dict:
@@ -669,6 +722,13 @@ class ViewerData:
             raise NotFound(str(e)) from e
 
     # ------------------------------------------------------------ findings
+    def _comparison(self) -> dict:
+        """The comparison page: CKA of every pair of layers and snapshots, and concept matching,
+        of this atlas alone or against ``compare`` (computed once, on the first request)."""
+        result = compare_atlases(self.atlas, self.compare_atlas)
+        names = {"A": self.atlas.url, **({"B": self.compare_atlas.url} if self.compare_atlas is not None else {})}
+        return jsonable({**result.to_json(), "names": names})
+
     def findings(self) -> list:
         """:func:`neurocarta.findings.findings` of the atlas, JSON-ready. A rule that fails is a
         :class:`FindingsFailed` naming the error, never an empty list: "no findings" must mean
