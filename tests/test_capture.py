@@ -264,7 +264,7 @@ def test_spatial_max_matches_torch_max_bit_for_bit_with_ties_and_signed_zeros():
     x[0, 1, :2] = -0.0  # -0.0 comes first among equal maxima
     x[1, 2] = -3.0
     x[2, 3, [10, 40]] = 50.0  # two equal peaks: the first wins
-    mx, am = spatial_max(x)
+    mx, am = (t.numpy() for t in spatial_max(x))
     ref = x.max(dim=2)
     np.testing.assert_array_equal(am, ref.indices.numpy())
     np.testing.assert_array_equal(mx.view(np.uint32), ref.values.numpy().view(np.uint32))

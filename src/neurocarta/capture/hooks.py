@@ -3,7 +3,10 @@
 Each hook reduces or copies its layer's output *inside* the hook, before any later module
 can touch the tensor, so an in-place op downstream (``ReLU(inplace=True)``) cannot corrupt
 what is recorded. Conv maps are reduced right there to per-channel spatial mean, max and
-argmax, which also keeps memory at (batch x channels) instead of (batch x C x H x W).
+argmax, which also keeps memory at (batch x channels) instead of (batch x C x H x W);
+sequences are pooled there or cut to their kept token rows. The results stay on the model's
+device (reductions.py): with a GPU, only they are copied to the host, later, in one step
+per batch (host.py).
 
 A module can run several times in one forward pass. :class:`LayerHooks` numbers its calls
 per pass, so ``act#1`` records the second call and a bare ``act`` the last one (with one
@@ -21,20 +24,22 @@ import torch
 
 from ..errors import LayerError, NonFiniteError
 from .layers import LayerRef, output_kind, pick_element
-from .reductions import spatial_max
+from .reductions import conv_summary, pool_sequence
 
 
 @dataclass
 class Captured:
-    """One layer's output for one batch, already on the CPU as float32 numpy."""
+    """One layer's output for one batch, reduced, as new float32 tensors on the model's device."""
 
     kind: str
-    value: np.ndarray | None = None  # dense (B,C) or sequence (B,T,C), or (rows, C) when ``selected``
-    mean: np.ndarray | None = None  # conv (B,C)
-    max: np.ndarray | None = None  # conv (B,C)
-    argmax: np.ndarray | None = None  # conv (B,C) flat h*W+w
+    value: torch.Tensor | None = None  # dense (B,C); sequence (B,T,C), its (rows, C) when ``selected``,
+    # or its (B,C) pooled rows when ``pooled``
+    mean: torch.Tensor | None = None  # conv (B,C)
+    max: torch.Tensor | None = None  # conv (B,C)
+    argmax: torch.Tensor | None = None  # conv (B,C) flat h*W+w, int64
     shape: tuple[int, ...] = ()  # per-input output shape
     selected: bool = False  # sequence rows already picked by the recorder's row mask
+    pooled: bool = False  # sequence already pooled to one row per input
 
 
 class LayerHooks:
@@ -107,14 +112,17 @@ class LayerHooks:
 class LayerRecorder:
     """Registers hooks on the chosen layers; ``captured`` holds the latest batch.
 
-    ``row_mask`` (a (B, T) bool tensor, set per batch) makes sequence hooks keep only those
-    token rows, in row-major order, so padding is never copied out of the model's tensors.
+    ``row_mask`` (a (B, T) bool tensor on the model's device, set per batch) makes sequence
+    hooks keep only those token rows, in row-major order, so padding is never copied out of
+    the model's tensors; ``pooling`` (layer name -> ``mean``/``max``/``cls``) pools those
+    layers over the mask instead.
     A layer without a call index whose module runs more than once keeps its last call, and
     the first forward pass that shows this warns once, naming the call recorded.
     """
 
-    def __init__(self, model: torch.nn.Module, refs: list[LayerRef]):
+    def __init__(self, model: torch.nn.Module, refs: list[LayerRef], pooling: dict[str, str | None] | None = None):
         self.refs = refs
+        self.pooling = pooling or {}
         self.captured: dict[str, Captured] = {}
         self.row_mask: torch.Tensor | None = None
         self._hooks = LayerHooks(model, refs, self._record, self._warn_reused)
@@ -130,7 +138,8 @@ class LayerRecorder:
         self.captured = {}
 
     def _record(self, ref: LayerRef, output: Any) -> None:
-        self.captured[ref.name] = capture_output(pick_element(output, ref), ref, self.row_mask)
+        self.captured[ref.name] = capture_output(pick_element(output, ref), ref, self.row_mask,
+                                                 self.pooling.get(ref.name))
 
     def _warn_reused(self, calls: dict[str, int]) -> None:
         self._hooks.on_forward_end = None  # the first forward pass tells; later batches skip the check
@@ -154,25 +163,26 @@ def _reused_layers_message(refs: list[LayerRef], calls: dict[str, int]) -> str |
             f"with its index from 0, e.g. --layers {example!r} (`neurocarta layers` lists every call)")
 
 
-def capture_output(tensor: Any, ref: LayerRef, row_mask: torch.Tensor | None = None) -> Captured:
-    """Copy or reduce one layer output to CPU float32 numpy (see module docstring); a
-    sequence output with a matching ``row_mask`` is copied as its selected rows only."""
+def capture_output(tensor: Any, ref: LayerRef, row_mask: torch.Tensor | None = None,
+                   pool: str | None = None) -> Captured:
+    """Reduce or copy one layer output into new float32 tensors on its own device (see the
+    module docstring): conv maps to per-channel mean, max and argmax; a sequence to its
+    ``pool`` over ``row_mask``, or to the rows ``row_mask`` keeps when it matches; the rest copied."""
     kind = output_kind(tensor, ref)
     t = tensor.detach()
     if kind == "conv":
-        flat = t.flatten(2).float()
-        mx, am = spatial_max(flat)
-        mean = flat.mean(dim=2)
-        return Captured(kind, mean=mean.cpu().numpy(), max=mx, argmax=am, shape=tuple(t.shape[1:]))
+        return Captured(kind, **conv_summary(t), shape=tuple(t.shape[1:]))
     if t.ndim == 1:
         t = t[:, None]
-    if kind == "sequence" and row_mask is not None and tuple(row_mask.shape) == tuple(t.shape[:2]):
-        rows = t[row_mask.to(t.device)]  # boolean indexing copies: later in-place ops cannot reach it
-        return Captured(kind, value=rows.to(device="cpu", dtype=torch.float32).numpy(), shape=tuple(t.shape[1:]),
-                        selected=True)
-    # .to(copy=True) always copies, even when the tensor is already CPU float32
-    value = t.to(device="cpu", dtype=torch.float32, copy=True).numpy()
-    return Captured(kind, value=value, shape=tuple(t.shape[1:]))
+    mask = row_mask if (kind == "sequence" and row_mask is not None
+                        and tuple(row_mask.shape) == tuple(t.shape[:2])) else None
+    if kind == "sequence" and pool is not None:
+        return Captured(kind, value=pool_sequence(t, mask, pool), shape=tuple(t.shape[1:]), pooled=True)
+    if mask is not None:
+        rows = t[mask.to(t.device)]  # boolean indexing copies: later in-place ops cannot reach it
+        return Captured(kind, value=rows.float(), shape=tuple(t.shape[1:]), selected=True)
+    # copy=True always copies, even when the tensor is already float32
+    return Captured(kind, value=t.to(dtype=torch.float32, copy=True), shape=tuple(t.shape[1:]))
 
 
 def find_logits(output: Any) -> torch.Tensor | None:

@@ -4,13 +4,14 @@
 the planned layers, and yields each batch's :class:`~.rows.Rows`: conv maps reduced to mean,
 max and argmax, token rows without padding, pooled sequences, outputs (pred, confidence,
 loss), token tables and thumbnails. A background thread loads and preprocesses the next
-batch meanwhile. Values are rounded to the storage dtype here, once, so every statistic
-downstream sees exactly what is stored. The runner writes nothing (see sink.py).
+batch meanwhile. The hooks reduce on the model's device; each batch's reduced values are
+then rounded to the storage dtype there, checked for NaN and Inf, and copied to the host in
+one step (host.py), so every statistic downstream sees exactly what is stored, and with a
+GPU only reduced values cross to the host. The runner writes nothing (see sink.py).
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator, Sequence
@@ -24,7 +25,7 @@ from ..errors import NonFiniteError
 from ..models import ModelInputs
 from ..models.classes import labels_are_model_classes, prediction_names
 from ..store import schema
-from ..store.manifest import LayerInfo
+from .host import round_to_host
 from .hooks import Captured, LayerRecorder, check_finite, find_logits
 from .plan import ExtractionPlan
 from .rows import Rows
@@ -50,13 +51,13 @@ class ChunkRunner:
         spans = [(b, min(b + bs, hi)) for lo, hi in ranges for b in range(lo, hi, bs)]
         if not spans:
             return
-        token_rows = plan.has_token_rows
+        needs_mask = plan.has_token_rows or any(i.pooling for i in plan.infos.values())
         # The loader thread prepares the next batch while the model runs; storing stays in the
         # caller's thread. (A store thread was measured slower on 2 cores, and writing chunk i
         # while chunk i+1 runs gained nothing on MiniLM: the forward pass already uses both
         # cores, see docs/benchmarks.md.)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurocarta-load") as pool, \
-                LayerRecorder(plan.module, plan.refs) as rec:
+                LayerRecorder(plan.module, plan.refs, {n: i.pooling for n, i in plan.infos.items()}) as rec:
             future = pool.submit(self._load_batch, *spans[0])
             for i, (b_start, b_stop) in enumerate(spans):
                 items, inputs = future.result()
@@ -64,7 +65,8 @@ class ChunkRunner:
                     future = pool.submit(self._load_batch, *spans[i + 1])
                 rec.clear()
                 mask = self._token_mask(inputs)
-                rec.row_mask = mask if token_rows else None
+                # on the model's device once per batch, not once per hook
+                rec.row_mask = mask.to(plan.device) if mask is not None and needs_mask else None
                 rows = Rows(b_start, b_stop)
                 with torch.no_grad():
                     output = plan.bundle.forward(inputs.to(plan.device))
@@ -91,21 +93,48 @@ class ChunkRunner:
                  ids: np.ndarray, logits: torch.Tensor | None, items: list[Any], first_snapshot: bool) -> None:
         plan = self.plan
         row_mask = mask.cpu().numpy() if mask is not None else None
+        # What goes to the host, keyed (layer, signal): rounded to the storage dtype, or exact.
+        rounded: dict[tuple[str, str], torch.Tensor] = {}
+        exact: dict[tuple[str, str], torch.Tensor] = {}
+        token_rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # layer -> (input ids, positions) of its rows
         for name, info in plan.infos.items():
             cap = captured[name]
             if cap.kind == "conv":
-                mean, mx = self._rounded(name, cap.mean, ids), self._rounded(name, cap.max, ids)
-                rows.add(name, mean=mean, max=mx, argmax=cap.argmax)
-            elif cap.kind == "dense":
-                rows.add(name, value=self._rounded(name, cap.value, ids))
+                rounded[name, "mean"], rounded[name, "max"] = cap.mean, cap.max
+                exact[name, "argmax"] = cap.argmax.to(torch.int32)  # half the bytes to copy; the sink narrows it
+            elif cap.kind == "sequence" and not cap.pooled:
+                b_idx, pos = np.nonzero(row_mask if cap.selected else np.ones(cap.value.shape[:2], dtype=bool))
+                token_rows[name] = (ids[b_idx], pos.astype(np.int32))
+                rounded[name, "value"] = cap.value if cap.selected else cap.value.flatten(0, 1)
             else:
-                rows.add(name, **self._sequence_rows(name, info, cap, row_mask, ids))
+                rounded[name, "value"] = cap.value
+        if logits is not None:
+            exact.update(self._outputs(logits, ids))
+        host, bad = round_to_host(rounded, exact, torch.float16 if plan.store_dtype == np.float16 else torch.float32)
+        if bad is not None:
+            self._non_finite(bad, rounded[bad], token_rows[bad[0]][0] if bad[0] in token_rows else ids)
+        for name, info in plan.infos.items():
+            if info.kind == "conv":
+                rows.add(name, mean=host[name, "mean"], max=host[name, "max"], argmax=host[name, "argmax"])
+            elif name in token_rows:
+                row_input, row_pos = token_rows[name]
+                rows.add(name, value=host[name, "value"], row_input=row_input, row_pos=row_pos)
+            else:
+                rows.add(name, value=host[name, "value"])
         if row_mask is not None:  # text inputs: always record the tokens
             rows.tokens.append(self._token_frame(inputs, row_mask, ids))
         if logits is not None:
-            rows.outputs.append(self._outputs(logits, ids))
+            rows.outputs.append(self._output_columns(ids, {k[1]: host[k] for k in host if k[0] == _OUTPUTS}))
         if plan.source.modality == "image" and first_snapshot:
             rows.thumbs.append(np.stack([thumbnail(im, plan.opts.thumb_size) for im in items]))
+
+    def _non_finite(self, key: tuple[str, str], values: torch.Tensor, row_ids: np.ndarray) -> None:
+        """Raise the error for a block whose rounded values are not all finite: NaN or Inf
+        in the layer output itself, naming the inputs, or float16 overflow."""
+        name = key[0]
+        check_finite(name, values.float().cpu().numpy(), row_ids)
+        raise NonFiniteError(f"layer {name!r} has activations beyond the float16 range (|x| > 65504); "
+                             "pass --dtype float32")
 
     def _token_frame(self, inputs: ModelInputs, row_mask: np.ndarray, ids: np.ndarray) -> pd.DataFrame:
         """One table row per recorded token: its input, position, id, text, offsets and the
@@ -135,73 +164,46 @@ class ChunkRunner:
                           "only their first tokens are recorded", stacklevel=2)
         return frame
 
-    def _sequence_rows(self, name: str, info: LayerInfo, cap: Captured, row_mask: np.ndarray | None,
-                       ids: np.ndarray) -> dict[str, np.ndarray]:
-        value = cap.value
-        mask = row_mask if row_mask is not None else np.ones(value.shape[:2], dtype=bool)
-        pool = info.pooling
-        if pool is None:
-            b_idx, pos = np.nonzero(mask)
-            rows = self._rounded(name, value if cap.selected else value[b_idx, pos], ids[b_idx])
-            return {"value": rows, "row_input": ids[b_idx], "row_pos": pos.astype(np.int32)}
-        if pool == "cls":
-            pooled = value[:, 0]
-        elif pool == "mean":
-            w = mask[:, :, None].astype(np.float32)
-            pooled = (value * w).sum(1) / np.maximum(w.sum(1), 1.0)
-        else:
-            pooled = np.where(mask[:, :, None], value, -np.inf).max(1)
-            pooled[~mask.any(1)] = 0.0
-        return {"value": self._rounded(name, pooled, ids)}
-
-    def _rounded(self, name: str, x: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """Round to the storage dtype once, so every downstream statistic (top-k, group
-        sums) sees exactly the stored values; one finiteness pass catches NaN, Inf and
-        float16 overflow together."""
-        # torch converts and checks on all cores; numpy's astype and isfinite use one
-        half = self.plan.store_dtype == np.float16
-        t = torch.from_numpy(np.ascontiguousarray(x)).to(torch.float16 if half else torch.float32)
-        r = t.numpy()
-        # The sum is finite exactly when every value is (NaN and Inf propagate; the wider
-        # accumulator cannot overflow on finite values), and it is one read of the block:
-        # isfinite().all() writes a bool per value and cost 20x the conversion itself on
-        # float16 (2.8 vs 0.13 ms on a 560 x 1536 block of MiniLM tokens, one thread).
-        if not math.isfinite(float(t.sum(dtype=torch.float32 if half else torch.float64))):
-            check_finite(name, x, ids)  # raises for NaN or Inf in the layer output itself
-            raise NonFiniteError(f"layer {name!r} has activations beyond the float16 range (|x| > 65504); "
-                                 "pass --dtype float32")
-        return r
-
-    def _outputs(self, logits: torch.Tensor, ids: np.ndarray) -> dict[str, np.ndarray]:
-        """pred, its name, confidence, and (when the data's labels are the model's classes,
-        models/classes.py) loss and correct; otherwise those two are NA.
-
-        Plain arrays per batch; the sink builds one DataFrame (:meth:`Rows.outputs_frame`).
-        """
+    def _outputs(self, logits: torch.Tensor, ids: np.ndarray) -> dict[tuple[Any, str], torch.Tensor]:
+        """pred, confidence and (when the data's labels are the model's classes,
+        models/classes.py) the loss per input, computed on the model's device: only these
+        (B,) vectors go to the host, not the (B, classes) scores."""
         plan = self.plan
-        labels_all = plan.labels
-        logits = logits.float().cpu()
+        logits = logits.float()
         conf, pred = logits.softmax(dim=1).max(dim=1)
-        out = {schema.INPUT_ID: ids, schema.PRED: pred.numpy().astype(np.int64), schema.CONFIDENCE: conf.numpy()}
+        out = {(_OUTPUTS, schema.PRED): pred, (_OUTPUTS, schema.CONFIDENCE): conf}
         n_outputs = int(logits.shape[1])
         if self._classes is None or len(self._classes[0]) != n_outputs:  # once per run
             match = labels_are_model_classes(plan.bundle.class_names, plan.source.class_names,
                                              plan.n_label_classes, n_outputs)
             names = prediction_names(plan.bundle.class_names, plan.source.class_names, match, n_outputs)
             self._classes = (np.array(names, dtype=object), match)
-        names, match = self._classes
-        out[schema.PRED_NAME] = names[out[schema.PRED]]
-        if labels_all is not None and match:
-            labels = labels_all[ids]
+        if plan.labels is not None and self._classes[1]:
+            labels = torch.from_numpy(np.maximum(plan.labels[ids], 0)).to(logits.device)
+            out[_OUTPUTS, schema.LOSS] = F.cross_entropy(logits, labels, reduction="none")
+        return out
+
+    def _output_columns(self, ids: np.ndarray, host: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """pred, its name, confidence, loss and correct per input as plain arrays (the sink
+        builds one DataFrame, :meth:`Rows.outputs_frame`); loss and correct are NA where the
+        labels are not the model's classes, or unknown (-1)."""
+        names, _ = self._classes
+        pred = host[schema.PRED].astype(np.int64)
+        out = {schema.INPUT_ID: ids, schema.PRED: pred, schema.CONFIDENCE: host[schema.CONFIDENCE]}
+        out[schema.PRED_NAME] = names[pred]
+        if schema.LOSS in host:
+            labels = self.plan.labels[ids]
             known = labels >= 0
-            loss = F.cross_entropy(logits, torch.from_numpy(np.maximum(labels, 0)), reduction="none").numpy()
-            out[schema.LOSS] = np.where(known, loss, np.nan).astype(np.float32)
-            out[schema.CORRECT] = np.where(known, (out[schema.PRED] == labels).astype(np.int8), -1)
+            out[schema.LOSS] = np.where(known, host[schema.LOSS], np.nan).astype(np.float32)
+            out[schema.CORRECT] = np.where(known, (pred == labels).astype(np.int8), -1)
         else:
             out[schema.LOSS] = np.full(len(ids), np.nan, dtype=np.float32)
             out[schema.CORRECT] = np.full(len(ids), -1, dtype=np.int8)
         return out
 
+
+#: the key of the model outputs among a batch's host copies (see ChunkRunner._collect)
+_OUTPUTS = "\x00outputs"
 
 def thumbnail(image: np.ndarray, size: int) -> np.ndarray:
     """A uint8 (size, size, 3) thumbnail: the image resized to fit, centred on black."""
