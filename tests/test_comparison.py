@@ -96,3 +96,32 @@ def test_batches_are_a_seeded_partition_without_a_short_last_batch():
     assert not (parts[0] == batches(1000, 256, seed=1)[0]).all()
     with pytest.raises(UserError, match="batch_size must be at least 4"):
         batches(100, 3, seed=0)
+
+
+def test_token_layers_give_each_input_the_mean_of_its_token_rows(tmp_path):
+    """A text layer compares through one row per input, the mean of its token rows: read from
+    full activations and from a summary atlas's sample, the rows agree, and equal the mean
+    computed directly from the token table."""
+    import neurocarta as nc
+    from neurocarta.methods.comparison.representations import Representation, available_inputs, input_rows
+    from test_capture import _tiny_bert
+
+    _, _, bundle = _tiny_bert(hidden=16, layers=1, intermediate=24)
+    rng = np.random.default_rng(0)
+    words = "the cat sat a dog ran far away sun birds sing at dawn end of it rain".split()
+    (tmp_path / "t.txt").write_text("\n".join(" ".join(rng.choice(words, size=rng.integers(2, 8)))
+                                              for _ in range(60)) + "\n")
+    layer = "encoder.layer.0.intermediate"
+    common = dict(layers=[layer], dtype="float32", progress=False)
+    full = nc.extract(bundle, f"text:{tmp_path / 't.txt'}", tmp_path / "full", **common)
+    summary = nc.extract(bundle, f"text:{tmp_path / 't.txt'}", tmp_path / "summary", mode="summary",
+                         sample_size=40, **common)
+    ids = available_inputs(summary)
+    assert len(ids) == 40 and len(available_inputs(full)) == 60
+    from_full = input_rows(Representation(full, "A", layer, full.snapshots[-1]), ids)
+    from_sample = input_rows(Representation(summary, "B", layer, summary.snapshots[-1]), ids)
+    np.testing.assert_allclose(from_full, from_sample, rtol=1e-6)
+    tokens = full.tokens
+    rows = tokens.loc[tokens["input_id"] == ids[0], "row"].to_numpy()
+    assert len(rows) >= 2
+    np.testing.assert_allclose(from_full[0], full.activations(layer)[rows].mean(axis=0), rtol=1e-5)

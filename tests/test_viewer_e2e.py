@@ -78,12 +78,13 @@ def server(atlas_path):
 
 
 @contextmanager
-def serving(atlas_path):
-    """The viewer of ``atlas_path`` on a free port of 127.0.0.1, in a thread; yields its URL."""
+def serving(atlas_path, **options):
+    """The viewer of ``atlas_path`` on a free port of 127.0.0.1, in a thread; yields its URL.
+    ``options`` go to ``create_app`` (e.g. ``compare=`` a second atlas)."""
     import uvicorn
 
     sock = bind_socket("127.0.0.1", 0)
-    srv = uvicorn.Server(uvicorn.Config(create_app(atlas_path), log_level="warning", lifespan="off"))
+    srv = uvicorn.Server(uvicorn.Config(create_app(atlas_path, **options), log_level="warning", lifespan="off"))
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     url = url_of(sock)

@@ -430,6 +430,9 @@ def _add_serve(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
     p.add_argument("--open", action="store_true", help="open the viewer in the default browser")
+    p.add_argument("--compare", default=None, metavar="ATLAS_B",
+                   help="a second atlas made on the same inputs, for the comparison page (layer CKA, concept "
+                        "matching); without it the page compares the atlas's own layers and snapshots")
     guard = p.add_mutually_exclusive_group()
     guard.add_argument("--token", help="require this token (default: $NEUROCARTA_TOKEN, else a generated one "
                                        "when --host is not a loopback address)")
@@ -440,7 +443,8 @@ def _add_serve(sub: Any) -> None:
 def _cmd_serve(a: argparse.Namespace) -> int:
     from .viewer import serve
 
-    serve(a.atlas, host=a.host, port=a.port, open_browser=a.open, token=a.token, no_token=a.no_token)
+    serve(a.atlas, host=a.host, port=a.port, open_browser=a.open, token=a.token, no_token=a.no_token,
+          compare=a.compare)
     return 0
 
 
@@ -538,6 +542,71 @@ def _cmd_compare(a: argparse.Namespace) -> int:
         print("effect: the difference over the pooled standard deviation; *: significant at the FDR level")
     if figure:
         print(f"figure: {figure}")
+    return 0
+
+
+def _add_compare_atlases(sub: Any) -> None:
+    p = sub.add_parser("compare-atlases", help="layer similarity (CKA) and concept matching of one atlas or two",
+                       description="Compare representations: linear CKA (unbiased, minibatch) between every pair "
+                                   "of layers, within one atlas (its layers and its snapshots) or across two "
+                                   "atlases made on the same inputs (matched by input_id); and concept matching "
+                                   "(one atlas: its first snapshot against its last; two: their last snapshots): "
+                                   "which concept groups kept a counterpart, appeared, vanished, split or merged. "
+                                   "Writes a heatmap figure and a JSON file.")
+    p.add_argument("atlas", help="atlas A")
+    p.add_argument("other", nargs="?", default=None, help="atlas B, made on the same inputs (optional)")
+    p.add_argument("--layers", nargs="+", default=None, metavar="PATTERN", help="A's layers (default: all)")
+    p.add_argument("--other-layers", nargs="+", default=None, metavar="PATTERN", help="B's layers (default: all)")
+    p.add_argument("--snapshots", choices=["all", "last"], default="all",
+                   help="compare every snapshot (default) or only the last")
+    p.add_argument("--no-concepts", action="store_true", help="skip concept matching")
+    p.add_argument("--max-inputs", type=int, default=10_000,
+                   help="a seeded subset of at most this many shared inputs (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=256, help="CKA minibatch size (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="where similarity.png and comparison.json go (default ATLAS/figures/comparison[/B])")
+    p.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _cmd_compare_atlases(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .methods.comparison import compare_atlases
+    from .store import open_atlas
+    from .store.layout import FIGURES
+
+    atlas = open_atlas(a.atlas)
+    other = open_atlas(a.other) if a.other else None
+    result = compare_atlases(atlas, other, layers=a.layers, other_layers=a.other_layers, snapshots=a.snapshots,
+                             concepts=not a.no_concepts, batch_size=a.batch_size, max_inputs=a.max_inputs,
+                             seed=a.seed, progress=not a.quiet and not a.json)
+    default = Path(atlas.root) / FIGURES / "comparison"
+    out = Path(a.out) if a.out else (default / Path(other.root).name if other is not None else default)
+    written = result.save(out)
+    if a.json:
+        print(json.dumps({**result.to_json(), "figure": str(written["figure"]), "json_file": str(written["json"])}))
+        return 0
+    s = result.similarity
+    print(f"linear CKA on {s.params['n_inputs']:,} shared inputs ({s.params['n_batches']} minibatches)")
+    for key, title, table in s.panels():
+        if key.startswith("training"):
+            print(f"{title}:")
+            for layer, row in table.iterrows():
+                print(f"  {layer:<24} " + "  ".join(f"{c}={v:.2f}" for c, v in row.items()))
+        elif key == "across":
+            print(f"{title}: the most similar B layer of each A layer")
+            for layer, row in table.iterrows():
+                print(f"  {layer:<24} -> {row.idxmax()} ({row.max():.2f})" if row.notna().any() else f"  {layer}: -")
+    if result.concepts is not None:
+        c = result.concepts.summary()
+        print(f"concepts {c['sides']['a']} -> {c['sides']['b']}: {c['groups']['a']} -> {c['groups']['b']} groups, "
+              f"{c['matched']} matched, {c['appeared']} appeared, {c['vanished']} vanished, {c['split']} split, "
+              f"{c['merged']} merged")
+    elif result.concepts_note:
+        print(f"neurocarta: note: {result.concepts_note}", file=sys.stderr)
+    print(f"figure: {written['figure']}\njson: {written['json']}")
     return 0
 
 
@@ -648,6 +717,7 @@ COMMANDS = {"extract": (_add_extract, _cmd_extract), "layers": (_add_layers, _cm
             "export": (_add_export, _cmd_export), "findings": (_add_findings, _cmd_findings),
             "columns": (_add_columns, _cmd_columns), "demo": (_add_demo, _cmd_demo),
             "compare": (_add_compare, _cmd_compare),
+            "compare-atlases": (_add_compare_atlases, _cmd_compare_atlases),
             "attribute": (_add_attribute, _cmd_attribute)}
 
 

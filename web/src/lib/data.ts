@@ -7,6 +7,7 @@ import type {
   Manifest, InputRecord, TopomapPayload, TopomapInputPayload, TopomapGroupsPayload, TopomapNodePayload,
   MapperPayload, MemberColumns, MemberRecord, FlowPayload, ConceptsPayload, Finding, NearestRecord,
   ExemplarsPayload, TokenValues, InputProjectionPayload, TopomapSelectionPayload, FeatvisPayload, FeatvisKind, AttributionsPayload,
+  ComparisonPayload,
 } from './types';
 
 declare global {
@@ -151,6 +152,8 @@ export const api = {
   nearest: (snapshot: string, neuron: number, k = 10) =>
     getJSON<NearestRecord[]>(route('concepts_nearest', { snapshot, neuron }, { k })),
   findings: () => getJSON<Finding[]>(route('findings')),
+  /** The comparison page: CKA heatmaps and concept matching (`serve A [--compare B]`). */
+  comparison: () => getJSON<ComparisonPayload>(route('comparison')),
   inputProjection: (layer: string) => getJSON<InputProjectionPayload>(route('input_projection', { layer })),
   /** A lasso of `layer`'s input projection (vertices x1,y1,...) against the rest, on map `name`. */
   topomapSelection: (name: string, layer: string, polygon: number[], snapshot: string) =>

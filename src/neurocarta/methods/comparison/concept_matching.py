@@ -193,5 +193,7 @@ def compare_concepts(atlas: "Atlas", other: "Atlas | None" = None, snapshot: str
         other = atlas
         if snapshot is None:
             snapshot = atlas.snapshots[0]
-    return match_concepts(atlas, concept_result(atlas, snapshot), other, concept_result(other, other_snapshot),
-                          same_layer=same_layer)
+    first = concept_result(atlas, snapshot)
+    same = other is atlas and first.snapshot == other.snapshot_name(other_snapshot)
+    second = first if same else concept_result(other, other_snapshot)  # an atlas against itself: one result
+    return match_concepts(atlas, first, other, second, same_layer=same_layer)
