@@ -5,6 +5,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # torch is pinned to the CPU wheel in constraints.txt; an unpinned torch pulls a multi-GB CUDA build.
 # Every install below runs with that pin as a constraint, so nothing can replace the CPU build.
+# One pip run resolves torch and the project together (the venv's own pip does editable installs
+# since 21.3, so it is not upgraded first); --no-compile skips byte-compiling every installed
+# file (torch alone is thousands): Python compiles what is imported, when it is first imported.
+# Measured on a fresh venv: 46 s of CPU instead of 71 s for the three runs before.
 TORCH  := constraints.txt
 
 .PHONY: demo test venv extras extras-named web browser clean
@@ -13,9 +17,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile $(TORCH)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r $(TORCH)
-	$(PY) -m pip install --quiet -c $(TORCH) -e '.[dev]'
+	$(PY) -m pip install --quiet --no-compile -c $(TORCH) -r $(TORCH) -e '.[dev]'
 	touch $(STAMP)
 
 # Optional extras, keeping the CPU torch: make extras EXTRAS=torchvision,timm
@@ -28,7 +30,7 @@ extras-named:  # checked before venv, so a bare `make extras` installs nothing
 
 # The viewer's web assets, built into src/neurocarta/viewer/static/ (shipped in the wheel).
 web:
-	@if [ -f web/package.json ]; then cd web && npm ci --no-audit --no-fund && npm run build; fi
+	@if [ -f web/package.json ]; then cd web && npm ci --prefer-offline --no-audit --no-fund && npm run build; fi
 
 # Debian's Chromium for the browser tests (Playwright drives it; no browser download).
 browser:

@@ -10,14 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_env
+from conftest import run_cli, run_env
 
 import tiny_models
 
+#: ``neurocarta ARGS`` in this process; the exit code and output are the process's (conftest.run_cli)
+nc_cli = run_cli
 
-def nc_cli(*args, cwd=None):
+
+def nc_process(*args):
+    """``python -m neurocarta ARGS`` as its own process, for what only a process shows."""
     return subprocess.run([sys.executable, "-m", "neurocarta", *map(str, args)], env=run_env(),
-                          capture_output=True, text=True, cwd=cwd)
+                          capture_output=True, text=True)
 
 
 def _claims_complete(out: Path) -> bool:
@@ -100,7 +104,8 @@ def test_nan_activations_fail_and_leave_no_complete_atlas(tmp_path):
 def test_corrupt_atlas_gives_exit_2(tmp_path):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "manifest.json").write_text("not json")
-    assert "corrupt" in _one_line_error(nc_cli("info", tmp_path / "bad"))
+    # the process itself exits 2 with the one line (`python -m neurocarta`)
+    assert "corrupt" in _one_line_error(nc_process("info", tmp_path / "bad"))
     assert "no manifest.json" in _one_line_error(nc_cli("info", tmp_path))
 
 
@@ -112,11 +117,9 @@ def test_layers_lists_names_and_shapes(data):
     assert any(l.startswith("fc2") and "(3,)" in l for l in lines)
 
 
-def test_layers_of_demo_cnn_do_not_train_it(tmp_path):
-    env = run_env()
-    env["NEUROCARTA_CACHE"] = str(tmp_path / "cache")
-    r = subprocess.run([sys.executable, "-m", "neurocarta", "layers", "--model", "demo-cnn", "--json"], env=env,
-                       capture_output=True, text=True, timeout=120)
+def test_layers_of_demo_cnn_do_not_train_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROCARTA_CACHE", str(tmp_path / "cache"))
+    r = nc_cli("layers", "--model", "demo-cnn", "--json")
     assert r.returncode == 0, r.stderr
     rows = {row["name"]: row for row in json.loads(r.stdout)}
     assert rows["features.block1"]["output"] == "tensor (16, 32, 32)"

@@ -99,19 +99,11 @@ def test_the_demo_plants_its_flaws_unless_clean():
 
 # --------------------------------------------------------------------------- the demo's findings
 @pytest.fixture(scope="module")
-def demo_findings(demo_atlas):
-    """The maps the demo builds (PCA topomap layouts, as in test_viewer_e2e, to spare UMAP's JIT;
-    the findings read the groupings, not the layout), then the findings."""
-    from neurocarta.pipeline import build_concepts, build_mappers, build_topomaps
-
-    assert demo_atlas.manifest.data["spec"] == load_data(demo_data()).spec  # conftest's demo_atlas: the demo's data
-    if not demo_atlas.maps("topomap"):
-        build_topomaps(demo_atlas, method="pca", grid=True, seed=0, progress=False)
-    if not demo_atlas.maps("mapper"):
-        build_mappers(demo_atlas, progress=False, seed=0)
-    if not demo_atlas.maps("concepts"):
-        build_concepts(demo_atlas, progress=False, seed=0)
-    return findings(demo_atlas)
+def demo_findings(demo_atlas_mapped):
+    """The findings on the maps the demo builds (conftest's demo_atlas_mapped: PCA topomap layouts,
+    shared with test_viewer_e2e, to spare UMAP's JIT; the findings read the groupings, not the layout)."""
+    assert demo_atlas_mapped.manifest.data["spec"] == load_data(demo_data()).spec  # the demo's data
+    return findings(demo_atlas_mapped)
 
 
 @pytest.mark.slow

@@ -354,15 +354,11 @@ def test_a_failing_read_shows_its_reason_in_its_panel(page, server):
 
 
 @pytest.mark.slow
-def test_the_demo_atlas_loads_without_console_errors(browser, demo_atlas):
+def test_the_demo_atlas_loads_without_console_errors(browser, demo_atlas_mapped):
     """The demo's own model and data (the session's demo_atlas: 10,000 images, 6 layers), mapped
-    as `neurocarta map` maps it (PCA layouts here, to spare UMAP's JIT in this process)."""
-    from neurocarta.pipeline import build_concepts, build_mappers, build_topomaps
-
-    build_topomaps(demo_atlas, method="pca", grid=True, seed=0, progress=False)
-    build_mappers(demo_atlas, progress=False, seed=0)
-    build_concepts(demo_atlas, progress=False, seed=0)
-    with serving(demo_atlas.root) as url:
+    as `neurocarta map` maps it (PCA layouts here, to spare UMAP's JIT in this process; the maps
+    are conftest's demo_atlas_mapped, built once for this test and the demo's findings)."""
+    with serving(demo_atlas_mapped.root) as url:
         p = Page(browser)
         try:
             pg = p.open(url + "#notour")
