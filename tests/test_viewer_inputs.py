@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from test_viewer_e2e import IMG, Page, api, browser, pixels, ink, serving, wait_drawn  # noqa: F401  (browser: a fixture)
+from test_viewer_e2e import IMG, Page, api, browser, page, pixels, ink, serving, wait_drawn  # noqa: F401  (fixtures: browser, page)
 
 pytestmark = pytest.mark.slow
 
@@ -44,13 +44,6 @@ def atlas_path(tmp_path_factory):
 def server(atlas_path):
     with serving(atlas_path) as url:
         yield url
-
-
-@pytest.fixture
-def page(browser):  # noqa: F811
-    p = Page(browser)
-    yield p
-    p.context.close()
 
 
 def open_inputs(page: Page, url: str, hash_: str = ""):
@@ -169,6 +162,11 @@ def test_a_deep_linked_lasso_selects_what_the_server_selects(page, server):
     inside = [i for i, x in enumerate(payload["x"]) if x < 0.5]
     pg = open_inputs(page, server, "&sel=" + quote(f"inputs:{LAYER}:" + ",".join(map(str, LEFT_HALF))))
     pg.locator("[data-testid=inputs-lit]").filter(has_text=f"lasso: {len(inside)} points").wait_for(timeout=10_000)
+    # and the plot shows those points selected, after its first draw too (regl-scatterplot once
+    # emptied the lit list in place when asked to select before any point was drawn)
+    wait_drawn(pg, "inputs-canvas")
+    pg.wait_for_function(f"Number(document.querySelector('[data-testid=inputs-canvas]').dataset.lit) === {len(inside)}",
+                         timeout=10_000)
     assert page.errors == []
 
 
@@ -191,3 +189,16 @@ def test_bad_polygons_are_one_line_errors(server):
             assert json.loads(e.read())["error"]
         else:
             raise AssertionError(f"polygon {polygon} was accepted")
+
+
+def test_the_offline_export_carries_the_projections(atlas_path):
+    from neurocarta.store import open_atlas
+    from neurocarta.viewer.data import ViewerData
+    from neurocarta.viewer.export import static_payloads
+
+    import numpy as np
+
+    out = static_payloads(ViewerData(open_atlas(atlas_path)), np.arange(10))
+    assert out["/api/input-projection"] == ["features.block4", LAYER]
+    assert out["/api/manifest"]["maps"]["inputs"] == ["features.block4", LAYER]
+    assert len(out[f"/api/input-projection/{LAYER}"]["x"]) == 600  # every point, the sample's inputs or not
