@@ -4,6 +4,7 @@
 // The paths come from routes.json, the one file the server and the export read them from too.
 import routes from '../../../src/neurocarta/viewer/routes.json';
 import type {
+  MapStatusPayload,
   Manifest, InputRecord, TopomapPayload, TopomapInputPayload, TopomapGroupsPayload, TopomapNodePayload,
   MapperPayload, MemberColumns, MemberRecord, FlowPayload, ConceptsPayload, Finding, NearestRecord,
   ExemplarsPayload, TokenValues, InputProjectionPayload, TopomapSelectionPayload, FeatvisPayload, FeatvisKind, AttributionsPayload,
@@ -91,6 +92,19 @@ async function failure(path: string, response: Response): Promise<ApiError> {
 
 const cache = new Map<string, Promise<unknown>>();
 
+/** Drop every cached read: the server stored new maps (see mapStatus.svelte.ts). */
+export function forgetReads(): void {
+  cache.clear();
+}
+
+/** Where the map stages stand: read fresh each time (never from the cache above). */
+async function loadMapStatus(): Promise<MapStatusPayload> {
+  const path = route('map_status');
+  const response = await fetch(url(path), { cache: 'no-store' });
+  if (!response.ok) throw await failure(path, response);
+  return response.json();
+}
+
 /** GET a JSON payload once; later calls share the same promise (a failure is retried). */
 export function getJSON<T>(path: string): Promise<T> {
   let hit = cache.get(path);
@@ -133,6 +147,7 @@ function memberRecords(m: MemberColumns): MemberRecord[] {
 
 export const api = {
   manifest: () => getJSON<Manifest>(route('manifest')),
+  mapStatus: loadMapStatus,
   inputs: (offset = 0, limit = 1000) =>
     getJSON<InputRecord[]>(route('inputs', {}, { offset, limit, format: 'json' })),
   thumbnail: (inputId: number) => imageURL(route('thumbnail', { input_id: inputId })),
