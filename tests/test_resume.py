@@ -13,16 +13,21 @@ import pandas as pd
 import pytest
 
 import neurocarta as nc
-from conftest import run_env
+from conftest import run_cli, run_env
 
 import tiny_models
 
 
-def _cmd(data, out, mode):
-    return [sys.executable, "-m", "neurocarta", "extract", "--model", "py:tiny_models:slow_net",
+def _args(data, out, mode):
+    return ["extract", "--model", "py:tiny_models:slow_net",
             "--data", f"npz:{data}", "--layers", "fc1", "act", "fc2", "--out", str(out),
             "--batch-size", "16", "--chunk-size", "32", "--topk", "9", "--mode", mode, "--quiet",
             "--sample-size", "100", "--group-by", "label", "pred"]
+
+
+def _cmd(data, out, mode):
+    """The extraction as a process of its own, for SIGKILL; the other runs are in-process (run_cli)."""
+    return [sys.executable, "-m", "neurocarta", *_args(data, out, mode)]
 
 
 def _kill_midway(cmd, out, at_least):
@@ -47,21 +52,19 @@ def _kill_midway(cmd, out, at_least):
 @pytest.mark.parametrize("mode", ["full", "summary"])
 def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path, mode):
     data = tiny_models.array_data(800, path=str(tmp_path / "d.npz"))
-    ref = subprocess.run(_cmd(data, tmp_path / "ref", mode), env=run_env(), capture_output=True, text=True)
+    ref = run_cli(*_args(data, tmp_path / "ref", mode))
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "killed"
     done = _kill_midway(_cmd(data, out, mode), out, at_least=160)
     assert 0 < done < 800
-    info = subprocess.run([sys.executable, "-m", "neurocarta", "info", str(out), "--json"], env=run_env(),
-                          capture_output=True, text=True)
+    info = run_cli("info", out, "--json")
     state = json.loads(info.stdout)
     assert state["complete"] is False and state["inputs_done"] >= done
-    plain = subprocess.run([sys.executable, "-m", "neurocarta", "info", str(out)], env=run_env(),
-                           capture_output=True, text=True)
+    plain = run_cli("info", out)
     assert f"incomplete: {state['inputs_done']} of 800 inputs" in plain.stdout
     with pytest.raises(nc.AtlasError, match="incomplete"):
         nc.open_atlas(out)
-    again = subprocess.run(_cmd(data, out, mode), env=run_env(), capture_output=True, text=True)
+    again = run_cli(*_args(data, out, mode))  # the same command again, after the kill
     assert again.returncode == 0, again.stderr
     b = nc.open_atlas(out)
     _assert_same_atlas(nc.open_atlas(tmp_path / "ref"), b, mode)
@@ -133,8 +136,7 @@ def test_an_interrupt_inside_the_first_chunk_keeps_the_committed_batches(tmp_pat
 
 def test_commit_every_must_not_be_negative(tmp_path):
     data = tiny_models.array_data(20, path=str(tmp_path / "d.npz"))
-    r = subprocess.run([sys.executable, "-m", "neurocarta", "extract", "--model", "py:tiny_models:mlp", "--data",
-                        f"npz:{data}", "--out", str(tmp_path / "a"), "--commit-every", "-1", "--quiet"],
-                       env=run_env(), capture_output=True, text=True)
+    r = run_cli("extract", "--model", "py:tiny_models:mlp", "--data", f"npz:{data}", "--out", tmp_path / "a",
+                "--commit-every", "-1", "--quiet")
     assert r.returncode == 2
     assert r.stderr.strip() == "neurocarta: error: --commit-every must be 0 or more seconds, not -1.0"
