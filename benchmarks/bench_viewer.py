@@ -8,6 +8,8 @@
    front end over a synthetic API (a manifest and a concept atlas of N neurons in 50 clusters,
    the other endpoints empty); a mouse-drag pan of the WebGL scatter, with the frame times of
    requestAnimationFrame during the drag.
+3. The input projection (view 6) with --points synthetic inputs: the same pan, over a stored
+   projection of N points in 50 blobs.
 
     .venv/bin/python benchmarks/bench_viewer.py                      # demo-atlas, 100k points
     .venv/bin/python benchmarks/bench_viewer.py --atlas runs/shapes --points 1000000
@@ -91,8 +93,16 @@ def synthetic_app(n: int, clusters: int = 50, seed: int = 0):
                 "snapshots": ["s"], "modality": "image",
                 "layers": [{"name": l, "kind": "dense", "n_neurons": per, "rows": "input", "spatial": None,
                             "receptive_field": None} for l in layers],
-                "maps": {"topomap": [], "mapper": [], "concepts": ["s"]}, "has_thumbnails": False, "patches": {}}
+                "maps": {"topomap": [], "mapper": [], "concepts": ["s"], "inputs": [layers[0]]},
+                "has_thumbnails": False, "patches": {}}
+    # the same blobs as an input projection of N inputs (view 6), in the unit square
+    unit = (xy - xy.min(axis=0)) / (xy.max(axis=0) - xy.min(axis=0)).max()
+    projection = json.dumps({"layer": layers[0], "snapshot": "s", "n_rows": n, "sampled": False, "params": {},
+                             "x": np.round(unit[:, 0], 5).tolist(), "y": np.round(unit[:, 1], 5).tolist(),
+                             "input_id": list(range(n)), "row": list(range(n)), "tokens": None,
+                             "token_columns": {}}).encode()
     app = FastAPI()
+    app.get(f"/api/input-projection/{layers[0]}")(lambda: Response(projection, media_type="application/json"))
     app.get("/api/manifest")(lambda: manifest)
     app.get("/api/concepts/s")(lambda: Response(concepts, media_type="application/json"))
     app.get("/api/findings")(lambda: [])
@@ -102,8 +112,8 @@ def synthetic_app(n: int, clusters: int = 50, seed: int = 0):
     return app
 
 
-PAN = """async ([steps]) => {
-  const canvas = document.querySelector('[data-testid=projection-canvas]');
+PAN = """async ([steps, testid]) => {
+  const canvas = document.querySelector(`[data-testid=${testid}]`);
   const r = canvas.getBoundingClientRect();
   const times = [];
   let last = performance.now(), done = false;
@@ -123,22 +133,23 @@ PAN = """async ([steps]) => {
 }"""
 
 
-def pan_frames(browser, url: str, n: int, steps: int = 60) -> dict:
+def pan_frames(browser, url: str, n: int, steps: int = 60, testid: str = "projection-canvas",
+               ready: str = "() => /[0-9] neurons/.test(document.body.innerText)") -> dict:
     ctx = browser.new_context(viewport=VIEWPORT)
     ctx.add_init_script(NO_TOUR)
     page = ctx.new_page()
     t0 = time.perf_counter()
     page.goto(url)
-    page.wait_for_function("() => /[0-9] neurons/.test(document.body.innerText)", timeout=120_000)
+    page.wait_for_function(ready, timeout=120_000)
     page.wait_for_timeout(1500)  # the first draw of N points
     ready_s = time.perf_counter() - t0
-    view_before = page.locator("[data-testid=projection-canvas]").screenshot()
+    view_before = page.locator(f"[data-testid={testid}]").screenshot()
     # the same frames with nothing moving: the page's own cost on this (software) renderer
     idle = page.evaluate("""async () => { const t = []; let last = performance.now();
       for (let i = 0; i < 30; i++) { await new Promise((ok) => requestAnimationFrame(ok));
         const now = performance.now(); t.push(now - last); last = now; } return t.slice(2); }""")
-    frames = page.evaluate(PAN, [steps])
-    view_after = page.locator("[data-testid=projection-canvas]").screenshot()
+    frames = page.evaluate(PAN, [steps, testid])
+    view_after = page.locator(f"[data-testid={testid}]").screenshot()
     ctx.close()
     frames = [f for f in frames if f > 0]
     return {"points": n, "load_s": round(ready_s, 2), "frames": len(frames),
@@ -180,6 +191,15 @@ def main(argv: list[str] | None = None) -> int:
         thread.join(5)
         results["projection_pan"] = pan
         print(f"projection, {a.points:,} neurons: ready in {pan['load_s']} s; pan frame time median "
+              f"{pan['frame_ms_median']} ms (p95 {pan['frame_ms_p95']} ms, {pan['fps_median']} fps) over "
+              f"{pan['frames']} frames (idle page: {pan['idle_frame_ms_median']} ms); view moved: {pan['panned']}")
+        url, srv, thread = serve(synthetic_app(a.points))
+        pan = pan_frames(browser, url + "#notour&view=inputs", a.points, testid="inputs-canvas",
+                         ready="() => Number(document.querySelector('[data-testid=inputs-canvas]')?.dataset.draws) > 0")
+        srv.should_exit = True
+        thread.join(5)
+        results["inputs_pan"] = pan
+        print(f"input projection, {a.points:,} inputs: ready in {pan['load_s']} s; pan frame time median "
               f"{pan['frame_ms_median']} ms (p95 {pan['frame_ms_p95']} ms, {pan['fps_median']} fps) over "
               f"{pan['frames']} frames (idle page: {pan['idle_frame_ms_median']} ms); view moved: {pan['panned']}")
         browser.close()
