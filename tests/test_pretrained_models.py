@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import neurocarta as nc
-from conftest import run_env
+from conftest import run_cli
 
 CAT_CLASSES = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
@@ -41,9 +39,8 @@ def test_minilm_cli_gives_per_token_rows(tmp_path):
     corpus = tmp_path / "c.txt"
     corpus.write_text("The cat sat on the mat.\nBanks raised interest rates\tfinance\nunbelievably good\n")
     out = tmp_path / "a"
-    r = subprocess.run([sys.executable, "-m", "neurocarta", "extract", "--model", "minilm", "--data",
-                        f"text:{corpus}", "--layers", "encoder.layer.*.intermediate", "--out", str(out), "--quiet"],
-                       env=run_env(), capture_output=True, text=True)
+    r = run_cli("extract", "--model", "minilm", "--data", f"text:{corpus}", "--layers",
+                "encoder.layer.*.intermediate", "--out", out, "--quiet")  # in-process (conftest.run_cli)
     assert r.returncode == 0, r.stderr
     atlas = nc.open_atlas(out)
     assert [l.name for l in atlas.layers] == [f"encoder.layer.{i}.intermediate" for i in range(6)]
@@ -57,8 +54,7 @@ def test_minilm_cli_gives_per_token_rows(tmp_path):
     assert atlas.tokens["token"].tolist() == expected
     assert atlas.activations("encoder.layer.3.intermediate").shape == (len(expected), 1536)
     assert atlas.inputs["text"].tolist() == texts
-    info = json.loads(subprocess.run([sys.executable, "-m", "neurocarta", "info", str(out), "--json"],
-                                     env=run_env(), capture_output=True, text=True).stdout)
+    info = json.loads(run_cli("info", out, "--json").stdout)
     assert info["layers"][0]["n_rows"] == len(expected)
     top = atlas.topk("encoder.layer.5.intermediate")
     assert top.values.shape == (min(100, len(expected)), 1536)
