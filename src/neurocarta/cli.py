@@ -403,7 +403,8 @@ def _add_map(sub: Any) -> None:
     p = sub.add_parser("map", help="every map of every layer: topomap, Mapper, concepts and the input projection",
                        description="Run the topographic maps (every snapshot, with grid mode), the Mapper graphs, "
                                    "the concept atlas (every snapshot, with exemplar patches) and the input "
-                                   "projection over every layer, with their defaults: what the viewer shows.")
+                                   "projection over every layer, with their defaults: what the viewer shows; "
+                                   "then the attributions (saliency) of the inputs the findings name.")
     p.add_argument("atlas")
     p.add_argument("--layers", nargs="+", default=None, metavar="PATTERN", help="layer names or globs (default: all)")
     p.add_argument("--seed", type=int, default=0)
@@ -411,12 +412,14 @@ def _add_map(sub: Any) -> None:
 
 
 def _cmd_map(a: argparse.Namespace) -> int:
-    from .pipeline import MapOptions, run_map_stages
+    from .attribution.stage import with_attributions
+    from .pipeline import MAP_STAGES, MapOptions, run_map_stages
     from .store import open_atlas
 
     atlas = open_atlas(a.atlas)
-    # every stage of pipeline.MAP_STAGES, in order: each prints what it made
-    run_map_stages(atlas, MapOptions(layers=a.layers, seed=a.seed, progress=not a.quiet))
+    # every stage of pipeline.MAP_STAGES, then the findings' attributions: each prints what it made
+    run_map_stages(atlas, MapOptions(layers=a.layers, seed=a.seed, progress=not a.quiet),
+                   with_attributions(MAP_STAGES))
     print(f"stored in {atlas.root / 'maps'}; view with: neurocarta serve {a.atlas}")
     return 0
 
