@@ -30,6 +30,7 @@ _LAZY = {
     "ConceptAtlas": "methods.concepts", "concepts": "methods.concepts", "ConceptResult": "methods.concepts",
     "load_concepts": "methods.concepts",
     "attribute": "attribution",
+    "visualize": "featvis",
 }
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "TopoMap", "topomap", "TopoMapResult", "load_topomap", "group_difference",
     "Mapper", "mapper", "MapperResult", "load_mapper", "ConceptAtlas", "concepts", "ConceptResult", "load_concepts",
     "UserError", "AtlasError", "LayerError", "SpecError", "NonFiniteError", "attribute",
+    "visualize",
 ]
 
 

@@ -404,22 +404,28 @@ def _add_map(sub: Any) -> None:
                        description="Run the topographic maps (every snapshot, with grid mode), the Mapper graphs, "
                                    "the concept atlas (every snapshot, with exemplar patches) and the input "
                                    "projection over every layer, with their defaults: what the viewer shows; "
-                                   "then the attributions (saliency) of the inputs the findings name.")
+                                   "the attributions (saliency) of the inputs the findings name; "
+                                   "then, for image models, feature visualizations of every neuron, concept "
+                                   "group, Mapper node and class (skipped with a note when there are too many).")
     p.add_argument("atlas")
     p.add_argument("--layers", nargs="+", default=None, metavar="PATTERN", help="layer names or globs (default: all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-featvis", action="store_true",
+                   help="skip the feature visualizations, the last and slowest stage")
     p.add_argument("--quiet", action="store_true")
 
 
 def _cmd_map(a: argparse.Namespace) -> int:
     from .attribution.stage import with_attributions
-    from .pipeline import MAP_STAGES, MapOptions, run_map_stages
+    from .featvis.stage import map_stages
+    from .pipeline import MapOptions, run_map_stages
     from .store import open_atlas
 
     atlas = open_atlas(a.atlas)
-    # every stage of pipeline.MAP_STAGES, then the findings' attributions: each prints what it made
+    # every stage of pipeline.MAP_STAGES, the findings' attributions, then feature visualization,
+    # in order: each prints what it made
     run_map_stages(atlas, MapOptions(layers=a.layers, seed=a.seed, progress=not a.quiet),
-                   with_attributions(MAP_STAGES))
+                   with_attributions(map_stages(not a.no_featvis)))
     print(f"stored in {atlas.root / 'maps'}; view with: neurocarta serve {a.atlas}")
     return 0
 
@@ -656,6 +662,85 @@ def _cmd_attribute(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_visualize(sub: Any) -> None:
+    p = sub.add_parser("visualize", help="feature visualizations: images optimised to excite neurons, concept "
+                                         "groups, Mapper nodes or classes",
+                       description="Optimise images (a Fourier parameterisation with decorrelated colour, under "
+                                   "random jitter, scale and rotation) to excite each target of the given layers, "
+                                   "with the atlas's own model and preprocessing, and store them in the atlas for "
+                                   "the viewer beside each target's best dataset exemplar. With no target kind "
+                                   "given, every neuron of each layer.")
+    p.add_argument("atlas")
+    p.add_argument("--layers", nargs="+", default=None, metavar="PATTERN",
+                   help="layer names or globs (default: every conv and dense layer)")
+    p.add_argument("--neurons", default=None, metavar="LIST",
+                   help="neuron indices, e.g. 0,3,8-15, or all (default: all, unless another kind is asked for)")
+    p.add_argument("--concepts", action="store_true", help="each stored concept group of the layers")
+    p.add_argument("--mapper-nodes", action="store_true", help="each node of the layers' stored Mapper graphs")
+    p.add_argument("--classes", nargs="?", const="all", default=None, metavar="LIST",
+                   help="class logits of the model's output (all, or indices), stored under the layer 'output'")
+    p.add_argument("--centre", action="store_true", help="conv neurons: the channel's centre position, not its mean")
+    p.add_argument("--cosine-power", type=float, default=1.0,
+                   help="Mapper nodes: dot product times cos^P with the node's mean vector (default 1; 0: the dot)")
+    p.add_argument("--snapshot", default=None, help="whose weights (default: the last snapshot)")
+    p.add_argument("--steps", type=int, default=256, help="Adam steps (default 256)")
+    p.add_argument("--images", type=int, default=1, help="diverse images per target (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, mps")
+    p.add_argument("--figure", default=None, metavar="PNG",
+                   help="also write a grid of the visualizations beside their best exemplars")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true",
+                   help="per target: activation (of the synthesized image) and exemplar_activation (of its "
+                        "best dataset input)")
+
+
+def _index_list(text: str | None, what: str) -> list[int] | bool | None:
+    """``"0,3,8-10"`` -> ``[0, 3, 8, 9, 10]``; ``"all"`` -> ``True``; ``None`` stays."""
+    if text is None:
+        return None
+    if text.strip().lower() == "all":
+        return True
+    out: list[int] = []
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            lo, _, hi = part.partition("-")
+            out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    except ValueError:
+        raise UserError(f"{what} {text!r} is not a list of indices; write e.g. 0,3,8-15 or all") from None
+    if not out:
+        raise UserError(f"{what} is empty; write e.g. 0,3,8-15 or all")
+    return out
+
+
+def _cmd_visualize(a: argparse.Namespace) -> int:
+    from .featvis import Settings, visualize
+    from .store import open_atlas
+
+    for name, value, low in (("--steps", a.steps, 1), ("--images", a.images, 1)):
+        if value < low:
+            raise UserError(f"{name} must be at least {low}, got {value}")
+    atlas = open_atlas(a.atlas)
+    runs = visualize(atlas, layers=a.layers, neurons=_index_list(a.neurons, "--neurons"), concepts=a.concepts,
+                     mapper_nodes=a.mapper_nodes, classes=_index_list(a.classes, "--classes"), snapshot=a.snapshot,
+                     settings=Settings(steps=a.steps, images=a.images, seed=a.seed), centre=a.centre,
+                     cosine_power=a.cosine_power, device=a.device, progress=not a.quiet and not a.json)
+    records = [r for run in runs for r in run.records()]
+    if a.figure:
+        from .featvis.figure import save_featvis_figure
+
+        save_featvis_figure(atlas, runs, a.figure)
+    if a.json:
+        print(json.dumps({"atlas": atlas.url, "snapshot": atlas.snapshot_name(a.snapshot), "targets": records}))
+        return 0
+    for run in runs:
+        print(run.summary_line())
+    if a.figure:
+        print(f"figure: {a.figure}")
+    print(f"stored in the atlas; view with: neurocarta serve {a.atlas}")
+    return 0
+
+
 def _add_findings(sub: Any) -> None:
     p = sub.add_parser("findings", help="what the maps show, in plain language (shortcuts, mislabels, ...)",
                        description="Generate findings from the maps stored in the atlas: classes that separate, "
@@ -721,7 +806,7 @@ COMMANDS = {"extract": (_add_extract, _cmd_extract), "layers": (_add_layers, _cm
             "columns": (_add_columns, _cmd_columns), "demo": (_add_demo, _cmd_demo),
             "compare": (_add_compare, _cmd_compare),
             "compare-atlases": (_add_compare_atlases, _cmd_compare_atlases),
-            "attribute": (_add_attribute, _cmd_attribute)}
+            "attribute": (_add_attribute, _cmd_attribute), "visualize": (_add_visualize, _cmd_visualize)}
 
 
 def build_parser() -> argparse.ArgumentParser:

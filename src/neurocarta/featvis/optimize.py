@@ -164,7 +164,7 @@ def _optimise_batch(tap: LayerTap, preprocess: Preprocess, targets: list[Target]
         # redirected gradients at the start, and for as long as some image's target is silent
         redirect.active = step < settings.redirect_steps or dead
         opt.zero_grad(set_to_none=True)
-        acts = tap(preprocess(settings.robustness.apply(image(), gen)))
+        acts = tap(channels_last(preprocess(settings.robustness.apply(image(), gen))))
         obj = objective_values(acts, weights, centre, power)
         dead = bool((obj.detach() <= 0).any())
         loss = -obj.sum()
@@ -187,9 +187,14 @@ def measure(tap: LayerTap, preprocess: Preprocess, images: torch.Tensor, weights
     out = []
     with torch.no_grad():
         for s in range(0, len(images), batch):
-            acts = tap(preprocess(images[s:s + batch]))
+            acts = tap(channels_last(preprocess(images[s:s + batch])))
             out.append(objective_values(acts, weights[s:s + batch], centre[s:s + batch], power[s:s + batch]))
     return torch.cat(out).double().cpu().numpy()
+
+
+def channels_last(images: torch.Tensor) -> torch.Tensor:
+    """Images in the memory order :func:`relu.optimising` puts the weights in."""
+    return images.contiguous(memory_format=torch.channels_last)
 
 
 def target_tensors(targets: Sequence[Target], device: torch.device,

@@ -19,7 +19,7 @@ import torch
 from ..capture.reload import ReloadedModel, reload_model
 from ..errors import UserError
 from ..store.atlas import Atlas
-from ..store.featvis import OUTPUT, save_featvis
+from ..store.featvis import OUTPUT, featvis_images, featvis_layers, featvis_table, save_featvis
 from .objectives import Target
 from .optimize import LayerTap, Preprocess, Settings, measure, optimise, target_tensors
 from .targets import class_targets, concept_targets, exemplar_candidates, mapper_targets, neuron_targets
@@ -53,6 +53,19 @@ class LayerVisualizations:
         beat = [r["beats_exemplar"] for r in self.records() if r["beats_exemplar"] is not None]
         share = f"; {sum(beat)}/{len(beat)} excite their target at least as much as its best exemplar" if beat else ""
         return f"featvis  {self.layer:<24} {len(self.table):>4} targets{share}"
+
+
+def load_visualizations(atlas: Atlas, layers: Sequence[str] | None = None,
+                        snapshot: str | None = None) -> list[LayerVisualizations]:
+    """The stored visualizations of ``layers`` (default: every layer that has some) at
+    ``snapshot`` (default: the last), without the model."""
+    snap = atlas.snapshot_name(snapshot)
+    stored = featvis_layers(atlas).get(snap, [])
+    out = []
+    for name in (stored if layers is None else [n for n in layers if n in stored]):
+        table, images = featvis_table(atlas, name, snap), featvis_images(atlas, name, snap)
+        out.append(LayerVisualizations(name, snap, table, np.asarray(images)))
+    return out
 
 
 def choose_targets(atlas: Atlas, layer: str, snapshot: str, neurons: Sequence[int] | None | bool = None,

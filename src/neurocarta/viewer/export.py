@@ -76,6 +76,8 @@ def static_payloads(data: ViewerData, ids: np.ndarray, progress: Callable[[str],
       a lasso's map against the rest is computed by the server only)
     - ``/api/concepts/<snapshot>``, ``/api/concepts/<snapshot>/nearest/<neuron>?k=10``
     - ``/api/patches/<snapshot>/<layer>/<neuron>.png`` (data: URL) where patches are stored
+    - ``/api/featvis/<snapshot>/<layer>`` and ``/api/featvis/<snapshot>/<layer>/<kind>/<target>.png``
+      (data: URL; image ``k > 0`` of a target under ``...png?i=k``) where visualizations are stored
     - ``/api/attributions/<snapshot>/<input_id>`` and, for image items,
       ``/api/attributions/<snapshot>/<input_id>/<index>.png`` (data: URL): the stored
       attributions of the exported inputs (the manifest lists only those)
@@ -143,6 +145,15 @@ def static_payloads(data: ViewerData, ids: np.ndarray, progress: Callable[[str],
             for neuron in range(p.shape[0]):
                 out[route_path("patches", snapshot=snap, layer=layer, neuron=neuron)] = \
                     _data_url(png_bytes(tile(p[neuron])), "image/png")
+    for snap, layers in manifest.get("featvis", {}).items():
+        for layer in layers:
+            say(f"feature visualizations {layer} {snap}")
+            payload = out[route_path("featvis", snapshot=snap, layer=layer)] = data.featvis(snap, layer)
+            for t in payload["targets"]:
+                image = route_path("featvis_image", snapshot=snap, layer=layer, kind=t["kind"], target=t["target"])
+                for k in range(t["images"]):
+                    out[image if k == 0 else f"{image}?i={k}"] = \
+                        _data_url(data.featvis_png(snap, layer, t["kind"], t["target"], k), "image/png")
     for snap, inputs in manifest["attributions"].items():
         say(f"attributions of {len(inputs)} inputs {snap}")
         for i in inputs:
