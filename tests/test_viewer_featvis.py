@@ -2,7 +2,7 @@
 
 One small atlas for the module: demo-cnn trained for one epoch on 400 shapes, two layers, a
 Mapper graph of head.relu and concept groups; then a few feature visualizations (four
-neurons per layer, every concept group and Mapper node, 8 Adam steps: the test checks the
+neurons per layer, every concept group and Mapper node, class 0's logit, 8 Adam steps: the test checks the
 display, not their quality, which tests/test_featvis*.py check) and two attributions of one
 input (saliency of the predicted class and of class 0). A text atlas of four sentences
 (MiniLM) carries one token attribution. (The README's screenshots of both come from
@@ -41,9 +41,10 @@ def atlas_path(tmp_path_factory) -> Path:
     build_topomaps(atlas, method="pca", seed=0, progress=False, formats=())
     build_mappers(atlas, layers=["head.relu"], progress=False, seed=0)
     build_concepts(atlas, progress=False, seed=0)
-    for layer in LAYERS:  # Mapper nodes where the atlas has their graph
-        visualize(atlas, layers=[layer], neurons=[0, 1, 2, 3], concepts=True, mapper_nodes=layer == "head.relu",
-                  settings=Settings(steps=8), device="cpu", progress=False)
+    for layer in LAYERS:  # Mapper nodes where the atlas has their graph; class 0's logit once
+        last = layer == "head.relu"
+        visualize(atlas, layers=[layer], neurons=[0, 1, 2, 3], concepts=True, mapper_nodes=last,
+                  classes=[0] if last else None, settings=Settings(steps=8), device="cpu", progress=False)
     nc.attribute(atlas, [INPUT], device="cpu", progress=False)
     nc.attribute(atlas, [INPUT], target="class:0", device="cpu", progress=False)
     return path
@@ -130,6 +131,9 @@ def test_mapper_tooltip_and_concept_graph_show_their_visualizations(page, server
     pg.wait_for_function("(n) => document.querySelectorAll('[data-testid=graph-featvis]').length === n",
                          arg=sum(c in concepts for c in drawn))
     assert pg.locator("[data-testid=graph-featvis]").count() >= 1
+    # the class shown (the first, by default) has its logit's visualization in the graph's corner
+    pg.wait_for_function("() => document.querySelector('.classvis [data-testid=featvis-image]')?.naturalWidth > 0")
+    assert pg.get_attribute(".classvis [data-testid=featvis]", "data-target") == "0"
     assert page.errors == []
 
 
