@@ -11,7 +11,8 @@ spin time as work).
     .venv/bin/python benchmarks/bench_featvis.py --efficientnet                  # a sample of channels
 
 The demo atlas comes from `neurocarta demo --no-serve`; the EfficientNet-Lite0 atlas is
-extracted here from shapes (1,000 images, resized to 224 px by the model's preprocessing).
+extracted here from shapes (500 images, resized to 224 px by the model's preprocessing), and
+two channels are drawn (seeded) from each of five layers, early to the last.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import torch
 import neurocarta as nc
 from neurocarta.featvis import Settings, visualize
 
-EFFICIENTNET_SAMPLE = {"_blocks.2": 4, "_blocks.5": 4, "_blocks.9": 4, "_blocks.13": 4, "_conv_head": 4}
+EFFICIENTNET_SAMPLE = {"_blocks.2": 2, "_blocks.5": 2, "_blocks.9": 2, "_blocks.13": 2, "_conv_head": 2}
+EFFICIENTNET_DATA = "shapes:n=500"
 
 
 def timed(fn):
@@ -57,7 +59,7 @@ def bench_demo(path: str, steps: int) -> dict:
 def bench_efficientnet(steps: int, work: Path) -> dict:
     atlas_dir = work / "effnet-atlas"
     if not (atlas_dir / "manifest.json").exists():
-        nc.extract("efficientnet-lite0", "shapes:n=1000", atlas_dir, layers=list(EFFICIENTNET_SAMPLE),
+        nc.extract("efficientnet-lite0", EFFICIENTNET_DATA, atlas_dir, layers=list(EFFICIENTNET_SAMPLE),
                    progress=False)
     atlas = nc.open_atlas(atlas_dir)
     rng = np.random.default_rng(0)

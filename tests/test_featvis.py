@@ -145,3 +145,20 @@ def test_cli_visualize_json_and_bad_input(tiny_image_atlas, capsys):
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and words in err, err
     assert featvis_table(atlas, "conv").equals(before)
+
+
+def test_the_map_stage_visualises_every_target_of_an_image_atlas(tiny_image_atlas):
+    from neurocarta.featvis.stage import featvis_stage, map_stages
+    from neurocarta.pipeline import MAP_STAGES, MapOptions
+
+    atlas, done = tiny_image_atlas, []
+    lines = featvis_stage(atlas, MapOptions(progress=False), lambda d, t: done.append((d, t)), Settings(steps=4))
+    assert featvis_layers(atlas) == {"final": ["conv", "act", "output"]}
+    conv = featvis_table(atlas, "conv")
+    assert (conv["kind"] == "neuron").sum() == 6 and (conv["kind"] == "mapper_node").sum() == \
+        len(nc.load_mapper(atlas, "conv").nodes)
+    assert len(featvis_table(atlas, "output")) == 4 and done[-1] == (3, 3)
+    assert len(lines) == 3 and all(line.startswith("featvis  ") for line in lines)
+    # it runs after the viewer is up, last, and --no-featvis leaves it out
+    assert map_stages()[-1].name == "featvis" and map_stages()[-1].after_viewer
+    assert map_stages(False) == MAP_STAGES
