@@ -16,7 +16,7 @@ import zarr
 import pytest
 
 import neurocarta as nc
-from conftest import run_env
+from conftest import run_cli, run_env
 
 import tiny_models
 
@@ -92,32 +92,37 @@ def test_summary_mode_on_a_cluster_merges_topk_stats_and_sample(tmp_path, images
 
 def test_cli_scheduler_address_and_clear_errors(tmp_path, images, client):
     address = client.scheduler.address
-    cmd = [sys.executable, "-m", "neurocarta", "extract", "--model", "py:tiny_models:cnn_bundle", "--data", images,
-           "--layers", "conv", "head", "--batch-size", "16", "--chunk-size", "32", "--quiet"]
+    args = ["extract", "--model", "py:tiny_models:cnn_bundle", "--data", images,
+            "--layers", "conv", "head", "--batch-size", "16", "--chunk-size", "32", "--quiet"]
+    cmd = [sys.executable, "-m", "neurocarta", *args]
     run = subprocess.run(cmd + ["--out", str(tmp_path / "a"), "--scheduler", address],
                          env=run_env(), capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     ref = nc.extract("py:tiny_models:cnn_bundle", images, tmp_path / "ref", layers=["conv", "head"],
                      batch_size=16, chunk_size=32, progress=False)
     assert_same_atlas(ref, nc.open_atlas(tmp_path / "a"))
-    bad = subprocess.run(cmd + ["--out", str(tmp_path / "b"), "--workers", "2", "--shard-size", "40"],
-                         env=run_env(), capture_output=True, text=True)
+    # the same arguments in-process (conftest.run_cli): these two stop before any work
+    bad = run_cli(*args, "--out", tmp_path / "b", "--workers", "2", "--shard-size", "40")
     assert bad.returncode != 0 and "multiple of --chunk-size" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
-    mem = subprocess.run(cmd + ["--out", "memory://nc/x", "--workers", "2"], env=run_env(), capture_output=True,
-                         text=True)
+    mem = run_cli(*args, "--out", "memory://nc/x", "--workers", "2")
     assert mem.returncode != 0 and "memory:// store lives inside one process" in mem.stderr
 
 
-def _slow_cmd(data, out, *extra):
-    return [sys.executable, "-m", "neurocarta", "extract", "--model", "py:tiny_models:slow_net",
+def _slow_args(data, out, *extra):
+    return ["extract", "--model", "py:tiny_models:slow_net",
             "--data", f"npz:{data}", "--layers", "fc1", "act", "fc2", "--out", str(out),
             "--batch-size", "16", "--chunk-size", "32", "--topk", "9", "--quiet", *extra]
 
 
+def _slow_cmd(data, out, *extra):
+    """The extraction as a process of its own, to be killed; reference runs are in-process (run_cli)."""
+    return [sys.executable, "-m", "neurocarta", *_slow_args(data, out, *extra)]
+
+
 def test_a_killed_worker_loses_and_duplicates_nothing(tmp_path, client):
     data = tiny_models.array_data(640, path=str(tmp_path / "d.npz"))
-    ref = subprocess.run(_slow_cmd(data, tmp_path / "ref"), env=run_env(), capture_output=True, text=True)
+    ref = run_cli(*_slow_args(data, tmp_path / "ref"))
     assert ref.returncode == 0, ref.stderr
     pids = client.run(os.getpid)
     out = tmp_path / "killed"
@@ -151,8 +156,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing(tmp_path, client):
 
 def test_a_killed_coordinator_resumes_with_workers(tmp_path):
     data = tiny_models.array_data(640, path=str(tmp_path / "d.npz"))
-    ref = subprocess.run(_slow_cmd(data, tmp_path / "ref", "--mode", "summary", "--group-by", "label"),
-                         env=run_env(), capture_output=True, text=True)
+    ref = run_cli(*_slow_args(data, tmp_path / "ref", "--mode", "summary", "--group-by", "label"))
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "killed"
     cmd = _slow_cmd(data, out, "--mode", "summary", "--group-by", "label", "--workers", "2", "--shard-size", "64")
