@@ -214,7 +214,7 @@ def test_text_demo_runs_offline_end_to_end_and_builds_all_three_maps(tmp_path):
     coherence = concepts.coherence[concepts.coherence["attribute"] == "category"]
     assert set(coherence["layer"]) == set(TEXT_LAYERS)
     assert (coherence["coherence"] > coherence["random_coherence"]).any()
-    assert "word-category coherence" in r.stdout
+    assert "coherence category" in r.stdout  # the concept line names the attribute it measures
     info = json.loads(subprocess.run([sys.executable, "-m", "neurocarta", "info", str(out), "--json"],
                                      env=run_env(), capture_output=True, text=True).stdout)
     assert info["complete"] is True

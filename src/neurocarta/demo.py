@@ -17,11 +17,16 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .data import load_data
 from .data.base import DataSource
 from .errors import UserError
+from .pipeline import MapOptions
 from .store import Atlas, atlas_info, format_info
+
+if TYPE_CHECKING:
+    from .viewer.app import BackgroundServer
 
 #: The flaws the demo plants in shapes unless ``clean``: a background shortcut (training
 #: circles sit on the noise background 90% of the time, other classes a third of the time;
@@ -61,8 +66,9 @@ def planted_flaws(source: DataSource) -> str:
 
 
 def run_demo(data: str = "shapes", out: str | Path = "demo-atlas", epochs: int = 4, serve: bool = True,
-             overwrite: bool = False, progress: bool = True, clean: bool = False) -> Atlas:
-    """Train (or load) demo-cnn on ``data`` and build the demo atlas at ``out``.
+             overwrite: bool = False, progress: bool = True, clean: bool = False, featvis: bool = True) -> Atlas:
+    """Train (or load) demo-cnn on ``data`` and build the demo atlas at ``out`` (with feature
+    visualizations once the viewer is up, unless not ``featvis``).
 
     On shapes, :data:`DEMO_FLAWS` are planted unless ``clean`` (see :func:`demo_data`).
     """
@@ -83,7 +89,9 @@ def run_demo(data: str = "shapes", out: str | Path = "demo-atlas", epochs: int =
     t0 = time.time()
     bundle = load_demo_cnn(source, epochs=epochs, progress=progress)
     info = bundle.info
+    epochs_took = ", ".join(f"{s:.1f}" for s in info["epoch_seconds"] if s is not None)
     how = "loaded from the cache" if info["cached"] else f"trained in {time.time() - t0:.0f} s"
+    how += f" (per epoch: {epochs_took} s)" if epochs_took else ""
     say(f"demo-cnn {how}: test accuracy {info['test_accuracy']:.3f} on {source.spec} "
         f"({len(info['checkpoints'])} snapshots in {info['training']})")
     t0 = time.time()
@@ -91,37 +99,38 @@ def run_demo(data: str = "shapes", out: str | Path = "demo-atlas", epochs: int =
                     overwrite=overwrite, progress=progress)
     say(f"atlas written in {time.time() - t0:.0f} s")
     print(format_info(atlas_info(atlas)))
-    t0 = time.time()
-    from .pipeline import build_topomaps
-
-    runs = build_topomaps(atlas, group_by="label", grid=True, snapshots=True, animate=True, progress=progress)
-    for r in runs:
-        m = r.summary()
-        print(f"topomap {m['layer']:<18} trustworthiness {m['trustworthiness']:.3f}  "
-              f"class separation {m['separation'][atlas.snapshots[0]]:.2f} -> {m['separation'][atlas.snapshots[-1]]:.2f}")
-    say(f"topographic maps drawn in {time.time() - t0:.0f} s: {atlas.root / 'figures' / 'topomap'}")
-    t0 = time.time()
-    from .pipeline import build_mappers
-
-    for r in build_mappers(atlas, progress=progress):
-        s = r.summary()
-        print(f"mapper  {s['layer']:<18} {s['n_nodes']:>4} nodes {s['n_components']:>3} components  "
-              f"class purity {s['mean_purity']:.2f}")
-    say(f"Mapper graphs built in {time.time() - t0:.0f} s")
-    t0 = time.time()
-    from .pipeline import build_concepts
-
-    result = build_concepts(atlas, progress=progress)
-    for s in result.summary()["layers"]:
-        gain = {a: s["coherence"][a] - s["random_coherence"][a] for a in s["coherence"] if s["coherence"][a] is not None}
-        best = max(gain, key=gain.get, default=None)
-        line = f" coherence {best} {s['coherence'][best]:.2f} vs random {s['random_coherence'][best]:.2f}" if best else ""
-        print(f"concepts {s['layer']:<17} {s['n_clusters']:>3} groups ({s['grouped']:.0%} of neurons){line}")
-    say(f"concept atlas built in {time.time() - t0:.0f} s: {atlas.root / 'figures' / 'concepts'}")
-    print_findings(atlas)
-    if serve:
-        serve_demo(atlas)
+    # topomaps by class with a training GIF each; concepts of the last snapshot only (time)
+    map_and_serve(atlas, MapOptions(group_by=("label",), animate=True, concept_snapshots=False, progress=progress),
+                  serve=serve, featvis=featvis)
     return atlas
+
+
+def map_and_serve(atlas: Atlas, options: MapOptions, serve: bool, findings: bool = True,
+                  featvis: bool = True) -> None:
+    """Serve the viewer of the demo atlas at once (``serve``), then run the map stages
+    (``pipeline.MAP_STAGES``) while it answers, each map appearing in it when stored; print
+    the findings, run the stages marked ``after_viewer`` (feature visualization unless not
+    ``featvis``), and serve until Ctrl+C."""
+    from .attribution.stage import with_attributions
+    from .featvis.stage import map_stages
+    from .pipeline import map_status, run_map_stages
+
+    stages = with_attributions(map_stages(featvis))
+    # the status file lists every stage as pending before the viewer's first look
+    status = map_status(atlas, stages)
+    viewer = serve_demo(atlas) if serve else None
+    try:
+        run_map_stages(atlas, options, [s for s in stages if not s.after_viewer], status=status, say=say)
+        if findings:
+            print_findings(atlas)
+        run_map_stages(atlas, options, [s for s in stages if s.after_viewer], status=status, say=say)
+    except BaseException:
+        if viewer:
+            viewer.stop()
+        raise
+    if viewer:
+        say(f"every map is built; the viewer is at {viewer.url}  (Ctrl+C to stop)")
+        viewer.wait()
 
 
 def print_findings(atlas: Atlas) -> None:
@@ -152,7 +161,6 @@ def run_text_demo(data: str = "sentences", out: str | Path = "demo-atlas", serve
     """
     from .capture import extract
     from .models.text import load_minilm
-    from .pipeline import build_concepts, build_mappers, build_topomaps
 
     if data == "sentences":
         data = f"sentences:n={TEXT_DEMO_SENTENCES}"
@@ -163,42 +171,24 @@ def run_text_demo(data: str = "sentences", out: str | Path = "demo-atlas", serve
     atlas = extract(bundle, source, out, layers=list(TEXT_LAYERS), overwrite=overwrite, progress=progress)
     say(f"atlas written in {time.time() - t0:.0f} s: {len(atlas.tokens)} token rows")
     print(format_info(atlas_info(atlas)))
-    t0 = time.time()
-    for group_by in ("category", "label"):
-        for r in build_topomaps(atlas, group_by=group_by, progress=progress):
-            m = r.summary()
-            sep = m["separation"][atlas.snapshots[-1]]
-            print(f"topomap {m['layer']:<30} by {group_by:<8} trustworthiness {m['trustworthiness']:.3f}  "
-                  f"separation {sep:.2f}")
-    say(f"topographic maps drawn in {time.time() - t0:.0f} s: {atlas.root / 'figures' / 'topomap'}")
-    t0 = time.time()
-    for r in build_mappers(atlas, progress=progress, colour_by="category"):
-        s = r.summary()
-        print(f"mapper  {s['layer']:<30} {s['n_nodes']:>4} nodes {s['n_components']:>3} components  "
-              f"word-category purity {s['mean_purity']:.2f}")
-    say(f"Mapper graphs built in {time.time() - t0:.0f} s")
-    t0 = time.time()
-    result = build_concepts(atlas, progress=progress, attributes=["category", "label"])
-    for s in result.summary()["layers"]:
-        c, r = s["coherence"].get("category"), s["random_coherence"].get("category")
-        line = f" word-category coherence {c:.2f} vs random {r:.2f}" if c is not None else ""
-        print(f"concepts {s['layer']:<29} {s['n_clusters']:>3} groups ({s['grouped']:.0%} of neurons){line}")
-    say(f"concept atlas built in {time.time() - t0:.0f} s: {atlas.root / 'figures' / 'concepts'}")
-    if serve:
-        serve_demo(atlas)
+    # topomaps by the planted word category and by label; pies and coherence by category
+    map_and_serve(atlas, MapOptions(group_by=("category", "label"), colour_by="category",
+                                    attributes=["category", "label"], progress=progress),
+                  serve=serve, findings=False, featvis=False)
     return atlas
 
 
-def serve_demo(atlas: Atlas, host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Serve the viewer of the demo atlas until Ctrl+C; another free port when 8765 is taken."""
-    from .viewer import bind_socket, serve
+def serve_demo(atlas: Atlas, host: str = "127.0.0.1", port: int = 8765) -> BackgroundServer:
+    """Serve the viewer of the demo atlas from a thread (its maps appear as they are built);
+    another free port when 8765 is taken."""
+    from .viewer import bind_socket, serve_in_background
 
     try:
         sock = bind_socket(host, port)
     except UserError:
         sock = bind_socket(host, 0)  # the demo should just open: any free port will do
-    say(f"serving the viewer; later: neurocarta serve {atlas.root}")
-    serve(atlas, host=host, sock=sock)
+    say(f"serving the viewer while the maps are built; later: neurocarta serve {atlas.root}")
+    return serve_in_background(atlas, host=host, sock=sock)
 
 
 def say(message: str) -> None:
