@@ -140,8 +140,9 @@ def test_cli_visualize_json_and_bad_input(tiny_image_atlas, capsys):
     # bad input: one line, exit 2, nothing stored changes
     before = featvis_table(atlas, "conv")
     for args, words in ((["--neurons", "99"], "not a neuron of 'conv'"), (["--neurons", "x"], "list of indices"),
-                        (["--layers", "act", "--mapper-nodes"], "no Mapper graph of 'act'")):
-        code = main(["visualize", str(atlas.root), "--layers", "conv", *args, "--steps", "4"])
+                        (["--layers", "act", "--mapper-nodes"], "no Mapper graph of 'act'"),
+                        (["--steps", "0"], "--steps must be at least 1"), (["--device", "tpu"], "unknown device")):
+        code = main(["visualize", str(atlas.root), "--layers", "conv", "--steps", "4", *args])
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and words in err, err
     assert featvis_table(atlas, "conv").equals(before)
