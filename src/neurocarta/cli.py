@@ -198,6 +198,8 @@ def _add_demo(sub: Any) -> None:
     p.add_argument("--clean", action="store_true", help="plant no flaws in shapes (by default the demo plants "
                    "one background shortcut and 2%% label noise, for its findings to find)")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--no-featvis", action="store_true",
+                   help="skip the feature visualizations made once the viewer is up (minutes on a CPU)")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -205,7 +207,7 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     from .demo import run_demo
 
     run_demo(a.data, a.out, epochs=a.epochs, serve=not a.no_serve, overwrite=a.overwrite, progress=not a.quiet,
-             clean=a.clean)
+             clean=a.clean, featvis=not a.no_featvis)
     return 0
 
 
@@ -412,6 +414,9 @@ def _add_map(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-featvis", action="store_true",
                    help="skip the feature visualizations, the last and slowest stage")
+    p.add_argument("--serve", action="store_true", help="serve the viewer on 127.0.0.1 while the maps are built "
+                   "(each appears when stored) and after, until Ctrl+C")
+    p.add_argument("--port", type=int, default=8765, help="the viewer's port with --serve (default 8765)")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -424,9 +429,18 @@ def _cmd_map(a: argparse.Namespace) -> int:
     atlas = open_atlas(a.atlas)
     # every stage of pipeline.MAP_STAGES, the findings' attributions, then feature visualization,
     # in order: each prints what it made
-    run_map_stages(atlas, MapOptions(layers=a.layers, seed=a.seed, progress=not a.quiet),
-                   with_attributions(map_stages(not a.no_featvis)))
-    print(f"stored in {atlas.root / 'maps'}; view with: neurocarta serve {a.atlas}")
+    viewer = None
+    if a.serve:
+        from .viewer import bind_socket, serve_in_background
+
+        viewer = serve_in_background(atlas, sock=bind_socket("127.0.0.1", a.port))
+    with viewer or contextlib.nullcontext():
+        run_map_stages(atlas, MapOptions(layers=a.layers, seed=a.seed, progress=not a.quiet),
+                       with_attributions(map_stages(not a.no_featvis)))
+        print(f"stored in {atlas.root / 'maps'}; view with: neurocarta serve {a.atlas}")
+        if viewer:
+            print(f"every map is built; the viewer is at {viewer.url}  (Ctrl+C to stop)")
+            viewer.wait()
     return 0
 
 
