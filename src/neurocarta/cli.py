@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 a user error (one line on stderr: what is wrong, how to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from typing import TYPE_CHECKING, Any, Sequence
