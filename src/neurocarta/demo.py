@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -119,18 +120,14 @@ def map_and_serve(atlas: Atlas, options: MapOptions, serve: bool, findings: bool
     # the status file lists every stage as pending before the viewer's first look
     status = map_status(atlas, stages)
     viewer = serve_demo(atlas) if serve else None
-    try:
+    with viewer or nullcontext():
         run_map_stages(atlas, options, [s for s in stages if not s.after_viewer], status=status, say=say)
         if findings:
             print_findings(atlas)
         run_map_stages(atlas, options, [s for s in stages if s.after_viewer], status=status, say=say)
-    except BaseException:
         if viewer:
-            viewer.stop()
-        raise
-    if viewer:
-        say(f"every map is built; the viewer is at {viewer.url}  (Ctrl+C to stop)")
-        viewer.wait()
+            say(f"every map is built; the viewer is at {viewer.url}  (Ctrl+C to stop)")
+            viewer.wait()
 
 
 def print_findings(atlas: Atlas) -> None:

@@ -470,6 +470,13 @@ class BackgroundServer:
         self.thread.join(10)
         self.sock.close()
 
+    # ``with serve_in_background(...) as viewer:``: the server stops however the block ends
+    def __enter__(self) -> BackgroundServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 def serve_in_background(atlas_path: Atlas | str | Path, host: str = "127.0.0.1", port: int = 8765,
                         open_browser: bool = False, static_dir: str | Path | None = None,
