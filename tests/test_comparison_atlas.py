@@ -62,6 +62,7 @@ def test_concept_matching_of_an_atlas_with_itself_is_the_identity(snapshots_atla
     moved = match_concepts(snapshots_atlas, early, snapshots_atlas, result)
     assert (moved.a["status"] != "matched").any() and moved.events
     assert {e["kind"] for e in moved.events} <= {"appeared", "vanished", "split", "merged"}
+    assert f"<td>{moved.events[0]['kind']}</td>" in moved._repr_html_()  # a notebook shows the events
 
 
 def test_compare_atlases_cli_writes_figure_and_json(snapshots_atlas, tmp_path, capsys):

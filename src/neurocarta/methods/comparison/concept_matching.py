@@ -95,6 +95,22 @@ class ConceptMatch:
                     for row in df.to_dict(orient="records")]
         return {**self.summary(), "a": records(self.a), "b": records(self.b), "events": self.events}
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the counts, then one line per event."""
+        from html import escape
+
+        def groups(side: list[dict] | None) -> str:
+            return ", ".join(f"{g['layer']} #{g['cluster']}" for g in side or [])
+
+        s = self.summary()
+        head = (f"<p><b>{escape(s['sides']['a'])} &rarr; {escape(s['sides']['b'])}</b>: {s['groups']['a']} &rarr; "
+                f"{s['groups']['b']} groups; {s['matched']} matched, {s['appeared']} appeared, {s['vanished']} "
+                f"vanished, {s['split']} split, {s['merged']} merged</p>")
+        rows = "".join(f"<tr><td>{e['kind']}</td><td>{escape(groups(e.get('a')))}</td>"
+                       f"<td>{escape(groups(e.get('b')))}</td></tr>" for e in self.events)
+        return head + (f"<table><tr><th>event</th><th>first side</th><th>second side</th></tr>{rows}</table>"
+                       if rows else "")
+
     def __repr__(self) -> str:
         s = self.summary()
         return (f"<ConceptMatch {s['groups']['a']} -> {s['groups']['b']} groups: {s['matched']} matched, "
