@@ -5,6 +5,7 @@ within 30 s".
     .venv/bin/python benchmarks/bench_demo.py                 # the shapes demo, fresh cache
     .venv/bin/python benchmarks/bench_demo.py --data shapes:n=3000 --epochs 3
     .venv/bin/python benchmarks/bench_demo.py --json
+    .venv/bin/python benchmarks/bench_demo.py --epoch-cpu     # demo-cnn's training recipes, CPU per epoch
 
 The demo runs as the user runs it (a subprocess of ``python -m neurocarta demo``, serving),
 with ``NEUROCARTA_CACHE`` pointing at an empty folder so demo-cnn is trained. Every line the
@@ -130,6 +131,54 @@ def run(data: str, epochs: int, timeout: float, until_all: bool = False) -> dict
         return result
 
 
+def epoch_cpu(threads: int = 1, images: int = 1024, repeats: int = 3) -> dict[str, float]:
+    """CPU seconds per 8,000-image demo-cnn training epoch (batch 64, Adam), for the recipe
+    before issue 17 (ReLU then pool, contiguous tensors) and its parts: pool before ReLU
+    (the same function), channels_last memory order, both (the recipe now). Random inputs of
+    the demo's size; the variants interleaved ``repeats`` times, the least CPU of each kept
+    (other processes only ever add)."""
+    import resource
+    from collections import OrderedDict
+
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from neurocarta.models.demo_cnn import DemoCNN
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    def model(relu_first: bool, channels_last: bool) -> nn.Module:
+        torch.manual_seed(0)
+        m = DemoCNN(8)
+        if relu_first:  # the blocks as they were: conv, bn, relu, pool
+            for name, block in m.features.named_children():
+                parts = dict(block.named_children())
+                setattr(m.features, name, nn.Sequential(OrderedDict((k, parts[k]) for k in ("conv", "bn", "relu", "pool"))))
+        return m.to(memory_format=torch.channels_last) if channels_last else m
+
+    torch.set_num_threads(threads)
+    x, y = torch.randn(images, 3, 64, 64), torch.randint(0, 8, (images,))
+    variants = {"relu, pool; contiguous (before)": (True, False), "pool, relu; contiguous": (False, False),
+                "relu, pool; channels_last": (True, True), "pool, relu; channels_last (now)": (False, True)}
+    best = {name: float("inf") for name in variants}
+    for _ in range(repeats):
+        for name, (relu_first, channels_last) in variants.items():
+            m = model(relu_first, channels_last).train()
+            xx = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+            opt = torch.optim.Adam(m.parameters(), lr=2e-3)
+            c0 = cpu()
+            for s in range(0, images, 64):
+                loss = F.cross_entropy(m(xx[s:s + 64]), y[s:s + 64])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            best[name] = min(best[name], (cpu() - c0) / images * 8000)
+    return best
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="shapes")
@@ -139,7 +188,13 @@ def main() -> None:
                    "(after_viewer: input projection, feature visualization) too; by default the run ends "
                    "at the findings, once the three maps are built")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--epoch-cpu", action="store_true", help="instead: CPU seconds per training epoch of "
+                   "demo-cnn's recipes, one thread")
     a = p.parse_args()
+    if a.epoch_cpu:
+        for name, seconds in epoch_cpu().items():
+            print(f"{name:<34} {seconds:5.1f} CPU-s per 8,000-image epoch")
+        return
     r = run(a.data, a.epochs, a.timeout, a.all)
     if a.json:
         print(json.dumps(r, indent=1))
