@@ -126,7 +126,7 @@ class ChunkRunner:
         if logits is not None:
             rows.outputs.append(self._output_columns(ids, {k[1]: host[k] for k in host if k[0] == _OUTPUTS}))
         if plan.source.modality == "image" and first_snapshot:
-            rows.thumbs.append(np.stack([thumbnail(im, plan.opts.thumb_size) for im in items]))
+            rows.thumbs.append(thumbnails(items, plan.opts.thumb_size))
 
     def _non_finite(self, key: tuple[str, str], values: torch.Tensor, row_ids: np.ndarray) -> None:
         """Raise the error for a block whose rounded values are not all finite: NaN or Inf
@@ -204,6 +204,15 @@ class ChunkRunner:
 
 #: the key of the model outputs among a batch's host copies (see ChunkRunner._collect)
 _OUTPUTS = "\x00outputs"
+
+def thumbnails(images: list[Any], size: int) -> np.ndarray:
+    """A batch's (B, size, size, 3) uint8 thumbnails. Images that already are such arrays
+    (the built-in shapes at the thumbnail size) are stacked as they are: a call per image
+    cost 4x the stacking (1.35 vs 0.36 ms per batch of 64)."""
+    if all(isinstance(im, np.ndarray) and im.dtype == np.uint8 and im.shape == (size, size, 3) for im in images):
+        return np.stack(images)
+    return np.stack([thumbnail(im, size) for im in images])
+
 
 def thumbnail(image: np.ndarray, size: int) -> np.ndarray:
     """A uint8 (size, size, 3) thumbnail: the image resized to fit, centred on black."""

@@ -32,6 +32,13 @@ from .schema import ROW
 #: the codec choices of :meth:`AtlasWriter.create_array` (None: Zarr's default, zstd level 3)
 COMPRESSION: dict[str, Any] = {"default": None, "fast": (ZstdCodec(level=1),), "none": ()}
 
+#: How the writer's array handles write. By default Zarr compares every chunk with the fill
+#: value and skips writing one that equals it: a full extra pass over the data, for chunks
+#: of activations (1,024 inputs x every neuron) that are never all zero. Writing them as they
+#: are took the demo-cnn chunk writes from 0.072 to 0.050 CPU ms per input (issue 17).
+#: Readers see the same values either way; this is no part of the stored metadata.
+WRITE_CONFIG = {"write_empty_chunks": True}
+
 
 class AtlasWriter:
     """Creates or resumes an atlas folder and commits chunks into it."""
@@ -112,12 +119,12 @@ class AtlasWriter:
             codecs = COMPRESSION[compression]
             kw = {} if codecs is None else {"compressors": codecs}
             arr = self.group.create_array(path, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill_value, **kw)
-        self._arrays[path] = arr
-        return arr
+        self._arrays[path] = arr.with_config(WRITE_CONFIG)
+        return self._arrays[path]
 
     def array(self, path: str) -> zarr.Array:
         if path not in self._arrays:
-            self._arrays[path] = self.group[path]
+            self._arrays[path] = self.group[path].with_config(WRITE_CONFIG)
         return self._arrays[path]
 
     def write_rows(self, path: str, start: int, values: np.ndarray) -> None:
