@@ -212,8 +212,9 @@ def build_projections(atlas: Atlas, layers: list[str] | None = None, progress: b
     each one."""
     from tqdm.auto import tqdm
 
-    from .methods.inputs_projection import project_inputs
+    from .methods.inputs_projection import check_params, project_inputs
 
+    check_params(**{k: params[k] for k in ("max_points", "neighbours", "min_dist") if k in params})
     names = atlas.select_layers(layers)
     report = report or _no_report
     report(0, len(names))

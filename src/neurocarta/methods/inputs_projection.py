@@ -93,15 +93,13 @@ def project_inputs(atlas: Atlas, layer: str, snapshot: str | None = None, max_po
     ``max_points``: above this many rows, a seeded sample of them. ``stat``: the spatial
     reduction of a conv layer (``mean`` or ``max``).
     """
-    max_points = check_number("max_points", max_points, low=10, integer=True)
-    neighbours = check_number("neighbours", neighbours, low=2, integer=True)
-    min_dist = check_number("min_dist", min_dist, low=0.0, high=1.0)
+    max_points, neighbours, min_dist = check_params(max_points, neighbours, min_dist)
     snap = atlas.snapshot_name(snapshot)
     info = atlas.manifest.layer(layer)
     rng = np.random.default_rng(seed)
     if atlas.mode == "summary":
         rows, values = atlas.sample(layer, snap, stat=stat)
-        n_rows = int(rows.max()) + 1 if len(rows) else 0
+        n_rows = int(info.n_rows or (rows.max() + 1 if len(rows) else 0))
         if len(rows) > max_points:
             keep = np.sort(rng.choice(len(rows), max_points, replace=False))
             rows, values = rows[keep], values[keep]
@@ -128,6 +126,15 @@ def project_inputs(atlas: Atlas, layer: str, snapshot: str | None = None, max_po
     if save:
         result.save(atlas)
     return result
+
+
+def check_params(max_points: int = MAX_POINTS, neighbours: int = NEIGHBOURS,
+                 min_dist: float = 0.1) -> tuple[int, int, float]:
+    """The parameters checked (one :class:`~neurocarta.errors.ParameterError` line for a bad
+    one), so a run over many layers can refuse before it starts."""
+    return (check_number("max_points", max_points, low=10, integer=True),
+            check_number("neighbours", neighbours, low=2, integer=True),
+            check_number("min_dist", min_dist, low=0.0, high=1.0))
 
 
 def layout(x: np.ndarray, neighbours: int, min_dist: float, seed: int) -> np.ndarray:
