@@ -31,6 +31,7 @@ _LAZY = {
     "load_concepts": "methods.concepts",
     "attribute": "attribution",
     "visualize": "featvis",
+    "show": "viewer.notebook",
 }
 
 __all__ = [
@@ -39,7 +40,7 @@ __all__ = [
     "TopoMap", "topomap", "TopoMapResult", "load_topomap", "group_difference",
     "Mapper", "mapper", "MapperResult", "load_mapper", "ConceptAtlas", "concepts", "ConceptResult", "load_concepts",
     "UserError", "AtlasError", "LayerError", "SpecError", "NonFiniteError", "attribute",
-    "visualize",
+    "visualize", "show",
 ]
 
 

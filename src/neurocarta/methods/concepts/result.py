@@ -79,6 +79,20 @@ class ConceptResult:
         table["similarity"] = sim
         return table.reset_index(drop=True)
 
+    # ------------------------------------------------------------ drawing (neurocarta.render)
+    def plot(self, colour: str = "cluster", **kwargs):
+        """A matplotlib Figure: every neuron in the concept embedding's 2-D projection
+        (see :func:`neurocarta.render.plot_projection`)."""
+        from ...render import plot_projection
+
+        return plot_projection(self, colour=colour, **kwargs)
+
+    def _repr_png_(self) -> bytes:
+        """Jupyter shows the result as its neuron projection, coloured by concept group."""
+        from ...render import figure_png
+
+        return figure_png(self.plot())
+
     # ------------------------------------------------------------ storage
     def save(self, atlas: Atlas) -> None:
         emb = pd.DataFrame(self.embedding, columns=[f"e{i}" for i in range(self.embedding.shape[1])])

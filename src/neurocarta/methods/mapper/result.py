@@ -65,6 +65,12 @@ class MapperResult:
 
         return plot_mapper(self, colour=colour, **kwargs)
 
+    def _repr_png_(self) -> bytes:
+        """Jupyter shows the graph as its figure (nodes as class pies)."""
+        from ...render import figure_png
+
+        return figure_png(self.plot())
+
     def members(self) -> pd.DataFrame:
         """One row per (node, input): the member export KeplerMapper users ask for."""
         node, rows = self.graph.membership()

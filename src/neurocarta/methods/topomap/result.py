@@ -94,6 +94,12 @@ class TopoMapResult:
 
         return plot_topomap(self, groups=groups, snapshot=snapshot, **kwargs)
 
+    def _repr_png_(self) -> bytes:
+        """Jupyter shows the result as its figure (every group, the last snapshot)."""
+        from ...render import figure_png
+
+        return figure_png(self.plot())
+
     def animate(self, path, **kwargs):
         """Write a GIF or MP4 over every snapshot, on this map's one layout."""
         from ...render import animate_topomap
