@@ -102,6 +102,7 @@ def test_serve_compare_answers_the_comparison_of_two_atlases(snapshots_atlas):
     assert list(panels) == ["layers_A", "layers_B", "across", "training_A", "training_B"]
     assert np.allclose(np.diag(np.asarray(panels["across"]["values"], dtype=float)), 1.0)
     assert data["names"] == {"A": snapshots_atlas.url, "B": snapshots_atlas.url}
+    assert data["warnings"] == []  # one atlas against itself: the same data, nothing to warn
     assert data["concepts"]["matched"] == data["concepts"]["groups"]["a"] > 0
 
 

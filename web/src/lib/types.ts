@@ -164,6 +164,8 @@ export interface ComparisonPayload {
     thresholds: { match: number; part: number; part_min: number; cover: number; new: number };
   } | null;
   concepts_note: string | null;
+  /** What was warned while comparing, e.g. that the atlases come from different data. */
+  warnings?: string[];
 }
 
 /** One map stage in the server's map-status answer (maps/_status.json, see store/status.py). */

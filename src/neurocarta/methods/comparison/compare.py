@@ -4,7 +4,8 @@ notebooks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,11 +24,12 @@ class AtlasComparison:
     similarity: LayerSimilarity
     concepts: ConceptMatch | None = None
     concepts_note: str | None = None
+    warnings: list[str] = field(default_factory=list)  # what was warned on the way (e.g. different data)
 
     def to_json(self) -> dict:
         return {"similarity": self.similarity.to_json(),
                 "concepts": self.concepts.to_json() if self.concepts is not None else None,
-                "concepts_note": self.concepts_note}
+                "concepts_note": self.concepts_note, "warnings": self.warnings}
 
     def plot(self):
         return self.similarity.plot()
@@ -60,14 +62,20 @@ def compare_atlases(atlas: "Atlas", other: "Atlas | None" = None, layers: list[s
     matching (``concept_matching.compare_concepts``: one atlas's first snapshot against its
     last; two atlases' last snapshots). An atlas with one snapshot compared with nothing has no
     concept matching to do; that is said in ``concepts_note``."""
-    similarity = layer_similarity(atlas, other, layers=layers, other_layers=other_layers, snapshots=snapshots,
-                                  batch_size=batch_size, max_inputs=max_inputs, seed=seed, progress=progress)
-    match, note = None, None
-    if concepts and other is None and len(atlas.snapshots) < 2:
-        note = "one atlas with one snapshot: no other snapshot or model to match its concepts with"
-    elif concepts:
-        try:
-            match = compare_concepts(atlas, other)
-        except UserError as e:  # e.g. a layer without exemplars, or no groups: the CKA stands alone
-            note = f"concept matching skipped: {e}"
-    return AtlasComparison(similarity, match, note)
+    # warnings are kept with the result (the viewer shows them) and passed on as they were
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        similarity = layer_similarity(atlas, other, layers=layers, other_layers=other_layers, snapshots=snapshots,
+                                      batch_size=batch_size, max_inputs=max_inputs, seed=seed, progress=progress)
+        match, note = None, None
+        if concepts and other is None and len(atlas.snapshots) < 2:
+            note = "one atlas with one snapshot: no other snapshot or model to match its concepts with"
+        elif concepts:
+            try:
+                match = compare_concepts(atlas, other)
+            except UserError as e:  # e.g. a layer without exemplars, or no groups: the CKA stands alone
+                note = f"concept matching skipped: {e}"
+    said = list(dict.fromkeys(str(w.message) for w in caught))
+    for message in said:
+        warnings.warn(message, stacklevel=2)
+    return AtlasComparison(similarity, match, note, said)
