@@ -68,6 +68,11 @@ def loaded_images(pg, selector: str) -> int:
     return pg.eval_on_selector_all(selector, "els => els.filter((e) => e.complete && e.naturalWidth > 0).length")
 
 
+def shown(v: float) -> str:
+    """A value as the caption writes it (FeatVis.svelte: three significant digits, whole from 100)."""
+    return "0" if v == 0 else f"{v:.0f}" if abs(v) >= 100 else f"{v:#.3g}".rstrip(".")
+
+
 def featvis_targets(server: str, layer: str, kind: str) -> dict[str, dict]:
     m = api(server, "/api/manifest")
     snap = next(s for s, layers in m["featvis"].items() if layer in layers)
@@ -88,7 +93,7 @@ def test_feature_visualization_beside_a_neurons_exemplars(page, server):
     assert loaded_images(pg, f"{body} [data-testid=featvis-image]") == 1
     t = targets["2"]
     caption = pg.inner_text(f"{body} [data-testid=featvis-caption]")
-    assert f"{t['activation']:.3g}" in caption and f"{t['exemplar_activation']:.3g}" in caption
+    assert f"reached {shown(t['activation'])} vs {shown(t['exemplar_activation'])} by the best exemplar" in caption
     assert f"input #{t['exemplar_input_id']}" in caption
     image = pixels(pg, f"{body} [data-testid=featvis-image]")
     assert image.std() > 5, "the visualization is blank"
@@ -122,7 +127,7 @@ def test_mapper_tooltip_and_concept_graph_show_their_visualizations(page, server
     node = pg.inner_text(f"{tip} b").split()[-1]
     assert pg.get_attribute(f"{tip} [data-testid=featvis]", "data-target") == node
     caption = pg.inner_text(f"{tip} [data-testid=featvis-caption]")
-    assert f"{nodes[node]['activation']:.3g}" in caption
+    assert f"reaches {shown(nodes[node]['activation'])}" in caption
     # the concept graph: each drawn group with a stored visualization shows it beside its patches
     concepts = {**featvis_targets(server, "features.block4", "concept"), **featvis_targets(server, "head.relu", "concept")}
     assert concepts
