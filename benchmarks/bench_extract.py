@@ -152,7 +152,7 @@ def _profile_rows() -> list[tuple[str, object]]:
     are part of the row above them."""
     from concurrent.futures import Future
 
-    from neurocarta.capture import extraction, hooks, links, plan, reductions, rows, runner, sink
+    from neurocarta.capture import extraction, hooks, host, links, plan, reductions, rows, runner, sink
     from neurocarta.models.base import ModelBundle
     from neurocarta.store.writer import AtlasWriter
     from neurocarta.streaming import GroupStatsAccumulator, TopKAccumulator
@@ -161,7 +161,7 @@ def _profile_rows() -> list[tuple[str, object]]:
         ("forward pass, hooks included", ModelBundle.forward),
         ("  hooks: copy or reduce outputs", hooks.capture_output),
         ("    conv max + argmax", reductions.spatial_max),
-        ("float16 rounding + finiteness", runner.ChunkRunner._rounded),
+        ("rounding + finiteness + host copy", host.round_to_host),
         ("outputs (pred, confidence, loss)", runner.ChunkRunner._outputs),
         ("token table", runner.ChunkRunner._token_frame),
         ("thumbnails", runner.thumbnails),
