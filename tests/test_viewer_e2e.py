@@ -57,7 +57,7 @@ if not (STATIC / "index.html").is_file():
 def atlas_path(tmp_path_factory) -> Path:
     import neurocarta as nc
     from neurocarta.models.demo_cnn import load_demo_cnn
-    from neurocarta.pipeline import build_concepts, build_mappers, build_topomaps
+    from neurocarta.pipeline import build_concepts, build_mappers, build_projections, build_topomaps
 
     source = nc.load_data("shapes:n=1200,seed=0")
     bundle = load_demo_cnn(source, epochs=2, cache_dir=tmp_path_factory.mktemp("e2e-cache"), progress=False)
@@ -68,6 +68,7 @@ def atlas_path(tmp_path_factory) -> Path:
     build_topomaps(atlas, method="pca", grid=True, snapshots=True, seed=0, progress=False)
     build_mappers(atlas, progress=False, seed=0)
     build_concepts(atlas, progress=False, snapshots=True, seed=0)
+    build_projections(atlas, layers=["head.relu"], progress=False, seed=0)  # view 6, one layer (UMAP: ~2 s)
     return path
 
 
@@ -198,12 +199,14 @@ def test_loads_with_no_console_errors(browser, server):
 def test_each_view_renders_non_empty(page, server):
     pg = page.open(server + "#notour")
     pg.wait_for_selector("[data-testid=graph-node]")
+    wait_drawn(pg, "inputs-canvas")
     pg.wait_for_timeout(800)  # the WebGL scatter draws on the next frames
     area = {}
     for view, selector in [("topomap", "[data-testid=topomap-canvas]"),
                            ("projection", "[data-testid=projection-canvas]"),
                            ("graph", "[data-testid=graph-svg]"),
-                           ("mapper", "[data-testid=mapper-canvas]")]:
+                           ("mapper", "[data-testid=mapper-canvas]"),
+                           ("inputs", "[data-testid=inputs-canvas]")]:
         image = pixels(pg, selector)
         area[view] = ink(image) / (image.shape[0] * image.shape[1])
     # an input selected: the inspector shows its thumbnail, prediction and activation map
