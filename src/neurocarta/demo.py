@@ -168,8 +168,9 @@ def run_text_demo(data: str = "sentences", out: str | Path = "demo-atlas", serve
     atlas = extract(bundle, source, out, layers=list(TEXT_LAYERS), overwrite=overwrite, progress=progress)
     say(f"atlas written in {time.time() - t0:.0f} s: {len(atlas.tokens)} token rows")
     print(format_info(atlas_info(atlas)))
-    # topomaps by the planted word category and by label; pies and coherence by category
-    map_and_serve(atlas, MapOptions(group_by=("category", "label"), colour_by="category",
+    # topomaps by the planted word category and by label (no grids: 1,536-neuron layers, twice);
+    # pies and coherence by category
+    map_and_serve(atlas, MapOptions(group_by=("category", "label"), grid=False, colour_by="category",
                                     attributes=["category", "label"], progress=progress),
                   serve=serve, findings=False, featvis=False)
     return atlas

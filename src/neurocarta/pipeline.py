@@ -233,8 +233,9 @@ class MapOptions:
     ``group_by``: the topomaps' groupings, one map per layer each (``None``: the default
     grouping). ``colour_by``: the Mapper pies' column (``None``: the label). ``attributes``:
     the concept coherence attributes (``None``: every categorical attribute).
-    ``animate``: a training GIF per topomap. ``concept_snapshots``: concepts of every
-    snapshot (a training slider), not only the last.
+    ``animate``: a training GIF per topomap. ``grid``: topomaps also one neuron per grid
+    cell (the viewer's grid mode). ``concept_snapshots``: concepts of every snapshot (a
+    training slider), not only the last.
     """
 
     layers: list[str] | None = None
@@ -244,6 +245,7 @@ class MapOptions:
     colour_by: str | None = None
     attributes: list[str] | None = None
     animate: bool = False
+    grid: bool = True
     concept_snapshots: bool = True
 
 
@@ -269,7 +271,7 @@ def _topomap_stage(atlas: Atlas, o: MapOptions, report: Report) -> list[str]:
     lines = []
     first, last = atlas.snapshots[0], atlas.snapshots[-1]
     for group_by in o.group_by:
-        runs = build_topomaps(atlas, layers=o.layers, group_by=group_by, grid=True, snapshots=True,
+        runs = build_topomaps(atlas, layers=o.layers, group_by=group_by, grid=o.grid, snapshots=True,
                               animate=o.animate and len(atlas.snapshots) > 1, seed=o.seed, progress=o.progress,
                               report=report)
         for r in runs:
