@@ -125,3 +125,39 @@ def test_token_layers_give_each_input_the_mean_of_its_token_rows(tmp_path):
     rows = tokens.loc[tokens["input_id"] == ids[0], "row"].to_numpy()
     assert len(rows) >= 2
     np.testing.assert_allclose(from_full[0], full.activations(layer)[rows].mean(axis=0), rtol=1e-5)
+
+
+def test_concept_matching_rules_on_planted_groups():
+    """Groups as exemplar sets with a planted kept group, an even split (halves have Jaccard 0.5
+    with the whole: not a match), a merge, one that vanished and one that appeared; parts that
+    lie inside two wholes count for one."""
+    import pandas as pd
+
+    from neurocarta.methods.comparison.concept_matching import match_groups
+
+    r = lambda lo, hi: np.arange(lo, hi)  # noqa: E731
+    first = {"kept": r(0, 100), "whole": r(100, 200), "half1": r(200, 250), "half2": r(250, 300),
+             "gone": r(300, 360)}
+    second = {"kept": r(5, 100), "part1": r(100, 150), "part2": r(150, 195), "merged": r(200, 300),
+              "new": r(400, 450), "overlap": r(190, 300)}  # half1 and half2 lie inside merged and overlap
+
+    def table(groups: dict) -> tuple[pd.DataFrame, list[np.ndarray]]:
+        t = pd.DataFrame({"cluster": range(len(groups)), "layer": "l", "name": list(groups)})
+        t["n_exemplars"] = [len(v) for v in groups.values()]
+        return t, list(groups.values())
+
+    m = match_groups(*table(first), *table(second), labels={"a": "first", "b": "second"})
+    status_a = dict(zip(m.a["name"], m.a["status"]))
+    status_b = dict(zip(m.b["name"], m.b["status"]))
+    assert status_a == {"kept": "matched", "whole": "split", "half1": "merged", "half2": "merged", "gone": "vanished"}
+    assert status_b["kept"] == "matched" and status_b["merged"] == "merged" and status_b["new"] == "appeared"
+    assert status_b["part1"] == status_b["part2"] == "split"
+    kinds = sorted(e["kind"] for e in m.events)
+    assert kinds == ["appeared", "merged", "split", "vanished"]
+    split = next(e for e in m.events if e["kind"] == "split")
+    assert split["a"] == [{"layer": "l", "cluster": 1}]
+    assert sorted(g["cluster"] for g in split["b"]) == [1, 2]
+    merged = next(e for e in m.events if e["kind"] == "merged")  # one merge: a part counts for one whole
+    assert merged["b"] == [{"layer": "l", "cluster": 3}] and sorted(g["cluster"] for g in merged["a"]) == [2, 3]
+    assert status_b["overlap"] == "changed"
+    assert m.a.loc[m.a["name"] == "kept", "jaccard"].item() == pytest.approx(0.95)

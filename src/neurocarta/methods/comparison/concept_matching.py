@@ -14,10 +14,12 @@ sparse product of the two incidence matrices gives every pair's exact overlap, t
 the pairs that share an input.
 
 The rules (thresholds below; ``a`` in the first result, ``b`` in the second):
-  * matched: ``a``'s best counterpart (highest Jaccard) has Jaccard >= MATCH (0.5: more shared
-    exemplars than not); it is listed both ways.
+  * matched: ``a``'s best counterpart (highest Jaccard) has Jaccard > MATCH (0.5: more than half
+    of their pooled exemplars shared; an even split's halves have exactly 0.5 and do not match);
+    it is listed both ways.
   * part: ``b`` is a part of ``a`` when >= PART (0.6) of ``b``'s exemplars are ``a``'s and ``b``
-    holds >= PART_MIN (0.1) of ``a``'s; parts of one ``b`` in the other direction alike.
+    holds >= PART_MIN (0.1) of ``a``'s; parts of one ``b`` in the other direction alike. A part
+    inside several wholes counts for the one it shares the most exemplars with.
   * split: an unmatched ``a`` with 2 or more parts in the second result that together hold
     >= COVER (0.5) of its exemplars; merged: the same for an unmatched ``b`` and parts in the first.
   * vanished: an unmatched ``a``, in no split or merge, whose best Jaccard is < NEW (0.2, the
@@ -118,11 +120,15 @@ class ConceptMatch:
 
 
 def _parts(inter: np.ndarray, size_whole: np.ndarray, size_part: np.ndarray) -> np.ndarray:
-    """(wholes x parts) mask: the part lies mostly inside the whole and holds a real share of it."""
+    """(wholes x parts) mask: the part lies mostly inside the whole and holds a real share of it.
+    Exemplar sets of one side overlap (popular inputs are many neurons' exemplars), so a part may
+    lie inside several wholes: it counts for the one it shares most with, never for two."""
     with np.errstate(invalid="ignore", divide="ignore"):
         inside = inter / size_part[None, :] >= PART
         share = inter / size_whole[:, None] >= PART_MIN
-    return inside & share
+    mask = inside & share
+    best = np.where(mask, inter, -1.0).argmax(axis=0)
+    return mask & (np.arange(len(inter))[:, None] == best[None, :])
 
 
 def match_concepts(atlas_a: "Atlas", result_a: "ConceptResult", atlas_b: "Atlas", result_b: "ConceptResult",
@@ -134,10 +140,19 @@ def match_concepts(atlas_a: "Atlas", result_a: "ConceptResult", atlas_b: "Atlas"
     """
     a, sets_a = group_exemplars(atlas_a, result_a)
     b, sets_b = group_exemplars(atlas_b, result_b)
-    if not len(a) or not len(b):
-        raise UserError("one side has no concept groups to match; run `neurocarta concepts` with a lower --threshold")
     if same_layer is None:
         same_layer = list(result_a.layers) == list(result_b.layers)
+    labels = {"a": f"{atlas_a.url}@{result_a.snapshot}", "b": f"{atlas_b.url}@{result_b.snapshot}"}
+    return match_groups(a, sets_a, b, sets_b, labels, same_layer)
+
+
+def match_groups(a: pd.DataFrame, sets_a: list[np.ndarray], b: pd.DataFrame, sets_b: list[np.ndarray],
+                 labels: dict[str, str], same_layer: bool = True) -> ConceptMatch:
+    """The rules of the module on any two lists of groups: tables with ``cluster``, ``layer``
+    and ``n_exemplars`` (``group_exemplars``' form) and each group's sorted exemplar ids."""
+    if not len(a) or not len(b):
+        raise UserError("one side has no concept groups to match; run `neurocarta concepts` with a lower --threshold")
+    a, b = a.copy(), b.copy()
     n_ids = int(max(max((s.max() for s in sets_a if len(s)), default=0),
                     max((s.max() for s in sets_b if len(s)), default=0))) + 1
     inter = (_incidence(sets_a, n_ids) @ _incidence(sets_b, n_ids).T).toarray()
@@ -152,7 +167,7 @@ def match_concepts(atlas_a: "Atlas", result_a: "ConceptResult", atlas_b: "Atlas"
         table["best_cluster"] = other["cluster"].to_numpy()[idx]
         table["best_layer"] = other["layer"].to_numpy()[idx]
         table["jaccard"] = j[np.arange(len(j)), idx].round(4)
-        return j[np.arange(len(j)), idx] >= MATCH
+        return j[np.arange(len(j)), idx] > MATCH
 
     matched_a, matched_b = best(a, b, jac), best(b, a, jac.T)
     status_a = np.where(matched_a, "matched", "changed").astype(object)
@@ -185,8 +200,7 @@ def match_concepts(atlas_a: "Atlas", result_a: "ConceptResult", atlas_b: "Atlas"
         events += [{"kind": kind, side: [name(table, i)], "best_jaccard": float(table["jaccard"].iat[i])}
                    for i in np.flatnonzero(lost)]
         table["status"] = status
-    return ConceptMatch(a, b, events, {"a": f"{atlas_a.url}@{result_a.snapshot}", "b": f"{atlas_b.url}@{result_b.snapshot}"},
-                        jac, bool(same_layer))
+    return ConceptMatch(a, b, events, labels, jac, bool(same_layer))
 
 
 def concept_result(atlas: "Atlas", snapshot: str | None = None) -> "ConceptResult":
