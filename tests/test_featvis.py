@@ -163,3 +163,10 @@ def test_the_map_stage_visualises_every_target_of_an_image_atlas(tiny_image_atla
     # it runs after the viewer is up, last, and --no-featvis leaves it out
     assert map_stages()[-1].name == "featvis" and map_stages()[-1].after_viewer
     assert map_stages(False) == MAP_STAGES
+    # a write cut short between the images and the table (images of another run) reads as absent
+    from neurocarta.store import layout, results
+
+    images = np.asarray(featvis_images(atlas, "act"))
+    results.save_array(atlas.location, f"{layout.featvis('final', 'act')}/images", images, chunks=images.shape,
+                       attrs={"run": "another"})
+    assert featvis_table(atlas, "act") is None and featvis_layers(atlas) == {"final": ["conv", "output"]}

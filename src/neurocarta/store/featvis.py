@@ -6,7 +6,9 @@ one row per target, in the images' order, with ``kind``, ``target`` (the id as t
 ``objective`` (in words), ``activation`` (the objective the best stored image reaches),
 ``activations`` (every image's), ``exemplar_activation`` and ``exemplar_input_id`` (the best
 dataset input's objective and id; missing when the atlas cannot say). The table is written
-after the images and marks the layer's visualizations as present. A new run of a layer keeps
+after the images and marks the layer's visualizations as present; both carry the same run
+id, so a table whose images a crash replaced half-way reads as absent, never as the wrong
+images. A new run of a layer keeps
 the stored targets it does not redo, when their images have the same size and count.
 
 Writing is :mod:`neurocarta.featvis`'s (it needs the model); reading is everyone's (the
@@ -15,6 +17,7 @@ viewer, the export), without torch.
 
 from __future__ import annotations
 
+import uuid
 from urllib.parse import unquote
 
 import numpy as np
@@ -27,7 +30,8 @@ from .atlas import Atlas
 OUTPUT = "output"
 TABLE = "targets.parquet"
 IMAGES = "images"
-COLUMNS = ["kind", "target", "objective", "activation", "activations", "exemplar_activation", "exemplar_input_id"]
+COLUMNS = ["kind", "target", "objective", "activation", "activations", "exemplar_activation", "exemplar_input_id",
+           "run"]
 
 
 def featvis_layers(atlas: Atlas) -> dict[str, list[str]]:
@@ -37,7 +41,8 @@ def featvis_layers(atlas: Atlas) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for snap in atlas.snapshots:
         base = f"featvis/{layout.node(snap)}"
-        stored = {unquote(n) for n in loc.listdir(base) if loc.exists(f"{base}/{n}/{TABLE}")}
+        stored = {unquote(n) for n in loc.listdir(base)
+                  if loc.exists(f"{base}/{n}/{TABLE}") and featvis_table(atlas, unquote(n), snap) is not None}
         if stored:
             order = {name: i for i, name in enumerate(atlas.layer_names)}
             out[snap] = sorted(stored, key=lambda n: (order.get(n, len(order)), n))
@@ -49,7 +54,12 @@ def featvis_table(atlas: Atlas, layer: str, snapshot: str | None = None) -> pd.D
     rel = f"{layout.featvis(atlas.snapshot_name(snapshot), layer)}/{TABLE}"
     if not atlas.location.exists(rel):
         return None
-    return atlas.location.read_parquet(rel)
+    table = atlas.location.read_parquet(rel)
+    images = featvis_images(atlas, layer, snapshot)
+    if images is None or len(table) != images.shape[0] or \
+            ("run" in table.columns and len(table) and table["run"].iloc[0] != images.attrs.get("run")):
+        return None  # the images of another run (a write cut short): nothing trustworthy is stored
+    return table
 
 
 def featvis_images(atlas: Atlas, layer: str, snapshot: str | None = None):
@@ -76,6 +86,8 @@ def save_featvis(atlas: Atlas, layer: str, snapshot: str, images: np.ndarray, ta
             table = pd.concat([old[keep], table], ignore_index=True)
     base = layout.featvis(snapshot, layer)
     n, per, s = images.shape[:3]
+    run = uuid.uuid4().hex
+    table = table.assign(run=run)
     results.save_array(atlas.location, f"{base}/{IMAGES}", images, chunks=(max(1, min(16, n)), per, s, s, 3),
-                       attrs={**attrs, "size": int(s), "images": int(per)})
+                       attrs={**attrs, "size": int(s), "images": int(per), "run": run})
     atlas.location.write_parquet(f"{base}/{TABLE}", table[COLUMNS].reset_index(drop=True))
