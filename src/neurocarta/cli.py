@@ -584,9 +584,10 @@ def _add_compare_atlases(sub: Any) -> None:
     p.add_argument("--snapshots", choices=["all", "last"], default="all",
                    help="compare every snapshot (default) or only the last")
     p.add_argument("--no-concepts", action="store_true", help="skip concept matching")
-    p.add_argument("--max-inputs", type=int, default=10_000,
+    p.add_argument("--max-inputs", type=int, default=defaults.COMPARISON_MAX_INPUTS,
                    help="a seeded subset of at most this many shared inputs (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=256, help="CKA minibatch size (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=defaults.COMPARISON_BATCH_SIZE,
+                   help="CKA minibatch size (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, metavar="DIR",
                    help="where similarity.png and comparison.json go (default ATLAS/figures/comparison[/B])")

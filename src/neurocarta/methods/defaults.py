@@ -32,3 +32,7 @@ CONCEPTS_METHOD = "leiden"
 CONCEPTS_RESOLUTION = 1.0
 CONCEPTS_EMBEDDING = "ppmi"
 CONCEPTS_DIM = 30
+
+# Comparison: layer_similarity(), compare_atlases() and `neurocarta compare-atlases`.
+COMPARISON_BATCH_SIZE = 256  # CKA minibatch (Nguyen et al. 2021 use 256)
+COMPARISON_MAX_INPUTS = 10_000  # a seeded subset of the shared inputs above this

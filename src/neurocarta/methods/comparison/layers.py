@@ -18,14 +18,15 @@ import numpy as np
 import pandas as pd
 
 from ...errors import UserError
+from ..defaults import COMPARISON_BATCH_SIZE, COMPARISON_MAX_INPUTS
 from .cka import MIN_BATCH, MinibatchCKA
 from .representations import Representation, input_rows, shared_inputs
 
 if TYPE_CHECKING:
     from ...store import Atlas
 
-BATCH_SIZE = 256
-MAX_INPUTS = 10_000
+BATCH_SIZE = COMPARISON_BATCH_SIZE
+MAX_INPUTS = COMPARISON_MAX_INPUTS
 SNAPSHOT_CHOICES = ("all", "last")
 
 
