@@ -248,6 +248,26 @@ def test_clicking_a_concept_cluster_highlights_its_neurons_on_the_map(page, serv
     assert page.errors == []
 
 
+def test_a_deep_linked_cluster_keeps_its_members_lit_in_the_projection(page, server):
+    """regl-scatterplot splices the points it cannot select (all of them before its first draw) out
+    of the array it is given: handed the concept payload's member list itself, a cluster selected
+    before the neuron projection first drew lost every member, in every view."""
+    concepts = api(server, "/api/concepts/" + api(server, "/api/manifest")["maps"]["concepts"][-1])
+    cluster = max(concepts["clusters"], key=lambda k: len(k["members"]))
+    n = len(cluster["members"])
+    assert n > 1
+    pg = page.open(server + f"#notour&sel=cluster%3A{cluster['cluster']}")
+    wait_drawn(pg, "projection-canvas")
+    pg.wait_for_function(f"Number(document.querySelector('[data-testid=projection-canvas]').dataset.selected) === {n}",
+                         timeout=10_000)
+    # and the list stays whole for the next draw too (a colour change redraws and selects again)
+    drawn = draws(pg, "projection-canvas")
+    pg.select_option("[data-testid=projection-color]", value="layer")
+    wait_drawn(pg, "projection-canvas", drawn)
+    assert pg.get_attribute("[data-testid=projection-canvas]", "data-selected") == str(n)
+    assert page.errors == []
+
+
 def test_the_snapshot_slider_changes_the_map(page, server):
     pg = page.open(server + "#notour&tm=head.relu%40label")
     assert pg.inner_text("[data-testid=snapshot-name]") == "epoch2"
