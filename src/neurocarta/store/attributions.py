@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from . import layout, results
+from .status import note_stored
 
 if TYPE_CHECKING:
     from .atlas import Atlas
@@ -158,6 +159,7 @@ def save(atlas: Atlas, snapshot: str, new: list[AttributionItem]) -> list[int]:
         results.save_array(atlas.location, layout.attribution_images(snapshot), images,
                            chunks=(1, *images.shape[1:]), attrs={"kind": "per-pixel attribution"})
     atlas.save_map(KIND, snapshot, {"items": index, "tokens": tokens}, {"snapshot": snapshot})
+    note_stored(atlas.location, f"attributions {snapshot}")  # a running viewer reads them afresh
     return done
 
 

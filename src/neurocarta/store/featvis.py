@@ -25,6 +25,7 @@ import pandas as pd
 
 from . import layout, results
 from .atlas import Atlas
+from .status import note_stored
 
 #: the layer name class targets are stored under: the model's output logits
 OUTPUT = "output"
@@ -91,3 +92,4 @@ def save_featvis(atlas: Atlas, layer: str, snapshot: str, images: np.ndarray, ta
     results.save_array(atlas.location, f"{base}/{IMAGES}", images, chunks=(max(1, min(16, n)), per, s, s, 3),
                        attrs={**attrs, "size": int(s), "images": int(per), "run": run})
     atlas.location.write_parquet(f"{base}/{TABLE}", table[COLUMNS].reset_index(drop=True))
+    note_stored(atlas.location, f"featvis {snapshot}/{layer}")  # a running viewer reads them afresh

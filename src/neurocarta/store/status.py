@@ -8,6 +8,9 @@ atomically (``Location.write_text``): a reader sees one state or the next, never
 A stage left "running" by a process that is gone (killed, crashed) would make the viewer
 wait forever; the reader reports it as "interrupted" instead (local atlases: the writer's
 process id is checked).
+
+Writes outside the map stages (feature visualizations, attributions) mark themselves in it too
+(:func:`note_stored`), so that a running viewer serves what they stored.
 """
 
 from __future__ import annotations
@@ -77,6 +80,21 @@ class MapStatus:
         payload = {"pid": self.pid, "host": self.host, "updated": time.time(),
                    "stages": [vars(s) for s in self.stages]}
         self.location.write_text(MAP_STATUS, json.dumps(payload, indent=1))
+
+
+def note_stored(location: Location, what: str) -> None:
+    """Record that ``what`` (feature visualizations, attributions) was stored outside the map
+    stages (``neurocarta visualize`` / ``attribute``): the status file is rewritten with its
+    stages, writer and pid as they stand, so its identity (:func:`status_version`) changes and a
+    running viewer, whose caches are keyed by it, reads its payloads afresh."""
+    payload: dict = {"stages": []}
+    if location.exists(MAP_STATUS):
+        try:
+            payload = json.loads(location.read_text(MAP_STATUS))
+        except (OSError, ValueError):
+            pass  # replaced while we read it: its writer's newer state stands, ours only marks a change
+    payload.update(updated=time.time(), stored=what)
+    location.write_text(MAP_STATUS, json.dumps(payload, indent=1))
 
 
 def _process_alive(pid: int) -> bool:
