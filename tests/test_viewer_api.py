@@ -94,7 +94,7 @@ def test_manifest(client, atlas):
         [(l.name, l.kind, l.n_neurons, l.rows) for l in atlas.layers]
     assert m["layers"][0]["spatial"] == [16, 16] and m["layers"][0]["receptive_field"] == 3
     assert m["maps"] == {"topomap": ["act@label", "conv@label", "head@label"], "mapper": ["act", "conv", "head"],
-                         "concepts": ["step1", "step2"]}
+                         "concepts": ["step1", "step2"], "inputs": []}  # no input projection made here
     assert m["patches"] == {"step2": ["conv", "act", "head"]}
     assert {"name", "data", "class_names"} <= set(m)
 
