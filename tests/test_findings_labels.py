@@ -322,3 +322,20 @@ def test_numeric_attributes_are_binned_for_the_systematic_test():
     assert list(factors.columns) == ["colour", "size"]
     assert factors["colour"].tolist() == list("rgbrgbrg")
     assert factors["size"].tolist() == [0, 3, 0, 3, 1, 2, 1, 2]  # quartiles of 1..8
+
+
+def test_label_checks_start_no_process_pool(tmp_path, monkeypatch):
+    """cleanlab forks a multiprocessing pool unless told n_jobs=1; findings also run inside the
+    viewer's server threads and the test workers, where forking a threaded process hung the test
+    suite (the pool's children waited on a lock forever). The label checks stay in-process."""
+    import multiprocessing.pool
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the label checks started a process pool")
+
+    monkeypatch.setattr(multiprocessing.pool.Pool, "__init__", refuse)
+    y, x = _blocks(seed=4)
+    rng = np.random.default_rng(14)
+    given = np.where(rng.random(N) < 0.03, (y + 1) % 4, y)
+    found = mislabel_findings(_atlas(tmp_path, x, given))
+    assert _of(found, "mislabels")  # the checks ran to the end, in this process

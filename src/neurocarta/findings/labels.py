@@ -304,7 +304,10 @@ def _run_datalab(labels: np.ndarray, probs: np.ndarray, graph: sparse.csr_matrix
     An issue type that cannot run is skipped with Datalab's reason."""
     from cleanlab import Datalab
 
-    plan = [({"label": {}, "outlier": {"threshold": OUTLIER_THRESHOLD}, "near_duplicate": {}}, probs)]
+    # n_jobs=1: cleanlab otherwise forks a multiprocessing pool, and findings also run inside the
+    # viewer's server threads (and test workers), where forking a threaded process can hang forever
+    label = {"clean_learning_kwargs": {"find_label_issues_kwargs": {"n_jobs": 1}}}
+    plan = [({"label": label, "outlier": {"threshold": OUTLIER_THRESHOLD}, "near_duplicate": {}}, probs)]
     if model_probs is not None:
         # DBSCAN's radius on the scale of these features: the median distance to the k-th
         # neighbour, so a typical input is a core point and the groups are the dense regions
