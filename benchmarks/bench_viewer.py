@@ -185,23 +185,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"first paint ({Path(a.atlas).name}): topographic map {results['first_paint']['map_ms_median']:.0f} ms "
               f"median (best {results['first_paint']['map_ms_best']:.0f}), all views "
               f"{results['first_paint']['all_views_ms_median']:.0f} ms; goal <= 2000 ms")
-        url, srv, thread = serve(synthetic_app(a.points))
-        pan = pan_frames(browser, url + "#notour&view=projection", a.points)
-        srv.should_exit = True
-        thread.join(5)
-        results["projection_pan"] = pan
-        print(f"projection, {a.points:,} neurons: ready in {pan['load_s']} s; pan frame time median "
-              f"{pan['frame_ms_median']} ms (p95 {pan['frame_ms_p95']} ms, {pan['fps_median']} fps) over "
-              f"{pan['frames']} frames (idle page: {pan['idle_frame_ms_median']} ms); view moved: {pan['panned']}")
-        url, srv, thread = serve(synthetic_app(a.points))
-        pan = pan_frames(browser, url + "#notour&view=inputs", a.points, testid="inputs-canvas",
-                         ready="() => Number(document.querySelector('[data-testid=inputs-canvas]')?.dataset.draws) > 0")
-        srv.should_exit = True
-        thread.join(5)
-        results["inputs_pan"] = pan
-        print(f"input projection, {a.points:,} inputs: ready in {pan['load_s']} s; pan frame time median "
-              f"{pan['frame_ms_median']} ms (p95 {pan['frame_ms_p95']} ms, {pan['fps_median']} fps) over "
-              f"{pan['frames']} frames (idle page: {pan['idle_frame_ms_median']} ms); view moved: {pan['panned']}")
+        inputs_ready = "() => Number(document.querySelector('[data-testid=inputs-canvas]')?.dataset.draws) > 0"
+        # the neuron projection and the input projection, each panned over the same synthetic points
+        for key, label, view, extra in (("projection_pan", "projection", "projection", {}),
+                                        ("inputs_pan", "input projection", "inputs",
+                                         {"testid": "inputs-canvas", "ready": inputs_ready})):
+            url, srv, thread = serve(synthetic_app(a.points))
+            pan = pan_frames(browser, url + f"#notour&view={view}", a.points, **extra)
+            srv.should_exit = True
+            thread.join(5)
+            results[key] = pan
+            print(f"{label}, {a.points:,} points: ready in {pan['load_s']} s; pan frame time median "
+                  f"{pan['frame_ms_median']} ms (p95 {pan['frame_ms_p95']} ms, {pan['fps_median']} fps) over "
+                  f"{pan['frames']} frames (idle page: {pan['idle_frame_ms_median']} ms); view moved: {pan['panned']}")
         browser.close()
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
