@@ -157,6 +157,17 @@ def pixels(page, selector: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
 
 
+def central_mapper_node(page) -> tuple[int, int]:
+    """The saturated pixel (a class pie) nearest the centre of the Mapper canvas, in canvas pixels."""
+    image = pixels(page, "[data-testid=mapper-canvas]")
+    saturation = image.max(axis=2) - image.min(axis=2)
+    ys, xs = np.nonzero(saturation > 80)
+    assert len(xs), "no Mapper node drawn"
+    h, w = saturation.shape
+    k = int(np.argmin((xs - w / 2) ** 2 + (ys - h / 2) ** 2))
+    return int(xs[k]), int(ys[k])
+
+
 def ink(image: np.ndarray) -> int:
     """Pixels that differ from the background (the most common colour) by more than a little."""
     flat = image.reshape(-1, 3)
@@ -294,14 +305,8 @@ def test_selecting_a_mapper_node_changes_the_topomap_group(page, server):
     label = pg.inner_text("[data-testid=topomap-group-label]")
     n = draws(pg, "topomap-canvas")
     before = pixels(pg, "[data-testid=topomap-canvas]")
-    # click the saturated pixel (a class pie) nearest the centre of the Mapper canvas
-    image = pixels(pg, "[data-testid=mapper-canvas]")
-    saturation = image.max(axis=2) - image.min(axis=2)
-    ys, xs = np.nonzero(saturation > 80)
-    assert len(xs), "no Mapper node drawn"
-    h, w = saturation.shape
-    k = int(np.argmin((xs - w / 2) ** 2 + (ys - h / 2) ** 2))
-    pg.click("[data-testid=mapper-canvas]", position={"x": int(xs[k]), "y": int(ys[k])})
+    x, y = central_mapper_node(pg)
+    pg.click("[data-testid=mapper-canvas]", position={"x": x, "y": y})
     pg.wait_for_function("() => /Mapper node/.test(document.querySelector('[data-testid=topomap-group-label]').textContent)")
     wait_drawn(pg, "topomap-canvas", n)
     assert pg.inner_text("[data-testid=topomap-group-label]") != label

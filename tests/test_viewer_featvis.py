@@ -14,11 +14,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 # The browser helpers of the image viewer's tests (same Chromium, same server in a thread).
-from test_viewer_e2e import Page, api, browser, changed, pixels, serving  # noqa: F401  (browser: a fixture)
+from test_viewer_e2e import Page, api, browser, central_mapper_node, changed, pixels, serving  # noqa: F401  (browser: a fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -113,14 +112,9 @@ def test_mapper_tooltip_and_concept_graph_show_their_visualizations(page, server
     # hover the saturated pixel (a class pie) nearest the Mapper canvas's centre
     canvas = pg.locator("[data-testid=mapper-canvas]")
     pg.wait_for_timeout(500)
-    image = pixels(pg, "[data-testid=mapper-canvas]")
-    saturation = image.max(axis=2) - image.min(axis=2)
-    ys, xs = np.nonzero(saturation > 80)
-    assert len(xs), "no Mapper node drawn"
-    h, w = saturation.shape
-    k = int(np.argmin((xs - w / 2) ** 2 + (ys - h / 2) ** 2))
+    x, y = central_mapper_node(pg)
     box = canvas.bounding_box()
-    pg.mouse.move(box["x"] + float(xs[k]), box["y"] + float(ys[k]))
+    pg.mouse.move(box["x"] + float(x), box["y"] + float(y))
     tip = "[data-testid=mapper-tooltip]"
     pg.wait_for_selector(f"{tip} [data-testid=featvis-image]")
     pg.wait_for_function(f"() => document.querySelector('{tip} [data-testid=featvis-image]').naturalWidth > 0")

@@ -27,3 +27,14 @@ export function makeScatterplot(canvas: HTMLCanvasElement, box: HTMLElement, n: 
   plot.subscribe('pointOut', () => hover(null));
   return plot;
 }
+
+/** Keeps `plot` the size of `box` as the panel is resized; disconnect the observer before the
+ *  plot is destroyed. */
+export function followSize(plot: Plot, box: HTMLElement): ResizeObserver {
+  const ro = new ResizeObserver(() => {
+    const b = box.getBoundingClientRect();
+    if (b.width > 4 && b.height > 4) plot.set({ width: b.width, height: b.height });
+  });
+  ro.observe(box);
+  return ro;
+}
