@@ -94,8 +94,18 @@ def test_a_lasso_on_the_input_projection_reads_back_the_inputs_inside_it(view, d
     points = pd.DataFrame({"row": np.arange(len(ids)), "input_id": ids, "x": xy[:, 0], "y": xy[:, 1]})
     projection = InputProjection("head.relu", demo_atlas_mapped.snapshots[-1], points, len(ids))
     view._data.projection_result = lambda layer: projection  # in memory: the shared atlas stays as it is
-    report(view, "inputs:head.relu:0,0,0.5,0,0.5,1,0,1")  # the left half of the unit square
-    inside = np.sort(ids[np.round(xy[:, 0], 6) < 0.5])
+    # the points left of a cut near x = 0.5. A point on the lasso's edge is not inside it, and the
+    # layout's extreme points lie on the unit square's edges (input 1428 at y = 1 made this test
+    # fail), so the rectangle reaches beyond the square, and its right side runs midway through
+    # the widest gap between points near x = 0.5
+    xs = np.sort(xy[:, 0])
+    middle = np.searchsorted(xs, 0.5)
+    window = np.arange(max(1, middle - 50), min(len(xs), middle + 50))
+    widest = window[np.argmax(xs[window] - xs[window - 1])]
+    cut = float((xs[widest] + xs[widest - 1]) / 2)
+    assert xs[widest] - cut > 1e-5  # the server rounds coordinates to 6 decimals
+    report(view, f"inputs:head.relu:-1,-1,{cut!r},-1,{cut!r},2,-1,2")
+    inside = np.sort(ids[xy[:, 0] < cut])
     assert view.selection["input_id"].tolist() == inside.tolist() and 0 < len(inside) < len(ids)
 
 
