@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 DATA = "shapes:n=8000,bias=1,relabel=cross->star,relabel_fraction=0.2"
 # 6 epochs of 6,400 training images (600 steps). With 5,000 images (375 steps) the model was on a
-# knife edge: on a CPU with other float rounding (AVX2 rather than AVX-512) seed 0 still mixed
+# knife edge: on another CPU (an AVX2-only host, other float rounding) seed 0 still mixed
 # crosses and stars (test accuracy 0.78), the planted pair drowned in the model's own
 # confusions, and this test failed; 10 epochs instead memorised the wrong labels (recall 0.15).
 # At 8,000 images, seeds 0, 1 and 2 on that CPU: 77-86 star-looks-like-cross, precision 0.88-0.98.
