@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import UserError
+from ..defaults import COMPARISON_BATCH_SIZE, COMPARISON_MAX_INPUTS
 from .concept_matching import ConceptMatch, compare_concepts
-from .layers import BATCH_SIZE, MAX_INPUTS, LayerSimilarity, layer_similarity
+from .layers import LayerSimilarity, layer_similarity
 
 if TYPE_CHECKING:
     from ...store import Atlas
@@ -56,7 +57,8 @@ class AtlasComparison:
 
 def compare_atlases(atlas: "Atlas", other: "Atlas | None" = None, layers: list[str] | None = None,
                     other_layers: list[str] | None = None, snapshots: str = "all", concepts: bool = True,
-                    batch_size: int = BATCH_SIZE, max_inputs: int = MAX_INPUTS, seed: int = 0,
+                    batch_size: int = COMPARISON_BATCH_SIZE,
+                    max_inputs: int = COMPARISON_MAX_INPUTS, seed: int = 0,
                     progress: bool = False) -> AtlasComparison:
     """Layer similarity (see ``layers.layer_similarity``) and, with ``concepts``, concept
     matching (``concept_matching.compare_concepts``: one atlas's first snapshot against its

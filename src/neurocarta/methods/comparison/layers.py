@@ -25,8 +25,6 @@ from .representations import Representation, input_rows, shared_inputs
 if TYPE_CHECKING:
     from ...store import Atlas
 
-BATCH_SIZE = COMPARISON_BATCH_SIZE
-MAX_INPUTS = COMPARISON_MAX_INPUTS
 SNAPSHOT_CHOICES = ("all", "last")
 
 
@@ -39,7 +37,7 @@ def batches(n: int, batch_size: int, seed: int) -> list[np.ndarray]:
     return np.array_split(order, max(1, n // batch_size))
 
 
-def minibatch_cka(rows: list[np.ndarray], batch_size: int = BATCH_SIZE, seed: int = 0,
+def minibatch_cka(rows: list[np.ndarray], batch_size: int = COMPARISON_BATCH_SIZE, seed: int = 0,
                   progress: bool = False) -> tuple[np.ndarray, int]:
     """The CKA matrix of representations ``rows`` (each inputs x features, the same inputs in the
     same order) over seeded random minibatches, and the number of minibatches.
@@ -155,8 +153,8 @@ def _representations(label: str, atlas: "Atlas", layers: list[str] | None, snaps
 
 
 def layer_similarity(atlas: "Atlas", other: "Atlas | None" = None, layers: list[str] | None = None,
-                     other_layers: list[str] | None = None, snapshots: str = "all", batch_size: int = BATCH_SIZE,
-                     max_inputs: int = MAX_INPUTS, seed: int = 0, progress: bool = False) -> LayerSimilarity:
+                     other_layers: list[str] | None = None, snapshots: str = "all", batch_size: int = COMPARISON_BATCH_SIZE,
+                     max_inputs: int = COMPARISON_MAX_INPUTS, seed: int = 0, progress: bool = False) -> LayerSimilarity:
     """Minibatch linear CKA between every pair of the layers (globs: ``layers``, ``other_layers``;
     default all) of ``atlas`` (A) and ``other`` (B), at every snapshot (``snapshots="all"``) or
     the last (``"last"``), on the inputs both hold (matched by ``input_id``)."""
